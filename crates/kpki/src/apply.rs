@@ -1,0 +1,357 @@
+//! Carrying a plan out.
+//!
+//! Everything is computed in memory first (keys in parallel, then signatures in dependency order,
+//! CAs first); only when every entry is ready are files written, key before certificate. A failure
+//! before the write phase leaves the tree untouched.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use time::OffsetDateTime;
+
+use crate::disk::{Disk, Seen};
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::inputs::BACKDATE;
+use crate::issue::{cert_pem, issue, Issuance, Issuer};
+use crate::keys::{KeyAlgorithm, PrivateKey};
+use crate::kubeconfig::{Kubeconfig, Single};
+use crate::plan::{Action, Plan};
+use crate::resolve::{CertEntry, Desired, Entry};
+use crate::tree::{write_atomic, Observed, Replace};
+
+/// How to run: the clock, the randomness and the parallelism.
+pub struct Context<'a> {
+    /// The one start instant every validity is computed from.
+    pub now: OffsetDateTime,
+    /// Randomness (serials, keys).
+    pub entropy: &'a dyn Entropy,
+    /// Threads for key generation (0 = all cores).
+    pub jobs: usize,
+}
+
+/// One file written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Written {
+    /// Entry name.
+    pub entry: String,
+    /// File path.
+    pub path: PathBuf,
+}
+
+/// A file to write.
+struct Out {
+    entry: String,
+    path: PathBuf,
+    data: Vec<u8>,
+    mode: u32,
+    replace: Replace,
+}
+
+fn backup_name(path: &std::path::Path, now: OffsetDateTime) -> PathBuf {
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".bak-{stamp}"));
+    PathBuf::from(s)
+}
+
+/// Generates keys for all steps that need one, in parallel.
+fn generate_keys(
+    jobs: &[(String, KeyAlgorithm)],
+    entropy: &dyn Entropy,
+    threads: usize,
+) -> Result<HashMap<String, PrivateKey>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::crypto("starting key generation threads", e))?;
+    let keys: Vec<Result<(String, PrivateKey)>> = pool.install(|| {
+        jobs.par_iter()
+            .map(|(name, alg)| entropy.key(*alg).map(|k| (name.clone(), k)))
+            .collect()
+    });
+    keys.into_iter().collect()
+}
+
+/// Applies `plan` (which must have no errors) to the tree described by `desired`.
+/// With `backups`, files replaced by a renewal are first copied to `<file>.bak-<UTC stamp>`.
+pub fn apply(
+    desired: &Desired,
+    disk: &Disk,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    backups: bool,
+) -> Result<Vec<Written>> {
+    plan.check()?;
+    let modes = desired.modes;
+    let not_before = ctx.now - BACKDATE;
+
+    // 1. keys, in parallel
+    let mut key_jobs = Vec::new();
+    for (e, s) in desired.entries.iter().zip(&plan.steps) {
+        let needs = matches!(
+            s.action,
+            Action::Create | Action::Renew | Action::Regenerate
+        ) && !s.keep_key;
+        if needs {
+            let alg = match e {
+                Entry::Ca(c) | Entry::Leaf(c) => c.algorithm,
+                Entry::KeyPair(k) => k.algorithm,
+                Entry::Kubeconfig(k) => k.algorithm,
+            };
+            key_jobs.push((e.name().to_string(), alg));
+        }
+    }
+    let mut new_keys = generate_keys(&key_jobs, ctx.entropy, ctx.jobs)?;
+
+    // 2. signatures in entry order (CAs come first, parents before children)
+    let mut ca_material: HashMap<String, (Vec<u8>, Arc<PrivateKey>)> = HashMap::new();
+    let mut outs: Vec<Out> = Vec::new();
+    let existing_key = |name: &str| -> Option<Arc<PrivateKey>> {
+        match disk.entries.get(name) {
+            Some(Seen::Cert {
+                key: Observed::Present(k),
+                ..
+            })
+            | Some(Seen::KeyPair {
+                key: Observed::Present(k),
+                ..
+            }) => PrivateKey::from_pem(k.key.pem()).ok().map(Arc::new),
+            _ => None,
+        }
+    };
+    let existing_cert = |name: &str| -> Option<Vec<u8>> {
+        match disk.entries.get(name) {
+            Some(Seen::Cert {
+                cert: Observed::Present(c),
+                ..
+            }) => Some(c.der.clone()),
+            _ => None,
+        }
+    };
+    let mut take_key = |name: &str, keep: bool| -> Result<Arc<PrivateKey>> {
+        if keep {
+            existing_key(name).ok_or_else(|| {
+                Error::crypto(
+                    name.to_string(),
+                    "the existing key could not be loaded again",
+                )
+            })
+        } else {
+            new_keys
+                .remove(name)
+                .map(Arc::new)
+                .ok_or_else(|| Error::crypto(name.to_string(), "no key was generated"))
+        }
+    };
+    let issuance = |c_validity: time::Duration| -> Result<Issuance> {
+        Ok(Issuance {
+            not_before,
+            not_after: ctx.now + c_validity,
+            serial: ctx.entropy.serial()?,
+        })
+    };
+
+    for (e, s) in desired.entries.iter().zip(&plan.steps) {
+        match (e, s.action) {
+            (Entry::Ca(c), Action::Reuse | Action::SkipExternal) => {
+                if let (Some(der), Some(key)) = (existing_cert(&c.name), existing_key(&c.name)) {
+                    ca_material.insert(c.name.clone(), (der, key));
+                }
+            }
+            (Entry::Ca(c), Action::Create) => {
+                let key = take_key(&c.name, s.keep_key)?;
+                let der = {
+                    let parent = c.ca.as_ref().and_then(|p| ca_material.get(p));
+                    let issuer = parent.map(|(d, k)| Issuer {
+                        cert_der: d,
+                        key: k,
+                    });
+                    issue(&c.profile, &key, issuer, issuance(c.validity)?)?
+                };
+                if !s.keep_key {
+                    outs.push(Out {
+                        entry: c.name.clone(),
+                        path: c.key_path.clone(),
+                        data: key.pem().as_bytes().to_vec(),
+                        mode: modes.key,
+                        replace: Replace::Never,
+                    });
+                }
+                outs.push(Out {
+                    entry: c.name.clone(),
+                    path: c.cert_path.clone(),
+                    data: cert_pem(&der).into_bytes(),
+                    mode: modes.cert,
+                    replace: Replace::Allow,
+                });
+                ca_material.insert(c.name.clone(), (der, key));
+            }
+            (Entry::Leaf(c), Action::Create | Action::Renew | Action::Regenerate) => {
+                let key = take_key(&c.name, s.keep_key)?;
+                let der = sign_leaf(c, &key, &ca_material, issuance(c.validity)?)?;
+                if s.action != Action::Create && backups {
+                    push_backups(
+                        &mut outs,
+                        &c.name,
+                        &[(&c.key_path, modes.key), (&c.cert_path, modes.cert)],
+                        ctx.now,
+                    )?;
+                }
+                if !s.keep_key {
+                    outs.push(Out {
+                        entry: c.name.clone(),
+                        path: c.key_path.clone(),
+                        data: key.pem().as_bytes().to_vec(),
+                        mode: modes.key,
+                        replace: Replace::Allow,
+                    });
+                }
+                outs.push(Out {
+                    entry: c.name.clone(),
+                    path: c.cert_path.clone(),
+                    data: cert_pem(&der).into_bytes(),
+                    mode: modes.cert,
+                    replace: Replace::Allow,
+                });
+            }
+            (Entry::KeyPair(k), Action::Create) => {
+                let key = take_key(&k.name, s.keep_key)?;
+                if !s.keep_key {
+                    outs.push(Out {
+                        entry: k.name.clone(),
+                        path: k.key_path.clone(),
+                        data: key.pem().as_bytes().to_vec(),
+                        mode: modes.key,
+                        replace: Replace::Allow,
+                    });
+                }
+                outs.push(Out {
+                    entry: k.name.clone(),
+                    path: k.pub_path.clone(),
+                    data: key.public_key_pem().into_bytes(),
+                    mode: modes.public,
+                    replace: Replace::Allow,
+                });
+            }
+            (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
+                let key = take_key(&k.name, false)?;
+                let (ca_der, ca_key) = ca_material.get(&k.ca).ok_or_else(|| {
+                    Error::crypto(
+                        k.name.clone(),
+                        format!("CA {} is not available to sign", k.ca),
+                    )
+                })?;
+                let der = issue(
+                    &k.profile,
+                    &key,
+                    Some(Issuer {
+                        cert_der: ca_der,
+                        key: ca_key,
+                    }),
+                    issuance(k.validity)?,
+                )?;
+                let ca_pem = cert_pem(ca_der);
+                let cert_pem_text = cert_pem(&der);
+                let config = match (s.action, disk.entries.get(&k.name)) {
+                    (Action::Renew, Some(Seen::Kubeconfig(Observed::Present(existing)))) => {
+                        let mut cfg = existing.config.clone();
+                        cfg.set_credentials(Some(&ca_pem), &cert_pem_text, key.pem())
+                            .map_err(|m| Error::file(&k.path, m))?;
+                        if backups {
+                            push_backups(
+                                &mut outs,
+                                &k.name,
+                                &[(&k.path, modes.kubeconfig)],
+                                ctx.now,
+                            )?;
+                        }
+                        cfg
+                    }
+                    _ => Kubeconfig::single(Single {
+                        cluster_name: &k.cluster_name,
+                        server: &k.server,
+                        ca_pem: Some(&ca_pem),
+                        user: &k.profile.cn,
+                        auth: Kubeconfig::cert_auth(&cert_pem_text, key.pem()),
+                    }),
+                };
+                let yaml = config.to_yaml().map_err(|m| Error::file(&k.path, m))?;
+                outs.push(Out {
+                    entry: k.name.clone(),
+                    path: k.path.clone(),
+                    data: yaml.into_bytes(),
+                    mode: modes.kubeconfig,
+                    replace: Replace::Allow,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    // 3. writes
+    let mut written = Vec::new();
+    for o in outs {
+        write_atomic(&o.path, &o.data, o.mode, modes.dir, o.replace)?;
+        written.push(Written {
+            entry: o.entry,
+            path: o.path,
+        });
+    }
+    Ok(written)
+}
+
+fn push_backups(
+    outs: &mut Vec<Out>,
+    entry: &str,
+    files: &[(&PathBuf, u32)],
+    now: OffsetDateTime,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for (path, default_mode) in files {
+        if let Some(data) = crate::tree::read_optional(path)? {
+            let mode = std::fs::metadata(path)
+                .map(|m| m.mode() & 0o7777)
+                .unwrap_or(*default_mode);
+            outs.push(Out {
+                entry: entry.to_string(),
+                path: backup_name(path, now),
+                data,
+                mode,
+                replace: Replace::Never,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sign_leaf(
+    c: &CertEntry,
+    key: &PrivateKey,
+    cas: &HashMap<String, (Vec<u8>, Arc<PrivateKey>)>,
+    when: Issuance,
+) -> Result<Vec<u8>> {
+    let ca = c.ca.as_deref().unwrap_or_default();
+    let (der, ca_key) = cas.get(ca).ok_or_else(|| {
+        Error::crypto(c.name.clone(), format!("CA {ca} is not available to sign"))
+    })?;
+    issue(
+        &c.profile,
+        key,
+        Some(Issuer {
+            cert_der: der,
+            key: ca_key,
+        }),
+        when,
+    )
+}

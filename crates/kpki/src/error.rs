@@ -1,0 +1,96 @@
+//! Typed library errors. Every variant names the file, flag or spec entry at fault, so the CLI can
+//! print one line that tells the operator where to look.
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop a kpki operation before or while it touches the disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The certificate spec (certs-spec.toml) is malformed or inconsistent.
+    #[error("spec {origin}: {entry}: {message}")]
+    Spec {
+        /// Where the spec came from (a path or "embedded default").
+        origin: String,
+        /// The entry (or top-level key) at fault.
+        entry: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A cluster input (flag or kubeadm config field) is invalid.
+    #[error("{field}: {message}")]
+    Input {
+        /// The flag (`--service-cidr`) or config field (`networking.serviceSubnet`) at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The kubeadm config file could not be read or parsed.
+    #[error("{path}: {message}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file on disk could not be read, written or understood.
+    #[error("{path}: {message}")]
+    File {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An entry on disk conflicts with the spec and inputs, so `init` refuses to touch the tree.
+    #[error("{path}: {entry}: {message}")]
+    Conflict {
+        /// The spec entry.
+        entry: String,
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A cryptographic operation failed (key generation, signing).
+    #[error("{context}: {message}")]
+    Crypto {
+        /// What was being done.
+        context: String,
+        /// The underlying failure.
+        message: String,
+    },
+    /// Another kpki process holds the lock on the directory.
+    #[error("{path}: {message}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::File {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn input(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Input {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn crypto(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Crypto {
+            context: context.into(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! Cluster inputs: kubeadm's flags and config fields, validated and defaulted.
+//!
+//! The CLI hands over raw strings ([`InputArgs`]) so that every validation message names the flag
+//! or config field it came from, and so that installers calling the library get the same checks.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use time::Duration;
+
+use crate::error::{Error, Result};
+use crate::keys::KeyAlgorithm;
+use crate::kubeadm_config::KubeadmConfig;
+
+/// kubeadm's default certificate validity (8760h).
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::hours(8760);
+/// kubeadm's default CA validity (87600h).
+pub const DEFAULT_CA_VALIDITY: Duration = Duration::hours(87600);
+/// kubeadm back-dates NotBefore by five minutes to absorb clock skew.
+pub const BACKDATE: Duration = Duration::minutes(5);
+
+/// Raw, unvalidated inputs as given on the command line (kubeadm's flag names).
+#[derive(Debug, Clone, Default)]
+pub struct InputArgs {
+    /// `--cert-dir` / `--out`.
+    pub cert_dir: Option<PathBuf>,
+    /// `--kubeconfig-dir`.
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// `--config`: a kubeadm InitConfiguration/ClusterConfiguration file.
+    pub config: Option<PathBuf>,
+    /// `--node-name`.
+    pub node_name: Option<String>,
+    /// `--apiserver-advertise-address`.
+    pub advertise_address: Option<String>,
+    /// `--apiserver-bind-port`.
+    pub bind_port: Option<String>,
+    /// `--control-plane-endpoint`.
+    pub control_plane_endpoint: Option<String>,
+    /// `--apiserver-cert-extra-sans` (each value may itself be a comma list).
+    pub apiserver_cert_extra_sans: Vec<String>,
+    /// `--service-cidr`.
+    pub service_cidr: Option<String>,
+    /// `--service-dns-domain`.
+    pub service_dns_domain: Option<String>,
+    /// `--cluster-name`.
+    pub cluster_name: Option<String>,
+    /// `--encryption-algorithm`.
+    pub encryption_algorithm: Option<String>,
+    /// `--cert-validity` (Go duration).
+    pub cert_validity: Option<String>,
+    /// `--ca-validity` (Go duration).
+    pub ca_validity: Option<String>,
+}
+
+/// A `host:port` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    /// Host as written (IP or DNS name, without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `https://host:port`, IPv6 in brackets (Go's JoinHostPort).
+    pub fn url(&self) -> String {
+        if self.host.contains(':') {
+            format!("https://[{}]:{}", self.host, self.port)
+        } else {
+            format!("https://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Validated cluster inputs: everything the spec's templates and the kubeconfigs need.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inputs {
+    /// Where certificates and keys live.
+    pub cert_dir: PathBuf,
+    /// Where kubeconfig files live.
+    pub kubeconfig_dir: PathBuf,
+    /// Node name, trimmed and lower-cased.
+    pub node_name: String,
+    /// API server advertise address (canonical form).
+    pub advertise_address: IpAddr,
+    /// API server bind port.
+    pub bind_port: u16,
+    /// Control-plane endpoint, if set.
+    pub control_plane_endpoint: Option<Endpoint>,
+    /// Service CIDRs; the first one gives the API server's service IP.
+    pub service_cidrs: Vec<IpNet>,
+    /// Service DNS domain.
+    pub dns_domain: String,
+    /// Cluster name (kubeconfig cluster entry).
+    pub cluster_name: String,
+    /// Extra API server SANs (lower-cased), IP or DNS.
+    pub apiserver_extra_sans: Vec<String>,
+    /// Extra etcd server SANs.
+    pub etcd_server_extra_sans: Vec<String>,
+    /// Extra etcd peer SANs.
+    pub etcd_peer_extra_sans: Vec<String>,
+    /// False with an external etcd: entries marked `when = "local_etcd"` are left out.
+    pub local_etcd: bool,
+    /// Key algorithm for entries that follow the cluster setting.
+    pub key_algorithm: KeyAlgorithm,
+    /// Leaf validity.
+    #[serde(serialize_with = "crate::duration::serialize_go")]
+    pub cert_validity: Duration,
+    /// CA validity.
+    #[serde(serialize_with = "crate::duration::serialize_go")]
+    pub ca_validity: Duration,
+}
+
+impl Inputs {
+    /// Resolves flags over an optional kubeadm config (flags win), applying kubeadm's defaults.
+    /// Reads the config file named by `args.config`, if any.
+    pub fn from_args(args: &InputArgs) -> Result<Inputs> {
+        let cfg = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                    path: path.clone(),
+                    message: format!("cannot read kubeadm config: {e}"),
+                })?;
+                crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
+                    path: path.clone(),
+                    message,
+                })?
+            }
+            None => KubeadmConfig::default(),
+        };
+        Inputs::resolve(args, &cfg)
+    }
+
+    /// Like [`Inputs::from_args`] with an already parsed config.
+    pub fn resolve(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
+        let cert_dir = args
+            .cert_dir
+            .clone()
+            .or_else(|| cfg.certificates_dir.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/etc/kubernetes/pki"));
+        let kubeconfig_dir =
+            args.kubeconfig_dir
+                .clone()
+                .unwrap_or_else(|| match cert_dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                });
+
+        let (node_name, node_field) = pick(
+            &args.node_name,
+            "--node-name",
+            &cfg.node_name,
+            "nodeRegistration.name",
+        );
+        let node_name = match node_name {
+            Some(n) => n.trim().to_lowercase(),
+            None => hostname().ok_or_else(|| {
+                Error::input(
+                    "--node-name",
+                    "not given and the host name could not be read",
+                )
+            })?,
+        };
+        check_dns_subdomain(&node_name).map_err(|m| Error::input(node_field, m))?;
+
+        let (adv, adv_field) = pick(
+            &args.advertise_address,
+            "--apiserver-advertise-address",
+            &cfg.advertise_address,
+            "localAPIEndpoint.advertiseAddress",
+        );
+        let advertise_address = match adv {
+            Some(a) => parse_ip(a).map_err(|m| Error::input(adv_field, m))?,
+            None => {
+                return Err(Error::input(
+                    "--apiserver-advertise-address",
+                    "is required (kpki does not guess the host's address); pass it or set localAPIEndpoint.advertiseAddress",
+                ))
+            }
+        };
+        if advertise_address.is_unspecified() {
+            return Err(Error::input(
+                adv_field,
+                format!(
+                    "{advertise_address} is not a usable advertise address; give the host's IP"
+                ),
+            ));
+        }
+
+        let bind_port = match &args.bind_port {
+            Some(p) => parse_port(p).map_err(|m| Error::input("--apiserver-bind-port", m))?,
+            None => cfg.bind_port.unwrap_or(6443),
+        };
+        if bind_port == 0 {
+            return Err(Error::input(
+                "localAPIEndpoint.bindPort",
+                "port 0 is not valid",
+            ));
+        }
+
+        let (cpe, cpe_field) = pick(
+            &args.control_plane_endpoint,
+            "--control-plane-endpoint",
+            &cfg.control_plane_endpoint,
+            "controlPlaneEndpoint",
+        );
+        let control_plane_endpoint = match cpe {
+            Some(c) if !c.trim().is_empty() => {
+                Some(parse_endpoint(c.trim(), bind_port).map_err(|m| Error::input(cpe_field, m))?)
+            }
+            _ => None,
+        };
+
+        let (cidr, cidr_field) = pick(
+            &args.service_cidr,
+            "--service-cidr",
+            &cfg.service_subnet,
+            "networking.serviceSubnet",
+        );
+        let service_cidrs = parse_cidrs(cidr.map(String::as_str).unwrap_or("10.96.0.0/12"))
+            .map_err(|m| Error::input(cidr_field, m))?;
+
+        let (dom, dom_field) = pick(
+            &args.service_dns_domain,
+            "--service-dns-domain",
+            &cfg.dns_domain,
+            "networking.dnsDomain",
+        );
+        let dns_domain = dom.cloned().unwrap_or_else(|| "cluster.local".into());
+        check_dns_subdomain(&dns_domain).map_err(|m| Error::input(dom_field, m))?;
+
+        let (cn, cn_field) = pick(
+            &args.cluster_name,
+            "--cluster-name",
+            &cfg.cluster_name,
+            "clusterName",
+        );
+        let cluster_name = cn.cloned().unwrap_or_else(|| "kubernetes".into());
+        if cluster_name.is_empty()
+            || cluster_name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::input(
+                cn_field,
+                format!("{cluster_name:?} is not a valid cluster name"),
+            ));
+        }
+
+        let mut apiserver_extra_sans = Vec::new();
+        let flag_sans: Vec<String> = args
+            .apiserver_cert_extra_sans
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let (sans, sans_field) = if flag_sans.is_empty() {
+            (&cfg.apiserver_cert_sans, "apiServer.certSANs")
+        } else {
+            (&flag_sans, "--apiserver-cert-extra-sans")
+        };
+        for s in sans {
+            apiserver_extra_sans
+                .push(classify_san(&s.to_lowercase()).map_err(|m| Error::input(sans_field, m))?);
+        }
+        let etcd_server_extra_sans = cfg
+            .etcd_server_cert_sans
+            .iter()
+            .map(|s| classify_san(s).map_err(|m| Error::input("etcd.local.serverCertSANs", m)))
+            .collect::<Result<Vec<_>>>()?;
+        let etcd_peer_extra_sans = cfg
+            .etcd_peer_cert_sans
+            .iter()
+            .map(|s| classify_san(s).map_err(|m| Error::input("etcd.local.peerCertSANs", m)))
+            .collect::<Result<Vec<_>>>()?;
+
+        let key_algorithm = match (
+            &args.encryption_algorithm,
+            &cfg.encryption_algorithm,
+            cfg.public_keys_ecdsa,
+        ) {
+            (Some(a), _, _) => a
+                .parse()
+                .map_err(|m: String| Error::input("--encryption-algorithm", m))?,
+            (None, _, Some(true)) => KeyAlgorithm::EcdsaP256,
+            (None, _, Some(false)) => KeyAlgorithm::Rsa2048,
+            (None, Some(a), None) if !a.is_empty() => a
+                .parse()
+                .map_err(|m: String| Error::input("encryptionAlgorithm", m))?,
+            _ => KeyAlgorithm::Rsa2048,
+        };
+
+        let cert_validity = match &args.cert_validity {
+            Some(v) => parse_validity(v).map_err(|m| Error::input("--cert-validity", m))?,
+            None => cfg
+                .certificate_validity_period
+                .unwrap_or(DEFAULT_CERT_VALIDITY),
+        };
+        let ca_validity = match &args.ca_validity {
+            Some(v) => parse_validity(v).map_err(|m| Error::input("--ca-validity", m))?,
+            None => cfg
+                .ca_certificate_validity_period
+                .unwrap_or(DEFAULT_CA_VALIDITY),
+        };
+        if cert_validity <= Duration::ZERO {
+            return Err(Error::input(
+                "certificateValidityPeriod",
+                "must be positive",
+            ));
+        }
+        if ca_validity <= Duration::ZERO {
+            return Err(Error::input(
+                "caCertificateValidityPeriod",
+                "must be positive",
+            ));
+        }
+
+        Ok(Inputs {
+            cert_dir,
+            kubeconfig_dir,
+            node_name,
+            advertise_address,
+            bind_port,
+            control_plane_endpoint,
+            service_cidrs,
+            dns_domain,
+            cluster_name,
+            apiserver_extra_sans,
+            etcd_server_extra_sans,
+            etcd_peer_extra_sans,
+            local_etcd: !cfg.etcd_external,
+            key_algorithm,
+            cert_validity,
+            ca_validity,
+        })
+    }
+
+    /// The API server's service IP: first address after the network of the first service CIDR.
+    pub fn service_ip(&self) -> Option<IpAddr> {
+        let net = self.service_cidrs.first()?;
+        Some(match net.network() {
+            IpAddr::V4(v) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v).wrapping_add(1))),
+            IpAddr::V6(v) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v).wrapping_add(1))),
+        })
+    }
+
+    /// The local API endpoint: advertise address and bind port.
+    pub fn local_endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.advertise_address.to_string(),
+            port: self.bind_port,
+        }
+    }
+
+    /// The control-plane endpoint, or the local endpoint when none is set (kubeadm's rule).
+    pub fn control_plane(&self) -> Endpoint {
+        self.control_plane_endpoint
+            .clone()
+            .unwrap_or_else(|| self.local_endpoint())
+    }
+
+    /// The base directory of a path in the tree: cert dir for keys/certs, kubeconfig dir otherwise.
+    pub fn cert_path(&self, rel: &str) -> PathBuf {
+        self.cert_dir.join(rel)
+    }
+}
+
+fn pick<'a>(
+    flag: &'a Option<String>,
+    flag_name: &'static str,
+    cfg: &'a Option<String>,
+    cfg_name: &'static str,
+) -> (Option<&'a String>, &'static str) {
+    match (flag, cfg) {
+        (Some(f), _) => (Some(f), flag_name),
+        (None, Some(c)) => (Some(c), cfg_name),
+        (None, None) => (None, flag_name),
+    }
+}
+
+fn hostname() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()?;
+    let h = raw.trim().to_lowercase();
+    (!h.is_empty()).then_some(h)
+}
+
+/// Parses an IP address strictly and returns it in canonical form.
+pub fn parse_ip(s: &str) -> std::result::Result<IpAddr, String> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| format!("{s:?} is not a valid IP address"))
+}
+
+fn parse_port(s: &str) -> std::result::Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{s:?} is not a valid port (1-65535)")),
+    }
+}
+
+fn parse_validity(s: &str) -> std::result::Result<Duration, String> {
+    let d = crate::duration::parse_go_duration(s)?;
+    if d <= Duration::ZERO {
+        return Err(format!("{s:?} must be a positive duration such as 8760h"));
+    }
+    Ok(d)
+}
+
+/// Parses `host[:port]` (IPv6 as `[addr]:port`); the port defaults to `default_port`.
+pub fn parse_endpoint(s: &str, default_port: u16) -> std::result::Result<Endpoint, String> {
+    let bad = |why: &str| format!("{s:?} is not a valid host[:port]: {why}");
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let close = rest.find(']').ok_or_else(|| bad("missing ']'"))?;
+        let host = &rest[..close];
+        let after = &rest[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p).map_err(|m| bad(&m))?,
+            None if after.is_empty() => default_port,
+            None => return Err(bad("unexpected text after ']'")),
+        };
+        (host.to_string(), port)
+    } else if s.matches(':').count() > 1 {
+        (s.to_string(), default_port) // bare IPv6
+    } else if let Some((h, p)) = s.split_once(':') {
+        (h.to_string(), parse_port(p).map_err(|m| bad(&m))?)
+    } else {
+        (s.to_string(), default_port)
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Endpoint {
+            host: ip.to_canonical().to_string(),
+            port,
+        });
+    }
+    check_dns_subdomain(&host).map_err(|m| bad(&m))?;
+    Ok(Endpoint { host, port })
+}
+
+fn parse_cidrs(s: &str) -> std::result::Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let net: IpNet = part
+            .parse()
+            .map_err(|_| format!("{part:?} is not a valid CIDR (e.g. 10.96.0.0/12)"))?;
+        if net.prefix_len() == net.max_prefix_len() {
+            return Err(format!(
+                "{part:?} leaves no room for the API server's service IP"
+            ));
+        }
+        out.push(net);
+    }
+    if out.len() > 2 || (out.len() == 2 && out[0].addr().is_ipv4() == out[1].addr().is_ipv4()) {
+        return Err(format!(
+            "{s:?}: give one CIDR, or two of different IP families (dual-stack)"
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks an RFC 1123 subdomain (lower-case LDH labels, at most 253 characters).
+pub fn check_dns_subdomain(s: &str) -> std::result::Result<(), String> {
+    let bad = |why: &str| Err(format!("{s:?} is not a valid RFC 1123 DNS name: {why}"));
+    if s.is_empty() {
+        return bad("empty");
+    }
+    if s.len() > 253 {
+        return bad("longer than 253 characters");
+    }
+    for label in s.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each label must have 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return bad("only lower-case letters, digits, '-' and '.' are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("labels must start and end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+/// Classifies an extra SAN the way kubeadm does (IP, RFC 1123 name or `*.` wildcard), returning
+/// it in canonical form. kubeadm silently drops anything else; kpki refuses it.
+pub fn classify_san(s: &str) -> std::result::Result<String, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(ip.to_canonical().to_string());
+    }
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    check_dns_subdomain(name)
+        .map_err(|_| format!("{s:?} is not a valid IP address or RFC 1123 DNS name"))?;
+    Ok(s.to_string())
+}
+
+/// Returns `path`'s absolute form for messages without touching the disk.
+pub fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> InputArgs {
+        InputArgs {
+            node_name: Some("CP-1".into()),
+            advertise_address: Some("10.0.0.10".into()),
+            cert_dir: Some("/tmp/x/pki".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_kubeadm() {
+        let i = Inputs::resolve(&args(), &KubeadmConfig::default()).expect("inputs");
+        assert_eq!(i.node_name, "cp-1");
+        assert_eq!(i.bind_port, 6443);
+        assert_eq!(i.service_ip(), Some("10.96.0.1".parse().expect("ip")));
+        assert_eq!(i.dns_domain, "cluster.local");
+        assert_eq!(i.kubeconfig_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(i.control_plane().url(), "https://10.0.0.10:6443");
+        assert_eq!(i.key_algorithm, KeyAlgorithm::Rsa2048);
+        assert_eq!(i.cert_validity, Duration::hours(8760));
+    }
+
+    #[test]
+    fn flags_override_config_and_ipv6() {
+        let cfg = KubeadmConfig {
+            service_subnet: Some("fd00::/108,10.96.0.0/16".into()),
+            advertise_address: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        let mut a = args();
+        a.advertise_address = Some("fd00::10".into());
+        a.control_plane_endpoint = Some("[fd00::1]".into());
+        let i = Inputs::resolve(&a, &cfg).expect("inputs");
+        assert_eq!(i.service_ip(), Some("fd00::1".parse().expect("ip")));
+        assert_eq!(i.local_endpoint().url(), "https://[fd00::10]:6443");
+        assert_eq!(i.control_plane().url(), "https://[fd00::1]:6443");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        type Edit = fn(&mut InputArgs);
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                |a| a.advertise_address = Some("10.0.0.300".into()),
+                "--apiserver-advertise-address",
+            ),
+            (
+                |a| a.service_cidr = Some("10.96.0.0/33".into()),
+                "--service-cidr",
+            ),
+            (
+                |a| a.bind_port = Some("70000".into()),
+                "--apiserver-bind-port",
+            ),
+            (
+                |a| a.control_plane_endpoint = Some("bad_host:6443".into()),
+                "--control-plane-endpoint",
+            ),
+            (
+                |a| a.encryption_algorithm = Some("DSA".into()),
+                "--encryption-algorithm",
+            ),
+            (|a| a.cert_validity = Some("1y".into()), "--cert-validity"),
+            (
+                |a| a.node_name = Some("no_underscores".into()),
+                "--node-name",
+            ),
+            (
+                |a| a.apiserver_cert_extra_sans = vec!["ok.example.com,not valid".into()],
+                "--apiserver-cert-extra-sans",
+            ),
+        ];
+        for (edit, field) in cases {
+            let mut a = args();
+            edit(&mut a);
+            let e = Inputs::resolve(&a, &KubeadmConfig::default())
+                .expect_err(field)
+                .to_string();
+            assert!(e.starts_with(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn extra_sans_are_classified() {
+        assert_eq!(classify_san("192.0.2.7").expect("ip"), "192.0.2.7");
+        assert_eq!(
+            classify_san("*.apps.example.com").expect("wildcard"),
+            "*.apps.example.com"
+        );
+        assert!(classify_san("Upper.example.com").is_err());
+        assert_eq!(
+            parse_endpoint("k8s.example.internal", 6443)
+                .expect("ep")
+                .port,
+            6443
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Private keys: generation, kubeadm's on-disk formats, loading.
+//!
+//! kubeadm writes `RSA PRIVATE KEY` (PKCS#1) and `EC PRIVATE KEY` (SEC1 with the named curve),
+//! and Go's parsers need exactly that. The crypto backend (aws-lc-rs through rcgen) produces
+//! PKCS#8, so generated keys are unwrapped here. A key loaded from disk keeps its original PEM
+//! bytes: re-serialising it could change the format other tools expect.
+
+use std::fmt;
+use std::str::FromStr;
+
+use der::{Decode, Encode};
+use rcgen::{KeyPair, PublicKeyData, SigningKey};
+
+use crate::error::{Error, Result};
+
+/// Key algorithms kubeadm supports (`encryptionAlgorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum KeyAlgorithm {
+    /// RSA 2048 (kubeadm's default).
+    #[serde(rename = "RSA-2048")]
+    Rsa2048,
+    /// RSA 3072.
+    #[serde(rename = "RSA-3072")]
+    Rsa3072,
+    /// RSA 4096.
+    #[serde(rename = "RSA-4096")]
+    Rsa4096,
+    /// ECDSA on P-256.
+    #[serde(rename = "ECDSA-P256")]
+    EcdsaP256,
+    /// ECDSA on P-384.
+    #[serde(rename = "ECDSA-P384")]
+    EcdsaP384,
+}
+
+impl KeyAlgorithm {
+    /// All algorithms, in kubeadm's documentation order.
+    pub const ALL: [KeyAlgorithm; 5] = [
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa3072,
+        KeyAlgorithm::Rsa4096,
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+    ];
+
+    /// kubeadm's name for the algorithm.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa2048 => "RSA-2048",
+            KeyAlgorithm::Rsa3072 => "RSA-3072",
+            KeyAlgorithm::Rsa4096 => "RSA-4096",
+            KeyAlgorithm::EcdsaP256 => "ECDSA-P256",
+            KeyAlgorithm::EcdsaP384 => "ECDSA-P384",
+        }
+    }
+
+    /// True for the ECDSA algorithms (RFC 8813: no keyEncipherment).
+    pub fn is_ec(self) -> bool {
+        matches!(self, KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384)
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        KeyAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown key algorithm {s:?} (known: {})",
+                    KeyAlgorithm::ALL.map(|a| a.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// A private key with the PEM it is (or will be) stored as.
+pub struct PrivateKey {
+    pem: String,
+    pair: KeyPair,
+    algorithm: KeyAlgorithm,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+const OID_P256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+impl PrivateKey {
+    /// Generates a fresh key and encodes it the way kubeadm stores it.
+    pub fn generate(alg: KeyAlgorithm) -> Result<PrivateKey> {
+        let ctx = || format!("generating a {alg} key");
+        let pair = match alg {
+            KeyAlgorithm::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            }
+            KeyAlgorithm::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+            }
+            KeyAlgorithm::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        }
+        .map_err(|e| Error::crypto(ctx(), e))?;
+        let pkcs8 = pair.serialize_der();
+        let info =
+            pkcs8::PrivateKeyInfoRef::from_der(&pkcs8).map_err(|e| Error::crypto(ctx(), e))?;
+        let inner = info.private_key.as_bytes();
+        let (label, body) = if alg.is_ec() {
+            // aws-lc leaves the curve out of the inner ECPrivateKey; Go's ParseECPrivateKey needs it.
+            let mut ec =
+                sec1::EcPrivateKey::from_der(inner).map_err(|e| Error::crypto(ctx(), e))?;
+            let curve = if alg == KeyAlgorithm::EcdsaP256 {
+                OID_P256
+            } else {
+                OID_P384
+            };
+            ec.parameters = Some(sec1::EcParameters::NamedCurve(curve));
+            if ec.public_key.is_none() {
+                ec.public_key = Some(pair.public_key_raw());
+            }
+            (
+                "EC PRIVATE KEY",
+                ec.to_der().map_err(|e| Error::crypto(ctx(), e))?,
+            )
+        } else {
+            ("RSA PRIVATE KEY", inner.to_vec())
+        };
+        let pem = pem::encode_config(&pem::Pem::new(label, body), pem_config());
+        Ok(PrivateKey {
+            pem,
+            pair,
+            algorithm: alg,
+        })
+    }
+
+    /// Loads a key from PEM text (PKCS#1, SEC1 or PKCS#8; extra non-key blocks are ignored, as
+    /// kubeadm does). The error message says what is wrong without the path; callers add it.
+    pub fn from_pem(text: &str) -> std::result::Result<PrivateKey, String> {
+        let blocks = pem::parse_many(text).map_err(|e| format!("not a valid PEM file: {e}"))?;
+        if blocks.is_empty() {
+            return Err("no PEM block found (is this a DER or empty file?)".into());
+        }
+        let block = blocks
+            .iter()
+            .find(|b| matches!(b.tag(), "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY"))
+            .ok_or_else(|| {
+                format!(
+                    "no private key block (found {}); expected RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY",
+                    blocks.iter().map(|b| b.tag().to_string()).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        if block.tag() == "ENCRYPTED PRIVATE KEY" || block.headers().get("Proc-Type").is_some() {
+            return Err(
+                "the private key is encrypted; kpki (like kubeadm) needs an unencrypted key".into(),
+            );
+        }
+        let single = pem::encode(&pem::Pem::new(block.tag(), block.contents().to_vec()));
+        let pair = KeyPair::from_pem(&single).map_err(|e| {
+            format!(
+                "the {} block is not a usable RSA or ECDSA key: {e}",
+                block.tag()
+            )
+        })?;
+        let algorithm = algorithm_of_spki(&pair.subject_public_key_info())?;
+        Ok(PrivateKey {
+            pem: text.to_string(),
+            pair,
+            algorithm,
+        })
+    }
+
+    /// The PEM text as stored on disk.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// DER SubjectPublicKeyInfo of the public half.
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+
+    /// The raw subjectPublicKey bits (what Go hashes for a Subject Key Identifier).
+    pub fn public_key_bits(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    /// `PUBLIC KEY` PEM (PKIX), as kubeadm writes `sa.pub`.
+    pub fn public_key_pem(&self) -> String {
+        pem::encode_config(&pem::Pem::new("PUBLIC KEY", self.spki_der()), pem_config())
+    }
+
+    /// Signs `msg` with the key's default scheme (RSA PKCS#1 v1.5 SHA-256, ECDSA SHA-256/384).
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        self.pair.sign(msg).map_err(|e| Error::crypto("signing", e))
+    }
+
+    /// DER AlgorithmIdentifier of the signatures this key makes (Go picks by the signer's key).
+    pub fn signature_algorithm_der(&self) -> Vec<u8> {
+        match self.algorithm {
+            // sha256WithRSAEncryption with NULL parameters (RFC 4055)
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                vec![
+                    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+                    0x05, 0x00,
+                ]
+            }
+            // ecdsa-with-SHA256, no parameters (RFC 5758)
+            KeyAlgorithm::EcdsaP256 => vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+            ],
+            // ecdsa-with-SHA384
+            KeyAlgorithm::EcdsaP384 => vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+            ],
+        }
+    }
+
+    /// True when `spki_der` (e.g. from a certificate) is this key's public half.
+    pub fn matches_spki(&self, spki_der: &[u8]) -> bool {
+        self.spki_der() == spki_der
+    }
+}
+
+/// Detects kubeadm's algorithm name for a public key (DER SubjectPublicKeyInfo).
+pub fn algorithm_of_spki(spki: &[u8]) -> std::result::Result<KeyAlgorithm, String> {
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| format!("bad public key: {e}"))?;
+    match info.parsed().map_err(|e| format!("bad public key: {e}"))? {
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Ok(KeyAlgorithm::Rsa2048),
+            3072 => Ok(KeyAlgorithm::Rsa3072),
+            4096 => Ok(KeyAlgorithm::Rsa4096),
+            n => Err(format!(
+                "RSA-{n} keys are not supported (use 2048, 3072 or 4096 bits)"
+            )),
+        },
+        PublicKey::EC(_) => {
+            let curve = info
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::EcdsaP256),
+                "1.3.132.0.34" => Ok(KeyAlgorithm::EcdsaP384),
+                other => Err(format!(
+                    "ECDSA curve {other} is not supported (use P-256 or P-384)"
+                )),
+            }
+        }
+        _ => Err("the key is neither RSA nor ECDSA".into()),
+    }
+}
+
+/// Go's PEM: 64-column base64, LF line endings.
+pub(crate) fn pem_config() -> pem::EncodeConfig {
+    pem::EncodeConfig::new()
+        .set_line_ending(pem::LineEnding::LF)
+        .set_line_wrap(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_keys_are_sec1_with_curve_and_reload() {
+        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384] {
+            let k = PrivateKey::generate(alg).expect("gen");
+            assert!(k.pem().starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+            let block = pem::parse(k.pem()).expect("pem");
+            let ec = sec1::EcPrivateKey::from_der(block.contents()).expect("sec1");
+            assert!(ec.parameters.is_some(), "curve parameters missing");
+            let back = PrivateKey::from_pem(k.pem()).expect("reload");
+            assert_eq!(back.algorithm(), alg);
+            assert_eq!(back.spki_der(), k.spki_der());
+        }
+    }
+
+    #[test]
+    fn rsa_keys_are_pkcs1_and_reload() {
+        let k = PrivateKey::generate(KeyAlgorithm::Rsa2048).expect("gen");
+        assert!(k.pem().starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        let back = PrivateKey::from_pem(k.pem()).expect("reload");
+        assert_eq!(back.algorithm(), KeyAlgorithm::Rsa2048);
+        assert!(back.matches_spki(&k.spki_der()));
+        assert!(k
+            .public_key_pem()
+            .starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    }
+
+    #[test]
+    fn bad_key_files_are_errors() {
+        assert!(PrivateKey::from_pem("").is_err());
+        assert!(PrivateKey::from_pem("garbage").is_err());
+        assert!(PrivateKey::from_pem(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )
+        .is_err());
+        assert!(PrivateKey::from_pem(
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"
+        )
+        .is_err());
+        let e = PrivateKey::from_pem(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("encrypted"));
+        assert_eq!(
+            "ecdsa-p256".parse::<KeyAlgorithm>(),
+            Ok(KeyAlgorithm::EcdsaP256)
+        );
+        assert!("RSA-1024".parse::<KeyAlgorithm>().is_err());
+    }
+}

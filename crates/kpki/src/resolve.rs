@@ -1,0 +1,496 @@
+//! Spec + inputs → concrete entries.
+//!
+//! Resolution expands every template, classifies SANs, picks algorithms and validity, and drops
+//! entries whose condition is false. The result is what `plan` compares with the disk; nothing
+//! here touches the file system.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use time::Duration;
+
+use crate::error::{Error, Result};
+use crate::inputs::Inputs;
+use crate::issue::Profile;
+use crate::keys::KeyAlgorithm;
+use crate::spec::{parse_mode, CertSpec, KubeconfigSpec, Spec, Template, LIST_VARS, SCALAR_VARS};
+
+/// File modes for the tree (from the spec's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Modes {
+    /// Certificates.
+    pub cert: u32,
+    /// Private keys.
+    pub key: u32,
+    /// Bare public keys.
+    pub public: u32,
+    /// Directories.
+    pub dir: u32,
+    /// Kubeconfigs.
+    pub kubeconfig: u32,
+}
+
+/// A certificate stored as a `.crt`/`.key` pair (CA or leaf).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertEntry {
+    /// Spec name.
+    pub name: String,
+    /// Human description.
+    pub long_name: String,
+    /// Signing CA name (`None`: self-signed).
+    pub ca: Option<String>,
+    /// Certificate file.
+    pub cert_path: PathBuf,
+    /// Key file.
+    pub key_path: PathBuf,
+    /// Subject, SANs and usages.
+    pub profile: Profile,
+    /// Key algorithm for new keys.
+    pub algorithm: KeyAlgorithm,
+    /// Validity of new certificates.
+    #[serde(serialize_with = "crate::duration::serialize_go")]
+    pub validity: Duration,
+}
+
+/// A bare key pair (`sa.key` / `sa.pub`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyPairEntry {
+    /// Spec name.
+    pub name: String,
+    /// Human description.
+    pub long_name: String,
+    /// Private key file.
+    pub key_path: PathBuf,
+    /// Public key file.
+    pub pub_path: PathBuf,
+    /// Key algorithm for new keys.
+    pub algorithm: KeyAlgorithm,
+}
+
+/// A kubeconfig with an embedded client certificate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KubeconfigEntry {
+    /// Spec name.
+    pub name: String,
+    /// Kubeconfig file.
+    pub path: PathBuf,
+    /// Signing CA name.
+    pub ca: String,
+    /// Client certificate subject and usages.
+    pub profile: Profile,
+    /// Key algorithm for new keys.
+    pub algorithm: KeyAlgorithm,
+    /// Validity of new client certificates.
+    #[serde(serialize_with = "crate::duration::serialize_go")]
+    pub validity: Duration,
+    /// API server URL.
+    pub server: String,
+    /// Cluster entry name.
+    pub cluster_name: String,
+}
+
+/// One resolved entry.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Entry {
+    /// A certificate authority.
+    Ca(CertEntry),
+    /// A leaf certificate.
+    Leaf(CertEntry),
+    /// A bare key pair.
+    KeyPair(KeyPairEntry),
+    /// A kubeconfig.
+    Kubeconfig(KubeconfigEntry),
+}
+
+impl Entry {
+    /// Spec name.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Ca(c) | Entry::Leaf(c) => &c.name,
+            Entry::KeyPair(k) => &k.name,
+            Entry::Kubeconfig(k) => &k.name,
+        }
+    }
+
+    /// The file that best identifies the entry in messages.
+    pub fn main_path(&self) -> &std::path::Path {
+        match self {
+            Entry::Ca(c) | Entry::Leaf(c) => &c.cert_path,
+            Entry::KeyPair(k) => &k.key_path,
+            Entry::Kubeconfig(k) => &k.path,
+        }
+    }
+}
+
+/// The concrete tree the spec asks for under the given inputs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Desired {
+    /// Entries: CAs in signing order, then leaves, key pairs and kubeconfigs in spec order.
+    pub entries: Vec<Entry>,
+    /// File modes.
+    pub modes: Modes,
+    /// The inputs the entries were resolved from.
+    pub inputs: Inputs,
+}
+
+impl Desired {
+    /// Finds an entry by name.
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name() == name)
+    }
+
+    /// Finds a CA entry by name.
+    pub fn ca(&self, name: &str) -> Option<&CertEntry> {
+        self.entries.iter().find_map(|e| match e {
+            Entry::Ca(c) if c.name == name => Some(c),
+            _ => None,
+        })
+    }
+}
+
+/// Template variables for one resolution.
+pub struct Vars {
+    scalars: HashMap<&'static str, String>,
+    lists: HashMap<&'static str, Vec<String>>,
+}
+
+impl Vars {
+    /// Variables derived from the cluster inputs.
+    pub fn from_inputs(i: &Inputs) -> Vars {
+        let mut scalars = HashMap::new();
+        scalars.insert("node_name", i.node_name.clone());
+        scalars.insert("advertise_address", i.advertise_address.to_string());
+        scalars.insert(
+            "control_plane_host",
+            i.control_plane_endpoint
+                .as_ref()
+                .map(|e| e.host.clone())
+                .unwrap_or_default(),
+        );
+        scalars.insert(
+            "service_ip",
+            i.service_ip().map(|ip| ip.to_string()).unwrap_or_default(),
+        );
+        scalars.insert("dns_domain", i.dns_domain.clone());
+        scalars.insert("cluster_name", i.cluster_name.clone());
+        let mut lists = HashMap::new();
+        lists.insert("apiserver_extra_sans", i.apiserver_extra_sans.clone());
+        lists.insert("etcd_server_extra_sans", i.etcd_server_extra_sans.clone());
+        lists.insert("etcd_peer_extra_sans", i.etcd_peer_extra_sans.clone());
+        Vars { scalars, lists }
+    }
+
+    /// Adds or replaces a scalar (per-node values).
+    pub fn set(&mut self, name: &'static str, value: String) {
+        self.scalars.insert(name, value);
+    }
+
+    /// Adds or replaces a list (per-node IPs).
+    pub fn set_list(&mut self, name: &'static str, value: Vec<String>) {
+        self.lists.insert(name, value);
+    }
+
+    fn all_scalars(&self) -> Vec<&str> {
+        self.scalars.keys().copied().collect()
+    }
+
+    fn all_lists(&self) -> Vec<&str> {
+        self.lists.keys().copied().collect()
+    }
+
+    fn one(&self, entry: &str, field: &str, t: &str) -> Result<String> {
+        let tpl = Template::parse(t, &self.all_scalars(), &[])
+            .map_err(|m| spec_err(entry, format!("{field}: {m}")))?;
+        let scal: HashMap<&str, String> =
+            self.scalars.iter().map(|(k, v)| (*k, v.clone())).collect();
+        Ok(tpl
+            .expand(&scal, &HashMap::new())
+            .into_iter()
+            .next()
+            .unwrap_or_default())
+    }
+
+    fn many(&self, entry: &str, field: &str, ts: &[String]) -> Result<Vec<String>> {
+        let scal: HashMap<&str, String> =
+            self.scalars.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let lists: HashMap<&str, Vec<String>> =
+            self.lists.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut out = Vec::new();
+        for t in ts {
+            let tpl = Template::parse(t, &self.all_scalars(), &self.all_lists())
+                .map_err(|m| spec_err(entry, format!("{field}: {m}")))?;
+            out.extend(tpl.expand(&scal, &lists));
+        }
+        Ok(out)
+    }
+}
+
+fn spec_err(entry: &str, message: String) -> Error {
+    Error::Spec {
+        origin: "resolved".into(),
+        entry: entry.to_string(),
+        message,
+    }
+}
+
+/// Splits SAN values into sorted, de-duplicated DNS names and first-seen IPs (kubeadm's rules).
+pub fn split_sans(values: &[String]) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns = Vec::new();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for v in values {
+        if let Ok(ip) = v.parse::<IpAddr>() {
+            let ip = ip.to_canonical();
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        } else if !v.is_empty() {
+            dns.push(v.clone());
+        }
+    }
+    dns.sort();
+    dns.dedup();
+    (dns, ips)
+}
+
+fn algorithm(spec: &Spec, own: &Option<String>, inputs: &Inputs) -> KeyAlgorithm {
+    let name = own.as_deref().unwrap_or(&spec.defaults.key_algorithm);
+    if name == "cluster" {
+        inputs.key_algorithm
+    } else {
+        name.parse().unwrap_or(inputs.key_algorithm) // validated at spec load
+    }
+}
+
+fn validity(v: &Option<String>, inputs: &Inputs) -> Duration {
+    match v.as_deref() {
+        Some("ca") => inputs.ca_validity,
+        None | Some("cert") => inputs.cert_validity,
+        Some(d) => crate::duration::parse_go_duration(d).unwrap_or(inputs.cert_validity), // validated at spec load
+    }
+}
+
+fn when_ok(when: &Option<String>, inputs: &Inputs) -> bool {
+    match when.as_deref() {
+        Some("local_etcd") => inputs.local_etcd,
+        _ => true,
+    }
+}
+
+/// Resolves one certificate spec (CA, leaf or per-node serving cert) with the given variables.
+pub fn resolve_cert(
+    spec: &Spec,
+    c: &CertSpec,
+    is_ca: bool,
+    vars: &Vars,
+    inputs: &Inputs,
+    base: &std::path::Path,
+) -> Result<CertEntry> {
+    let sans = vars.many(&c.name, "sans", &c.sans)?;
+    let (dns, ips) = split_sans(&sans);
+    let orgs =
+        c.o.iter()
+            .map(|o| vars.one(&c.name, "o", o))
+            .collect::<Result<Vec<_>>>()?;
+    Ok(CertEntry {
+        name: c.name.clone(),
+        long_name: c.long_name.clone(),
+        ca: c.ca.clone(),
+        cert_path: base.join(format!("{}.crt", vars.one(&c.name, "path", &c.path)?)),
+        key_path: base.join(format!("{}.key", vars.one(&c.name, "path", &c.path)?)),
+        profile: Profile {
+            cn: vars.one(&c.name, "cn", &c.cn)?,
+            orgs: orgs.into_iter().filter(|o| !o.is_empty()).collect(),
+            dns,
+            ips,
+            key_usages: c.key_usages.clone(),
+            ext_key_usages: c.ext_key_usages.clone(),
+            is_ca,
+        },
+        algorithm: algorithm(spec, &c.key_algorithm, inputs),
+        validity: validity(&c.validity, inputs),
+    })
+}
+
+/// Resolves one kubeconfig spec with the given variables.
+pub fn resolve_kubeconfig(
+    spec: &Spec,
+    k: &KubeconfigSpec,
+    vars: &Vars,
+    inputs: &Inputs,
+    base: &std::path::Path,
+) -> Result<KubeconfigEntry> {
+    let orgs =
+        k.o.iter()
+            .map(|o| vars.one(&k.name, "o", o))
+            .collect::<Result<Vec<_>>>()?;
+    let server = match k.server.as_str() {
+        "local" => inputs.local_endpoint().url(),
+        _ => inputs.control_plane().url(),
+    };
+    Ok(KubeconfigEntry {
+        name: k.name.clone(),
+        path: base.join(vars.one(&k.name, "file", &k.file)?),
+        ca: k.ca.clone(),
+        profile: Profile {
+            cn: vars.one(&k.name, "cn", &k.cn)?,
+            orgs: orgs.into_iter().filter(|o| !o.is_empty()).collect(),
+            dns: vec![],
+            ips: vec![],
+            key_usages: k.key_usages.clone(),
+            ext_key_usages: k.ext_key_usages.clone(),
+            is_ca: false,
+        },
+        algorithm: algorithm(spec, &k.key_algorithm, inputs),
+        validity: validity(&k.validity, inputs),
+        server,
+        cluster_name: inputs.cluster_name.clone(),
+    })
+}
+
+/// Resolves the whole spec against the inputs.
+pub fn resolve(spec: &Spec, inputs: &Inputs) -> Result<Desired> {
+    let vars = Vars::from_inputs(inputs);
+    let d = &spec.defaults;
+    let mode = |s: &str| parse_mode(s).unwrap_or(0o600); // validated at spec load
+    let modes = Modes {
+        cert: mode(&d.cert_mode),
+        key: mode(&d.key_mode),
+        public: mode(&d.pub_mode),
+        dir: mode(&d.dir_mode),
+        kubeconfig: mode(&d.kubeconfig_mode),
+    };
+    let mut entries = Vec::new();
+    for c in spec.ca_order() {
+        if when_ok(&c.when, inputs) {
+            entries.push(Entry::Ca(resolve_cert(
+                spec,
+                c,
+                true,
+                &vars,
+                inputs,
+                &inputs.cert_dir,
+            )?));
+        }
+    }
+    for c in &spec.certs {
+        if when_ok(&c.when, inputs) {
+            entries.push(Entry::Leaf(resolve_cert(
+                spec,
+                c,
+                false,
+                &vars,
+                inputs,
+                &inputs.cert_dir,
+            )?));
+        }
+    }
+    for k in &spec.keypairs {
+        if when_ok(&k.when, inputs) {
+            entries.push(Entry::KeyPair(KeyPairEntry {
+                name: k.name.clone(),
+                long_name: k.long_name.clone(),
+                key_path: inputs.cert_dir.join(&k.key),
+                pub_path: inputs.cert_dir.join(&k.public),
+                algorithm: algorithm(spec, &k.key_algorithm, inputs),
+            }));
+        }
+    }
+    for k in &spec.kubeconfigs {
+        if when_ok(&k.when, inputs) {
+            entries.push(Entry::Kubeconfig(resolve_kubeconfig(
+                spec,
+                k,
+                &vars,
+                inputs,
+                &inputs.kubeconfig_dir,
+            )?));
+        }
+    }
+    Ok(Desired {
+        entries,
+        modes,
+        inputs: inputs.clone(),
+    })
+}
+
+// Keep the variable lists referenced so a spec author's list and the resolver's agree.
+const _: (&[&str], &[&str]) = (SCALAR_VARS, LIST_VARS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::InputArgs;
+    use crate::kubeadm_config::KubeadmConfig;
+
+    #[test]
+    fn apiserver_sans_match_kubeadm() {
+        let args = InputArgs {
+            node_name: Some("cp-1".into()),
+            advertise_address: Some("10.0.0.10".into()),
+            control_plane_endpoint: Some("k8s.example.internal:6443".into()),
+            apiserver_cert_extra_sans: vec!["extra.example.com,192.0.2.7".into()],
+            cert_dir: Some("/x/pki".into()),
+            ..Default::default()
+        };
+        let inputs = Inputs::resolve(&args, &KubeadmConfig::default()).expect("inputs");
+        let d = resolve(&Spec::default_spec().expect("spec"), &inputs).expect("resolve");
+        let Some(Entry::Leaf(api)) = d.get("apiserver") else {
+            panic!("no apiserver")
+        };
+        assert_eq!(
+            api.profile.dns,
+            [
+                "cp-1",
+                "extra.example.com",
+                "k8s.example.internal",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local"
+            ]
+        );
+        let ips: Vec<String> = api.profile.ips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["10.96.0.1", "10.0.0.10", "192.0.2.7"]);
+        let Some(Entry::Leaf(peer)) = d.get("etcd-peer") else {
+            panic!("no peer")
+        };
+        assert_eq!(peer.profile.cn, "cp-1");
+        assert_eq!(peer.cert_path, PathBuf::from("/x/pki/etcd/peer.crt"));
+        let Some(Entry::Kubeconfig(k)) = d.get("kubelet.conf") else {
+            panic!("no kubelet.conf")
+        };
+        assert_eq!(k.profile.cn, "system:node:cp-1");
+        assert_eq!(k.server, "https://10.0.0.10:6443");
+        assert_eq!(
+            k.path,
+            PathBuf::from("/x/admin.conf").with_file_name("kubelet.conf")
+        );
+        let Some(Entry::Kubeconfig(a)) = d.get("admin.conf") else {
+            panic!("no admin.conf")
+        };
+        assert_eq!(a.server, "https://k8s.example.internal:6443");
+    }
+
+    #[test]
+    fn external_etcd_drops_etcd_entries() {
+        let args = InputArgs {
+            node_name: Some("n".into()),
+            advertise_address: Some("10.0.0.10".into()),
+            ..Default::default()
+        };
+        let cfg = KubeadmConfig {
+            etcd_external: true,
+            ..Default::default()
+        };
+        let inputs = Inputs::resolve(&args, &cfg).expect("inputs");
+        let d = resolve(&Spec::default_spec().expect("spec"), &inputs).expect("resolve");
+        assert!(
+            d.get("etcd-ca").is_none()
+                && d.get("etcd-server").is_none()
+                && d.get("apiserver-etcd-client").is_none()
+        );
+        assert!(d.get("apiserver").is_some());
+    }
+}

@@ -1,0 +1,815 @@
+//! The declarative certificate table (`certs-spec.toml`).
+//!
+//! The spec is the single source of truth for what a tree holds: every CA, leaf, bare key pair
+//! and kubeconfig, with its subject, SAN templates, usages, validity, key algorithm and file
+//! modes. Loading validates the whole table up front, so a broken spec is rejected before any
+//! file is touched.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Component, Path};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::keys::KeyAlgorithm;
+
+/// The spec compiled into the binary: the repository's `certs-spec.toml`.
+pub const DEFAULT_SPEC: &str = include_str!("../../../certs-spec.toml");
+
+/// Scalar template variables (`{name}` anywhere in a template).
+pub const SCALAR_VARS: &[&str] = &[
+    "node_name",
+    "advertise_address",
+    "control_plane_host",
+    "service_ip",
+    "dns_domain",
+    "cluster_name",
+];
+
+/// List template variables: they may only stand alone as a whole `sans` item.
+pub const LIST_VARS: &[&str] = &[
+    "apiserver_extra_sans",
+    "etcd_server_extra_sans",
+    "etcd_peer_extra_sans",
+];
+
+/// A parsed and validated certificate spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Format version; only 1 exists.
+    pub version: u32,
+    /// Tree-wide defaults.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Certificate authorities.
+    #[serde(default, rename = "ca")]
+    pub cas: Vec<CertSpec>,
+    /// Leaf certificates stored as `<path>.crt` / `<path>.key` in the cert dir.
+    #[serde(default, rename = "cert")]
+    pub certs: Vec<CertSpec>,
+    /// Bare key pairs (the service-account signing key).
+    #[serde(default, rename = "keypair")]
+    pub keypairs: Vec<KeyPairSpec>,
+    /// Kubeconfig files with an embedded client certificate.
+    #[serde(default, rename = "kubeconfig")]
+    pub kubeconfigs: Vec<KubeconfigSpec>,
+    /// Per-node credentials for `kpki nodes` (kubelet client and serving certs).
+    #[serde(default)]
+    pub node: Option<NodeSpec>,
+}
+
+/// Tree-wide defaults; each entry may override the key algorithm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// `"cluster"` (follow `--encryption-algorithm`) or a fixed algorithm name.
+    #[serde(default = "cluster")]
+    pub key_algorithm: String,
+    /// Mode of certificate files.
+    #[serde(default = "mode_0644")]
+    pub cert_mode: String,
+    /// Mode of private key files.
+    #[serde(default = "mode_0600")]
+    pub key_mode: String,
+    /// Mode of bare public key files (kubeadm writes `sa.pub` 0600).
+    #[serde(default = "mode_0600")]
+    pub pub_mode: String,
+    /// Mode of directories kpki creates.
+    #[serde(default = "mode_0755")]
+    pub dir_mode: String,
+    /// Mode of kubeconfig files.
+    #[serde(default = "mode_0600")]
+    pub kubeconfig_mode: String,
+}
+
+fn cluster() -> String {
+    "cluster".into()
+}
+fn mode_0644() -> String {
+    "0644".into()
+}
+fn mode_0600() -> String {
+    "0600".into()
+}
+fn mode_0755() -> String {
+    "0755".into()
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            key_algorithm: cluster(),
+            cert_mode: mode_0644(),
+            key_mode: mode_0600(),
+            pub_mode: mode_0600(),
+            dir_mode: mode_0755(),
+            kubeconfig_mode: mode_0600(),
+        }
+    }
+}
+
+/// A CA or leaf certificate entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertSpec {
+    /// Unique name (kubeadm's UX name, e.g. `etcd-server`).
+    pub name: String,
+    /// Base path under the cert dir; `.crt` and `.key` are appended.
+    pub path: String,
+    /// Human description (kubeadm's long name), used in messages.
+    #[serde(default)]
+    pub long_name: String,
+    /// Signing CA; absent on a CA means self-signed.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Common name template.
+    pub cn: String,
+    /// Organization templates (Kubernetes groups).
+    #[serde(default)]
+    pub o: Vec<String>,
+    /// SAN templates.
+    #[serde(default)]
+    pub sans: Vec<String>,
+    /// Key usage names (`digital_signature`, `key_encipherment`, `key_cert_sign`, ...).
+    #[serde(default)]
+    pub key_usages: Vec<String>,
+    /// Extended key usage names (`server_auth`, `client_auth`, ...).
+    #[serde(default)]
+    pub ext_key_usages: Vec<String>,
+    /// `"ca"`, `"cert"` or a Go duration.
+    #[serde(default)]
+    pub validity: Option<String>,
+    /// Overrides the default key algorithm.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
+    /// Condition (`local_etcd`).
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+/// A bare key pair (no certificate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPairSpec {
+    /// Unique name.
+    pub name: String,
+    /// Private key path under the cert dir.
+    pub key: String,
+    /// Public key path under the cert dir.
+    #[serde(rename = "pub")]
+    pub public: String,
+    /// Human description.
+    #[serde(default)]
+    pub long_name: String,
+    /// Overrides the default key algorithm.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
+    /// Condition (`local_etcd`).
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+/// A kubeconfig with an embedded client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeconfigSpec {
+    /// Unique name (the file name, as kubeadm's renew sub-commands call it).
+    pub name: String,
+    /// File path under the kubeconfig dir.
+    pub file: String,
+    /// Signing CA (its certificate is embedded as certificate-authority-data).
+    pub ca: String,
+    /// Client common name template (the Kubernetes user).
+    pub cn: String,
+    /// Client organization templates (the Kubernetes groups).
+    #[serde(default)]
+    pub o: Vec<String>,
+    /// `control_plane` or `local`.
+    pub server: String,
+    /// Key usage names.
+    #[serde(default)]
+    pub key_usages: Vec<String>,
+    /// Extended key usage names.
+    #[serde(default)]
+    pub ext_key_usages: Vec<String>,
+    /// `"cert"` or a Go duration.
+    #[serde(default)]
+    pub validity: Option<String>,
+    /// Overrides the default key algorithm.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
+    /// Condition (`local_etcd`).
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+/// Per-node credentials (`kpki nodes`). `{node_name}` and `{node_ips}` are the node's own values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// The kubelet client kubeconfig.
+    pub kubeconfig: KubeconfigSpec,
+    /// The optional kubelet serving certificate (`--serving`).
+    #[serde(default)]
+    pub serving: Option<CertSpec>,
+}
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Literal text.
+    Lit(String),
+    /// A scalar variable.
+    Var(String),
+}
+
+/// A parsed template: `kubernetes.default.svc.{dns_domain}` or a whole list variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Template {
+    /// Literal text and scalar variables.
+    Scalar(Vec<Piece>),
+    /// A list variable standing alone.
+    List(String),
+}
+
+impl Template {
+    /// Parses a template, checking every variable against `scalars` and `lists`.
+    pub fn parse(
+        text: &str,
+        scalars: &[&str],
+        lists: &[&str],
+    ) -> std::result::Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Lit(rest[..open].to_string()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("template {text:?}: unclosed '{{'"))?;
+            let var = &after[..close];
+            if lists.contains(&var) {
+                if text != format!("{{{var}}}") {
+                    return Err(format!(
+                        "template {text:?}: list variable {{{var}}} must stand alone as a whole item"
+                    ));
+                }
+                return Ok(Template::List(var.to_string()));
+            }
+            if !scalars.contains(&var) {
+                return Err(format!(
+                    "template {text:?}: unknown variable {{{var}}} (known: {})",
+                    scalars
+                        .iter()
+                        .chain(lists.iter())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            pieces.push(Piece::Var(var.to_string()));
+            rest = &after[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("template {text:?}: stray '}}'"));
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Lit(rest.to_string()));
+        }
+        Ok(Template::Scalar(pieces))
+    }
+
+    /// Expands the template. Scalar templates give one value (dropped when a variable is empty);
+    /// list templates give the list.
+    pub fn expand(
+        &self,
+        scalars: &HashMap<&str, String>,
+        lists: &HashMap<&str, Vec<String>>,
+    ) -> Vec<String> {
+        match self {
+            Template::List(var) => lists.get(var.as_str()).cloned().unwrap_or_default(),
+            Template::Scalar(pieces) => {
+                let mut out = String::new();
+                for p in pieces {
+                    match p {
+                        Piece::Lit(s) => out.push_str(s),
+                        Piece::Var(v) => {
+                            let val = scalars.get(v.as_str()).map(String::as_str).unwrap_or("");
+                            if val.is_empty() {
+                                return Vec::new();
+                            }
+                            out.push_str(val);
+                        }
+                    }
+                }
+                vec![out]
+            }
+        }
+    }
+}
+
+/// Key usage names accepted in the spec.
+pub const KEY_USAGES: &[&str] = &[
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+];
+
+/// Extended key usage names accepted in the spec.
+pub const EXT_KEY_USAGES: &[&str] = &[
+    "server_auth",
+    "client_auth",
+    "code_signing",
+    "email_protection",
+    "time_stamping",
+    "ocsp_signing",
+];
+
+/// Conditions accepted in `when`.
+pub const CONDITIONS: &[&str] = &["local_etcd"];
+
+impl Spec {
+    /// The embedded default spec.
+    pub fn default_spec() -> Result<Spec> {
+        Spec::parse(DEFAULT_SPEC, "embedded default")
+    }
+
+    /// Reads and validates a spec file.
+    pub fn load(path: &Path) -> Result<Spec> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        Spec::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates spec text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Spec> {
+        let spec: Spec = toml::from_str(text).map_err(|e| Error::Spec {
+            origin: origin.to_string(),
+            entry: "toml".into(),
+            message: e.message().replace('\n', " ").trim().to_string()
+                + &e.span()
+                    .map(|s| {
+                        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default(),
+        })?;
+        spec.validate().map_err(|(entry, message)| Error::Spec {
+            origin: origin.to_string(),
+            entry,
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Looks up a CA entry by name.
+    pub fn ca(&self, name: &str) -> Option<&CertSpec> {
+        self.cas.iter().find(|c| c.name == name)
+    }
+
+    fn validate(&self) -> std::result::Result<(), (String, String)> {
+        if self.version != 1 {
+            return Err((
+                "version".into(),
+                format!(
+                    "unsupported spec version {}; this kpki reads version 1",
+                    self.version
+                ),
+            ));
+        }
+        let d = &self.defaults;
+        for (field, v) in [
+            ("cert_mode", &d.cert_mode),
+            ("key_mode", &d.key_mode),
+            ("pub_mode", &d.pub_mode),
+            ("dir_mode", &d.dir_mode),
+            ("kubeconfig_mode", &d.kubeconfig_mode),
+        ] {
+            parse_mode(v).map_err(|m| (format!("defaults.{field}"), m))?;
+        }
+        check_algorithm(&d.key_algorithm).map_err(|m| ("defaults.key_algorithm".to_string(), m))?;
+
+        let mut names = BTreeSet::new();
+        let mut cert_files: BTreeMap<String, String> = BTreeMap::new();
+        let mut kc_files: BTreeMap<String, String> = BTreeMap::new();
+        let claim = |files: &mut BTreeMap<String, String>,
+                     entry: &str,
+                     path: &str|
+         -> std::result::Result<(), (String, String)> {
+            check_rel_path(path).map_err(|m| (entry.to_string(), m))?;
+            let norm = Path::new(path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            if let Some(other) = files.insert(norm.clone(), entry.to_string()) {
+                return Err((
+                    entry.to_string(),
+                    format!("path {norm:?} is already used by entry {other:?}"),
+                ));
+            }
+            Ok(())
+        };
+        let all_names = self
+            .cas
+            .iter()
+            .map(|c| &c.name)
+            .chain(self.certs.iter().map(|c| &c.name))
+            .chain(self.keypairs.iter().map(|k| &k.name))
+            .chain(self.kubeconfigs.iter().map(|k| &k.name));
+        for n in all_names {
+            if n.is_empty() {
+                return Err(("(unnamed)".into(), "entry has an empty name".into()));
+            }
+            if !names.insert(n.clone()) {
+                return Err((n.clone(), "duplicate entry name".into()));
+            }
+        }
+        for (is_ca, c) in self
+            .cas
+            .iter()
+            .map(|c| (true, c))
+            .chain(self.certs.iter().map(|c| (false, c)))
+        {
+            claim(&mut cert_files, &c.name, &format!("{}.crt", c.path))?;
+            claim(&mut cert_files, &c.name, &format!("{}.key", c.path))?;
+            self.check_cert(c, is_ca, &SCALAR_VARS.to_vec(), LIST_VARS)?;
+        }
+        for k in &self.keypairs {
+            claim(&mut cert_files, &k.name, &k.key)?;
+            claim(&mut cert_files, &k.name, &k.public)?;
+            if let Some(a) = &k.key_algorithm {
+                check_algorithm(a).map_err(|m| (k.name.clone(), m))?;
+            }
+            check_when(&k.when).map_err(|m| (k.name.clone(), m))?;
+        }
+        for k in &self.kubeconfigs {
+            claim(&mut kc_files, &k.name, &k.file)?;
+            self.check_kubeconfig(k, SCALAR_VARS)?;
+        }
+        if let Some(node) = &self.node {
+            let scalars: Vec<&str> = SCALAR_VARS.iter().copied().chain(["node_name"]).collect();
+            self.check_kubeconfig(&node.kubeconfig, &scalars)?;
+            if let Some(s) = &node.serving {
+                self.check_cert(s, false, &scalars, &["node_ips"])?;
+            }
+        }
+        self.check_ca_graph()
+    }
+
+    fn check_cert(
+        &self,
+        c: &CertSpec,
+        is_ca: bool,
+        scalars: &Vec<&str>,
+        lists: &[&str],
+    ) -> std::result::Result<(), (String, String)> {
+        let e = |m: String| (c.name.clone(), m);
+        if c.cn.trim().is_empty() {
+            return Err(e("cn is empty".into()));
+        }
+        Template::parse(&c.cn, scalars, &[]).map_err(|m| e(format!("cn: {m}")))?;
+        for o in &c.o {
+            Template::parse(o, scalars, &[]).map_err(|m| e(format!("o: {m}")))?;
+        }
+        for s in &c.sans {
+            Template::parse(s, scalars, lists).map_err(|m| e(format!("sans: {m}")))?;
+        }
+        check_usages(&c.key_usages, &c.ext_key_usages).map_err(e)?;
+        let signs = c.key_usages.iter().any(|u| u == "key_cert_sign");
+        if is_ca && !signs {
+            return Err(e(
+                "a CA needs key_cert_sign in key_usages (RFC 5280 4.2.1.3)".into(),
+            ));
+        }
+        if !is_ca && signs {
+            return Err(e(
+                "key_cert_sign is only for CAs (RFC 5280 4.2.1.3); move the entry to [[ca]]".into(),
+            ));
+        }
+        match &c.ca {
+            Some(ca) if self.ca(ca).is_none() => {
+                return Err(e(format!(
+                    "unknown CA {ca:?} (no [[ca]] entry has that name)"
+                )));
+            }
+            Some(_) => {}
+            None if !is_ca => {
+                return Err(e("a leaf needs `ca`, the name of its signing [[ca]]".into()))
+            }
+            None => {}
+        }
+        check_validity(c.validity.as_deref(), is_ca).map_err(e)?;
+        if let Some(a) = &c.key_algorithm {
+            check_algorithm(a).map_err(e)?;
+        }
+        check_when(&c.when).map_err(e)?;
+        self.check_when_implies(&c.name, &c.when, c.ca.as_deref())
+    }
+
+    fn check_kubeconfig(
+        &self,
+        k: &KubeconfigSpec,
+        scalars: &[&str],
+    ) -> std::result::Result<(), (String, String)> {
+        let e = |m: String| (k.name.clone(), m);
+        if self.ca(&k.ca).is_none() {
+            return Err(e(format!(
+                "unknown CA {:?} (no [[ca]] entry has that name)",
+                k.ca
+            )));
+        }
+        Template::parse(&k.cn, scalars, &[]).map_err(|m| e(format!("cn: {m}")))?;
+        for o in &k.o {
+            Template::parse(o, scalars, &[]).map_err(|m| e(format!("o: {m}")))?;
+        }
+        if k.server != "control_plane" && k.server != "local" {
+            return Err(e(format!(
+                "server must be \"control_plane\" or \"local\", not {:?}",
+                k.server
+            )));
+        }
+        check_usages(&k.key_usages, &k.ext_key_usages).map_err(e)?;
+        if k.key_usages.iter().any(|u| u == "key_cert_sign") {
+            return Err(e("key_cert_sign is only for CAs".into()));
+        }
+        check_validity(k.validity.as_deref(), false).map_err(e)?;
+        if let Some(a) = &k.key_algorithm {
+            check_algorithm(a).map_err(e)?;
+        }
+        check_when(&k.when).map_err(e)?;
+        self.check_when_implies(&k.name, &k.when, Some(&k.ca))
+    }
+
+    /// An entry signed by a conditional CA must carry the same condition, or it would be left
+    /// without a signer when the condition is false.
+    fn check_when_implies(
+        &self,
+        name: &str,
+        when: &Option<String>,
+        ca: Option<&str>,
+    ) -> std::result::Result<(), (String, String)> {
+        if let Some(ca) = ca.and_then(|n| self.ca(n)) {
+            if ca.when.is_some() && ca.when != *when {
+                return Err((
+                    name.to_string(),
+                    format!(
+                        "its CA {:?} has when = {:?}; the entry must have the same condition",
+                        ca.name,
+                        ca.when.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_ca_graph(&self) -> std::result::Result<(), (String, String)> {
+        for start in &self.cas {
+            let mut seen = BTreeSet::new();
+            let mut cur = Some(start);
+            while let Some(c) = cur {
+                if !seen.insert(c.name.as_str()) {
+                    return Err((
+                        start.name.clone(),
+                        format!(
+                            "CA cycle: {} leads back to {}",
+                            seen.iter().copied().collect::<Vec<_>>().join(" -> "),
+                            c.name
+                        ),
+                    ));
+                }
+                cur = c.ca.as_deref().and_then(|n| self.ca(n));
+            }
+        }
+        Ok(())
+    }
+
+    /// CA names in signing order: every CA comes after the CA that signs it.
+    pub fn ca_order(&self) -> Vec<&CertSpec> {
+        let mut out: Vec<&CertSpec> = Vec::new();
+        while out.len() < self.cas.len() {
+            let before = out.len();
+            for c in &self.cas {
+                if out.iter().any(|o| o.name == c.name) {
+                    continue;
+                }
+                let ready = match &c.ca {
+                    None => true,
+                    Some(p) => out.iter().any(|o| &o.name == p),
+                };
+                if ready {
+                    out.push(c);
+                }
+            }
+            if out.len() == before {
+                break; // unreachable after validation (no cycles)
+            }
+        }
+        out
+    }
+}
+
+/// Parses an octal file mode such as `"0600"`.
+pub fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    let m = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("mode {s:?} is not an octal number like \"0600\""))?;
+    if m > 0o7777 {
+        return Err(format!("mode {s:?} is out of range"));
+    }
+    Ok(m)
+}
+
+fn check_rel_path(p: &str) -> std::result::Result<(), String> {
+    if p.is_empty() {
+        return Err("empty path".into());
+    }
+    let path = Path::new(p);
+    for c in path.components() {
+        match c {
+            Component::Normal(_) => {}
+            Component::CurDir => return Err(format!("path {p:?} must not contain '.' components")),
+            Component::ParentDir => return Err(format!("path {p:?} must not contain '..'")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("path {p:?} must be relative"))
+            }
+        }
+    }
+    if p.ends_with('/') || p.contains("//") {
+        return Err(format!("path {p:?} has an empty component"));
+    }
+    Ok(())
+}
+
+fn check_usages(ku: &[String], eku: &[String]) -> std::result::Result<(), String> {
+    if ku.is_empty() {
+        return Err("key_usages is empty".into());
+    }
+    for u in ku {
+        if !KEY_USAGES.contains(&u.as_str()) {
+            return Err(format!(
+                "unknown key usage {u:?} (known: {})",
+                KEY_USAGES.join(", ")
+            ));
+        }
+    }
+    for u in eku {
+        if !EXT_KEY_USAGES.contains(&u.as_str()) {
+            return Err(format!(
+                "unknown extended key usage {u:?} (known: {})",
+                EXT_KEY_USAGES.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_validity(v: Option<&str>, is_ca: bool) -> std::result::Result<(), String> {
+    match v {
+        None | Some("cert") => Ok(()),
+        Some("ca") if is_ca => Ok(()),
+        Some("ca") => Err("validity \"ca\" is only for CAs; use \"cert\" or a duration".into()),
+        Some(d) => {
+            let dur =
+                crate::duration::parse_go_duration(d).map_err(|m| format!("validity: {m}"))?;
+            if dur <= time::Duration::ZERO {
+                return Err(format!("validity {d:?} must be positive"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_algorithm(a: &str) -> std::result::Result<(), String> {
+    if a == "cluster" {
+        return Ok(());
+    }
+    a.parse::<KeyAlgorithm>().map(|_| ())
+}
+
+fn check_when(w: &Option<String>) -> std::result::Result<(), String> {
+    match w {
+        Some(c) if !CONDITIONS.contains(&c.as_str()) => Err(format!(
+            "unknown condition when = {c:?} (known: {})",
+            CONDITIONS.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken(edit: impl Fn(String) -> String) -> String {
+        match Spec::parse(&edit(DEFAULT_SPEC.to_string()), "test") {
+            Ok(_) => panic!("spec accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        let s = Spec::default_spec().expect("default spec");
+        assert_eq!(s.cas.len(), 3);
+        assert_eq!(s.certs.len(), 7);
+        assert_eq!(s.keypairs.len(), 1);
+        assert_eq!(s.kubeconfigs.len(), 5);
+        let order: Vec<_> = s.ca_order().iter().map(|c| c.name.clone()).collect();
+        assert_eq!(order, ["ca", "front-proxy-ca", "etcd-ca"]);
+    }
+
+    #[test]
+    fn rejects_unknown_ca() {
+        let e = broken(|s| s.replacen("ca = \"front-proxy-ca\"", "ca = \"nope\"", 1));
+        assert!(
+            e.contains("front-proxy-client") && e.contains("unknown CA \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_name_and_path() {
+        let e = broken(|s| s.replacen("name = \"front-proxy-client\"", "name = \"apiserver\"", 1));
+        assert!(e.contains("apiserver: duplicate entry name"), "{e}");
+        let e = broken(|s| s.replacen("path = \"front-proxy-client\"", "path = \"apiserver\"", 1));
+        assert!(
+            e.contains("front-proxy-client") && e.contains("already used by entry \"apiserver\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        let e = broken(|s| s.replacen("path = \"apiserver\"", "path = \"../apiserver\"", 1));
+        assert!(e.contains("apiserver") && e.contains("'..'"), "{e}");
+        let e = broken(|s| s.replacen("path = \"apiserver\"", "path = \"/etc/apiserver\"", 1));
+        assert!(e.contains("must be relative"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_variable() {
+        let e = broken(|s| s.replacen("\"{node_name}\",", "\"{nodename}\",", 1));
+        assert!(
+            e.contains("apiserver") && e.contains("unknown variable {nodename}"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_ca_cycle() {
+        let e = broken(|s| {
+            s.replacen(
+                "name = \"ca\"\npath = \"ca\"",
+                "name = \"ca\"\npath = \"ca\"\nca = \"front-proxy-ca\"",
+                1,
+            )
+            .replacen(
+                "name = \"front-proxy-ca\"\npath = \"front-proxy-ca\"",
+                "name = \"front-proxy-ca\"\npath = \"front-proxy-ca\"\nca = \"ca\"",
+                1,
+            )
+        });
+        assert!(e.contains("CA cycle"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_field_and_bad_toml() {
+        let e = broken(|s| {
+            s.replacen(
+                "cn = \"kube-apiserver\"",
+                "cn = \"kube-apiserver\"\ncommon = 1",
+                1,
+            )
+        });
+        assert!(e.contains("unknown field"), "{e}");
+        let e = broken(|s| s + "\n[[cert]\n");
+        assert!(e.contains("toml"), "{e}");
+    }
+
+    #[test]
+    fn templates() {
+        let t = Template::parse(
+            "kubernetes.default.svc.{dns_domain}",
+            SCALAR_VARS,
+            LIST_VARS,
+        )
+        .expect("parse");
+        let mut sc = HashMap::new();
+        sc.insert("dns_domain", "cluster.local".to_string());
+        assert_eq!(
+            t.expand(&sc, &HashMap::new()),
+            ["kubernetes.default.svc.cluster.local"]
+        );
+        let t = Template::parse("{control_plane_host}", SCALAR_VARS, LIST_VARS).expect("parse");
+        assert!(t.expand(&sc, &HashMap::new()).is_empty());
+        assert!(Template::parse("x{apiserver_extra_sans}", SCALAR_VARS, LIST_VARS).is_err());
+        assert!(Template::parse("{oops", SCALAR_VARS, LIST_VARS).is_err());
+    }
+}
