@@ -1,0 +1,74 @@
+//! Flags shared by several commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kpki::inputs::InputArgs;
+
+/// kubeadm's flags for the cluster inputs.
+#[derive(Args, Clone, Default)]
+pub struct InputFlags {
+    /// Certificate directory.
+    #[arg(long = "cert-dir", visible_alias = "out", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Kubeconfig directory (default: the parent of the cert dir).
+    #[arg(long, value_name = "DIR")]
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// kubeadm config file (InitConfiguration / ClusterConfiguration, v1beta3 or v1beta4).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Node name (default: the host name, lower-cased).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// API server advertise address.
+    #[arg(long)]
+    apiserver_advertise_address: Option<String>,
+    /// API server bind port (default 6443).
+    #[arg(long)]
+    apiserver_bind_port: Option<String>,
+    /// Stable host[:port] for the control plane.
+    #[arg(long)]
+    control_plane_endpoint: Option<String>,
+    /// Extra API server SANs (IPs or DNS names, comma-separated; repeatable).
+    #[arg(long)]
+    apiserver_cert_extra_sans: Vec<String>,
+    /// Service CIDR(s) (default 10.96.0.0/12).
+    #[arg(long)]
+    service_cidr: Option<String>,
+    /// Service DNS domain (default cluster.local).
+    #[arg(long)]
+    service_dns_domain: Option<String>,
+    /// Cluster name (default kubernetes).
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
+    #[arg(long)]
+    encryption_algorithm: Option<String>,
+    /// Leaf validity as a Go duration (default 8760h).
+    #[arg(long)]
+    cert_validity: Option<String>,
+    /// CA validity as a Go duration (default 87600h).
+    #[arg(long)]
+    ca_validity: Option<String>,
+}
+
+impl InputFlags {
+    pub fn args(&self) -> InputArgs {
+        InputArgs {
+            cert_dir: self.cert_dir.clone(),
+            kubeconfig_dir: self.kubeconfig_dir.clone(),
+            config: self.config.clone(),
+            node_name: self.node_name.clone(),
+            advertise_address: self.apiserver_advertise_address.clone(),
+            bind_port: self.apiserver_bind_port.clone(),
+            control_plane_endpoint: self.control_plane_endpoint.clone(),
+            apiserver_cert_extra_sans: self.apiserver_cert_extra_sans.clone(),
+            service_cidr: self.service_cidr.clone(),
+            service_dns_domain: self.service_dns_domain.clone(),
+            cluster_name: self.cluster_name.clone(),
+            encryption_algorithm: self.encryption_algorithm.clone(),
+            cert_validity: self.cert_validity.clone(),
+            ca_validity: self.ca_validity.clone(),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `kpki init`.
+
+use clap::Args;
+use kpki::plan::{Action, Options};
+use kpki::Kpki;
+
+use crate::flags::InputFlags;
+use crate::{run_ctx, Cli, Fail};
+
+#[derive(Args)]
+pub struct InitCmd {
+    #[command(flatten)]
+    inputs: InputFlags,
+    /// Print what would be generated or reused; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Re-issue certificates whose SANs no longer cover the inputs (CA keys are kept).
+    #[arg(long)]
+    regenerate_drifted: bool,
+}
+
+/// Runs `kpki init`.
+pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let opts = Options {
+        regenerate_drifted: cmd.regenerate_drifted,
+        ..Default::default()
+    };
+    let report = kpki.init(&opts, &run, cmd.dry_run)?;
+    let d = &kpki.desired;
+    println!(
+        "[certs] Using certificateDir folder {:?}",
+        d.inputs.cert_dir.display().to_string()
+    );
+    for (step, entry) in report.plan.steps.iter().zip(&d.entries) {
+        let prefix = if matches!(entry, kpki::resolve::Entry::Kubeconfig(_)) {
+            "[kubeconfig]"
+        } else {
+            "[certs]"
+        };
+        let verb = match (step.action, cmd.dry_run) {
+            (Action::Create, false) => "Generating",
+            (Action::Create, true) => "Would generate",
+            (Action::Regenerate, false) => "Re-issuing",
+            (Action::Regenerate, true) => "Would re-issue",
+            (Action::Renew, _) => "Renewing",
+            (Action::Reuse, _) => "Using the existing",
+            (Action::SkipExternal, _) => "Using the externally managed",
+            (Action::Error, _) => "Error in",
+        };
+        println!("{prefix} {verb} {:?} ({})", step.entry, step.reason);
+        for w in &step.warnings {
+            eprintln!("WARNING: {}: {w}", step.entry);
+        }
+    }
+    if !cmd.dry_run {
+        println!("[certs] {} file(s) written", report.written.len());
+    }
+    Ok(())
+}
