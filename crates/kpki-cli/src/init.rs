@@ -48,6 +48,7 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
             (Action::Reuse, _) => "Using the existing",
             (Action::SkipExternal, _) => "Using the externally managed",
             (Action::Error, _) => "Error in",
+            (Action::Skip, _) => "Leaving",
         };
         println!("{prefix} {verb} {:?} ({})", step.entry, step.reason);
         for w in &step.warnings {

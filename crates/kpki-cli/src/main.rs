@@ -9,6 +9,8 @@ use kpki::Run;
 
 mod flags;
 mod init;
+mod kubeconfig_cmd;
+mod lifecycle_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,10 @@ pub struct Cli {
 enum Command {
     /// Write the whole PKI tree (CAs, leaves, sa key pair, kubeconfigs), keeping what is right.
     Init(Box<init::InitCmd>),
+    /// Kubeconfigs for extra users (kubeadm kubeconfig).
+    Kubeconfig(kubeconfig_cmd::KubeconfigCmd),
+    /// Show what init/renew would do for each entry, and why (no writes).
+    Plan(Box<lifecycle_cmd::PlanCmd>),
     /// Print the embedded default spec.
     Spec,
 }
@@ -60,9 +66,20 @@ pub fn run_ctx(cli: &Cli) -> Result<Run<'static>, Fail> {
 }
 
 fn main() -> ExitCode {
+    // `kpki ... | head` closes the pipe early; `println!` then panics. Exit like a Unix filter.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.to_string();
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let res = match &cli.command {
         Command::Init(cmd) => init::run(&cli, cmd),
+        Command::Kubeconfig(cmd) => kubeconfig_cmd::run(&cli, cmd),
+        Command::Plan(cmd) => lifecycle_cmd::plan(&cli, cmd),
         Command::Spec => {
             print!("{}", kpki::spec::DEFAULT_SPEC);
             Ok(())

@@ -116,6 +116,7 @@ pub fn apply(
 
     // 2. signatures in entry order (CAs come first, parents before children)
     let mut ca_material: HashMap<String, (Vec<u8>, Arc<PrivateKey>)> = HashMap::new();
+    let mut ca_certs: HashMap<String, Vec<u8>> = HashMap::new();
     let mut outs: Vec<Out> = Vec::new();
     let existing_key = |name: &str| -> Option<Arc<PrivateKey>> {
         match disk.entries.get(name) {
@@ -165,9 +166,26 @@ pub fn apply(
     for (e, s) in desired.entries.iter().zip(&plan.steps) {
         match (e, s.action) {
             (Entry::Ca(c), Action::Reuse | Action::SkipExternal) => {
-                if let (Some(der), Some(key)) = (existing_cert(&c.name), existing_key(&c.name)) {
-                    ca_material.insert(c.name.clone(), (der, key));
+                if let Some(der) = existing_cert(&c.name) {
+                    if let Some(key) = existing_key(&c.name) {
+                        ca_material.insert(c.name.clone(), (der.clone(), key));
+                    }
+                    ca_certs.insert(c.name.clone(), der);
                 }
+            }
+            (Entry::Kubeconfig(k), Action::Create) if s.keep_key => {
+                // generate-csr left the key; an external CA signed `<file>.crt`: embed both.
+                let (Some(Seen::Kubeconfig(Observed::Present(existing))), Some(Observed::Present(signed)), Some(ca_der)) =
+                    (disk.entries.get(&k.name), disk.signed.get(&k.name), ca_certs.get(&k.ca))
+                else {
+                    return Err(Error::file(&k.path, "the externally signed client certificate is no longer readable"));
+                };
+                let key = existing.key.as_ref().ok_or_else(|| Error::file(&k.path, "has no client key"))?;
+                let mut cfg = existing.config.clone();
+                cfg.set_credentials(Some(&cert_pem(ca_der)), &cert_pem(&signed.der), key.pem())
+                    .map_err(|m| Error::file(&k.path, m))?;
+                let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
+                outs.push(Out { entry: k.name.clone(), path: k.path.clone(), data: yaml.into_bytes(), mode: modes.kubeconfig, replace: Replace::Allow });
             }
             (Entry::Ca(c), Action::Create) => {
                 let key = take_key(&c.name, s.keep_key)?;
@@ -195,6 +213,7 @@ pub fn apply(
                     mode: modes.cert,
                     replace: Replace::Allow,
                 });
+                ca_certs.insert(c.name.clone(), der.clone());
                 ca_material.insert(c.name.clone(), (der, key));
             }
             (Entry::Leaf(c), Action::Create | Action::Renew | Action::Regenerate) => {

@@ -54,6 +54,9 @@ pub enum Seen {
 pub struct Disk {
     /// Entry name → what is there.
     pub entries: HashMap<String, Seen>,
+    /// Kubeconfig entry name → `<file>.crt`, a client certificate signed by an external CA
+    /// for a kubeconfig that `generate-csr` left with only its key.
+    pub signed: HashMap<String, Observed<CertFile>>,
 }
 
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
@@ -119,7 +122,13 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
 /// Reads every entry's files.
 pub fn observe(desired: &Desired) -> Disk {
     let mut entries = HashMap::new();
+    let mut signed = HashMap::new();
     for e in &desired.entries {
+        if let Entry::Kubeconfig(k) = e {
+            let mut crt = k.path.as_os_str().to_owned();
+            crt.push(".crt");
+            signed.insert(k.name.clone(), read_cert(std::path::Path::new(&crt)));
+        }
         let seen = match e {
             Entry::Ca(c) | Entry::Leaf(c) => Seen::Cert {
                 cert: read_cert(&c.cert_path),
@@ -133,5 +142,5 @@ pub fn observe(desired: &Desired) -> Disk {
         };
         entries.insert(e.name().to_string(), seen);
     }
-    Disk { entries }
+    Disk { entries, signed }
 }

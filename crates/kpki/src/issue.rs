@@ -131,12 +131,12 @@ struct CertificateDer {
     signature: BitString,
 }
 
-fn enc<T: Encode>(what: &str, v: &T) -> Result<Vec<u8>> {
+pub(crate) fn enc<T: Encode>(what: &str, v: &T) -> Result<Vec<u8>> {
     v.to_der()
         .map_err(|e| Error::crypto(format!("encoding {what}"), e))
 }
 
-fn any(what: &str, der_bytes: &[u8]) -> Result<Any> {
+pub(crate) fn any(what: &str, der_bytes: &[u8]) -> Result<Any> {
     Any::from_der(der_bytes).map_err(|e| Error::crypto(format!("encoding {what}"), e))
 }
 
@@ -227,6 +227,53 @@ fn key_usage_bits(names: &[String]) -> Result<BitString> {
     BitString::new(unused, &bytes[..len]).map_err(|e| Error::crypto("key usage", e))
 }
 
+/// KeyUsage (critical) and ExtendedKeyUsage extensions for a profile, in Go's order. Also what a
+/// CSR requests.
+pub(crate) fn usage_extensions(profile: &Profile, ec: bool) -> Result<Vec<Extension>> {
+    let mut exts = Vec::new();
+    let ku = effective_key_usages(&profile.key_usages, ec);
+    exts.push(ext(
+        "2.5.29.15",
+        true,
+        enc("key usage", &key_usage_bits(&ku)?)?,
+    )?);
+    if !profile.ext_key_usages.is_empty() {
+        let oids = profile
+            .ext_key_usages
+            .iter()
+            .filter_map(|n| ext_key_usage_oid(n))
+            .collect();
+        exts.push(ext(
+            "2.5.29.37",
+            false,
+            enc("extended key usage", &ExtendedKeyUsage(oids))?,
+        )?);
+    }
+    Ok(exts)
+}
+
+/// The SubjectAltName extension, when the profile has SANs.
+pub(crate) fn san_extension(profile: &Profile) -> Result<Option<Extension>> {
+    if !profile.dns.is_empty() || !profile.ips.is_empty() {
+        let mut names = Vec::new();
+        for d in &profile.dns {
+            names.push(GeneralName::DnsName(
+                Ia5String::new(d).map_err(|e| Error::crypto(format!("DNS SAN {d:?}"), e))?,
+            ));
+        }
+        for ip in &profile.ips {
+            names.push(GeneralName::from(*ip));
+        }
+        return Ok(Some(ext(
+            "2.5.29.17",
+            false,
+            enc("subject alt name", &SubjectAltName(names))?,
+        )?));
+    }
+    Ok(None)
+
+}
+
 /// Builds and signs a certificate. `issuer = None` makes it self-signed with `key`.
 pub fn issue(
     profile: &Profile,
@@ -258,25 +305,7 @@ pub fn issue(
         }
     };
 
-    let mut exts = Vec::new();
-    let ku = effective_key_usages(&profile.key_usages, key.algorithm().is_ec());
-    exts.push(ext(
-        "2.5.29.15",
-        true,
-        enc("key usage", &key_usage_bits(&ku)?)?,
-    )?);
-    if !profile.ext_key_usages.is_empty() {
-        let oids = profile
-            .ext_key_usages
-            .iter()
-            .filter_map(|n| ext_key_usage_oid(n))
-            .collect();
-        exts.push(ext(
-            "2.5.29.37",
-            false,
-            enc("extended key usage", &ExtendedKeyUsage(oids))?,
-        )?);
-    }
+    let mut exts = usage_extensions(profile, key.algorithm().is_ec())?;
     let bc = BasicConstraints {
         ca: profile.is_ca,
         path_len_constraint: None,
@@ -301,22 +330,7 @@ pub fn issue(
             enc("authority key identifier", &v)?,
         )?);
     }
-    if !profile.dns.is_empty() || !profile.ips.is_empty() {
-        let mut names = Vec::new();
-        for d in &profile.dns {
-            names.push(GeneralName::DnsName(
-                Ia5String::new(d).map_err(|e| Error::crypto(format!("DNS SAN {d:?}"), e))?,
-            ));
-        }
-        for ip in &profile.ips {
-            names.push(GeneralName::from(*ip));
-        }
-        exts.push(ext(
-            "2.5.29.17",
-            false,
-            enc("subject alt name", &SubjectAltName(names))?,
-        )?);
-    }
+    exts.extend(san_extension(profile)?);
 
     let sig_alg = signer.signature_algorithm_der();
     let tbs = TbsCertificate {

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod csr;
 pub mod disk;
 pub mod duration;
 pub mod entropy;
@@ -46,6 +47,7 @@ pub mod plan;
 pub mod resolve;
 pub mod spec;
 pub mod tree;
+pub mod user;
 
 use std::path::Path;
 
@@ -137,4 +139,144 @@ impl Kpki {
         };
         Ok(InitReport { plan, written })
     }
+}
+
+impl Kpki {
+    /// Names `certs renew` accepts: every leaf and kubeconfig entry of the spec (CAs and bare
+    /// key pairs are never renewed).
+    pub fn renewable(&self) -> Vec<String> {
+        self.desired
+            .entries
+            .iter()
+            .filter(|e| matches!(e, resolve::Entry::Leaf(_) | resolve::Entry::Kubeconfig(_)))
+            .map(|e| e.name().to_string())
+            .collect()
+    }
+
+    /// Renews the named entries (`all` = every renewable one): new key (current algorithm), new
+    /// serial, fresh validity, subject and SANs from the spec and inputs (or the old certificate's
+    /// SANs with `keep_sans`, as kubeadm does). Replaced files are kept as `<file>.bak-<UTC>`.
+    /// CAs are never touched; entries whose CA is external are skipped.
+    pub fn renew(&self, targets: &[String], keep_sans: bool, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+        let known = self.renewable();
+        let mut names = Vec::new();
+        for t in targets {
+            if t == "all" {
+                names.extend(known.iter().cloned());
+            } else if known.contains(t) {
+                names.push(t.clone());
+            } else {
+                return Err(Error::Input {
+                    field: "certs renew".into(),
+                    message: format!("unknown certificate {t:?} (known: all, {})", known.join(", ")),
+                });
+            }
+        }
+        if names.is_empty() {
+            return Err(Error::Input {
+                field: "certs renew".into(),
+                message: "name at least one certificate, or all".into(),
+            });
+        }
+        let disk = disk::observe(&self.desired);
+        let mut desired = self.desired.clone();
+        if keep_sans {
+            for e in &mut desired.entries {
+                if let resolve::Entry::Leaf(c) = e {
+                    if let Some(disk::Seen::Cert { cert: tree::Observed::Present(cf), .. }) = disk.entries.get(&c.name) {
+                        if let Ok(info) = inspect::info(&cf.der) {
+                            let vals: Vec<String> = info.dns.iter().cloned().chain(info.ips.iter().map(|i| i.to_string())).collect();
+                            let (dns, ips) = resolve::split_sans(&vals);
+                            c.profile.dns = dns;
+                            c.profile.ips = ips;
+                        }
+                    }
+                }
+            }
+        }
+        let opts = plan::Options {
+            regenerate_drifted: false,
+            renew: names,
+        };
+        let plan = plan::plan(&desired, &disk, run.now, &opts);
+        plan.check()?;
+        let written = if dry_run {
+            Vec::new()
+        } else {
+            let ctx = apply::Context {
+                now: run.now,
+                entropy: run.entropy,
+                jobs: run.jobs,
+            };
+            apply::apply(&desired, &disk, &plan, &ctx, true)?
+        };
+        Ok(InitReport { plan, written })
+    }
+
+    /// Writes a key and a CSR for every leaf (`<path>.key`, `<path>.csr`) and, for every kubeconfig,
+    /// the kubeconfig holding only its client key plus `<file>.csr` (kubeadm's external-CA layout).
+    /// Refuses, writing nothing, when any of those files exists.
+    pub fn generate_csr(&self, run: &Run<'_>) -> Result<Vec<apply::Written>> {
+        use std::os::unix::ffi::OsStrExt;
+        let csr_path = |p: &Path, strip_ext: bool| -> std::path::PathBuf {
+            let base = if strip_ext { p.with_extension("") } else { p.to_path_buf() };
+            let mut s = base.as_os_str().as_bytes().to_vec();
+            s.extend_from_slice(b".csr");
+            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&s))
+        };
+        let mut outs: Vec<(String, std::path::PathBuf, Vec<u8>, u32)> = Vec::new();
+        let m = &self.desired.modes;
+        for e in &self.desired.entries {
+            match e {
+                resolve::Entry::Leaf(c) => {
+                    let csr = csr_path(&c.cert_path, true);
+                    for p in [&c.key_path, &csr] {
+                        if p.exists() {
+                            return Err(Error::file(p, "file already exists: key or CSR; kpki generate-csr never overwrites"));
+                        }
+                    }
+                    let key = run.entropy.key(c.algorithm)?;
+                    outs.push((c.name.clone(), c.key_path.clone(), key.pem().as_bytes().to_vec(), m.key));
+                    outs.push((c.name.clone(), csr, csr::csr_pem(&c.profile, &key)?.into_bytes(), m.key));
+                }
+                resolve::Entry::Kubeconfig(k) => {
+                    let csr = csr_path(&k.path, false);
+                    for p in [&k.path, &csr] {
+                        if p.exists() {
+                            return Err(Error::file(p, "file already exists; kpki generate-csr never overwrites"));
+                        }
+                    }
+                    let key = run.entropy.key(k.algorithm)?;
+                    let cfg = kubeconfig::Kubeconfig::single(kubeconfig::Single {
+                        cluster_name: &k.cluster_name,
+                        server: &k.server,
+                        ca_pem: None,
+                        user: &k.profile.cn,
+                        auth: kubeconfig::AuthInfo {
+                            client_key_data: Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.pem())),
+                            ..Default::default()
+                        },
+                    });
+                    let yaml = cfg.to_yaml().map_err(|msg| Error::file(&k.path, msg))?;
+                    outs.push((k.name.clone(), k.path.clone(), yaml.into_bytes(), m.kubeconfig));
+                    outs.push((k.name.clone(), csr, csr::csr_pem(&k.profile, &key)?.into_bytes(), m.key));
+                }
+                _ => {}
+            }
+        }
+        let mut written = Vec::new();
+        for (entry, path, data, mode) in outs {
+            // kubeadm creates CSR directories 0700.
+            tree::write_atomic(&path, &data, mode, 0o700, tree::Replace::Never)?;
+            written.push(apply::Written { entry, path });
+        }
+        Ok(written)
+    }
+}
+
+/// kubeadm's `certs certificate-key`: 32 random bytes, hex-encoded (64 lower-case characters).
+pub fn certificate_key(run: &Run<'_>) -> Result<String> {
+    let mut b = [0u8; 32];
+    run.entropy.fill(&mut b)?;
+    Ok(hex::encode(b))
 }

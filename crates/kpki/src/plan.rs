@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::disk::{Disk, KubeconfigFile, Seen};
@@ -14,7 +14,7 @@ use crate::resolve::{CertEntry, Desired, Entry, KubeconfigEntry};
 use crate::tree::Observed;
 
 /// What to do with an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Nothing there: generate it.
@@ -27,12 +27,14 @@ pub enum Action {
     Regenerate,
     /// Its CA is external (no key): it can only be checked, not made.
     SkipExternal,
+    /// Left alone: not selected (renew of other entries), or selected but missing.
+    Skip,
     /// Wrong in a way kpki will not fix on its own; the reason says what to do.
     Error,
 }
 
 /// The planned action for one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// Spec entry name.
     pub entry: String,
@@ -43,11 +45,33 @@ pub struct Step {
     /// The file the reason is about.
     pub path: String,
     /// Non-fatal observations (e.g. a kubeconfig's server URL differs).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// For `Create`: an orphan key on disk is reused instead of generating one.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_key: bool,
+}
+
+/// `kpki plan -o json`: a versioned, documented contract (docs/plan.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDocument {
+    /// `kpki/v1alpha1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// `Plan`.
+    pub kind: String,
+    /// One step per spec entry, in spec order (CAs first).
+    pub steps: Vec<Step>,
+}
+
+impl From<&Plan> for PlanDocument {
+    fn from(p: &Plan) -> Self {
+        PlanDocument {
+            api_version: "kpki/v1alpha1".into(),
+            kind: "Plan".into(),
+            steps: p.steps.clone(),
+        }
+    }
 }
 
 /// What the caller wants.
@@ -150,12 +174,49 @@ pub fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options)
                 (Observed::Missing, Observed::Present(_)) => step(&k.name, Action::Error, &k.key_path, "is missing but its public key exists; restore the key or remove the public key too"),
                 (Observed::Missing, _) => step(&k.name, Action::Create, &k.key_path, "not present"),
             },
-            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(obs))) => plan_kubeconfig(k, obs, &cas, now, opts),
+            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(obs))) => plan_kubeconfig(k, obs, disk.signed.get(&k.name), &cas, now, opts),
             (e, _) => step(e.name(), Action::Error, e.main_path(), "internal: the disk was not observed for this entry"),
         };
+        let s = if opts.renew.is_empty() { s } else { renew_view(e, s, opts) };
         steps.push(s);
     }
     Plan { steps }
+}
+
+/// `certs renew` sees the init plan through this: CAs are never made or renewed, entries not
+/// asked for are left alone, and asked-for entries that are missing are reported, not created.
+fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
+    let selected = opts.renew.iter().any(|n| n == e.name());
+    match e {
+        Entry::Ca(c) if s.action == Action::Create => {
+            s.action = Action::Error;
+            s.reason = format!("CA {} is missing; renew never creates a CA (run kpki init)", c.name);
+        }
+        Entry::Ca(_) => {}
+        _ if !selected => {
+            if s.action == Action::Error {
+                s.warnings.push(s.reason.clone());
+            }
+            s.action = Action::Skip;
+            s.reason = "not selected for renewal".into();
+            s.keep_key = false;
+        }
+        Entry::KeyPair(k) => {
+            s.action = Action::Skip;
+            s.reason = format!("{} is a bare key pair; it is not renewed", k.name);
+        }
+        _ if s.action == Action::Create => {
+            let long = match e {
+                Entry::Leaf(c) if !c.long_name.is_empty() => c.long_name.clone(),
+                _ => e.name().to_string(),
+            };
+            s.action = Action::Skip;
+            s.reason = format!("MISSING! {long}");
+            s.keep_key = false;
+        }
+        _ => {}
+    }
+    s
 }
 
 fn plan_ca(
@@ -304,7 +365,14 @@ fn plan_leaf(
             let external = matches!(ca, CaState::Kept { external: true, .. });
             let missing = inspect::missing_sans(&info, &c.profile.dns, &c.profile.ips);
             if !missing.is_empty() {
-                let what = format!("does not cover the expected SAN(s) {}", missing.join(", "));
+                let described: Vec<String> = missing
+                    .iter()
+                    .map(|m| match c.san_origins.iter().find(|(san, _)| san == m) {
+                        Some((_, origin)) => format!("{m} (from {origin})"),
+                        None => m.clone(),
+                    })
+                    .collect();
+                let what = format!("does not cover the expected SAN(s) {}", described.join(", "));
                 return if external {
                     step(&c.name, Action::Error, &c.cert_path, format!("{what}; have the external CA issue it again"))
                 } else if opts.regenerate_drifted || renew {
@@ -321,17 +389,26 @@ fn plan_leaf(
                 };
             }
             let mut s = step(&c.name, if external { Action::SkipExternal } else { Action::Reuse }, &c.cert_path, "present, signed by its CA, key matches, SANs cover the inputs");
-            if info.not_after <= now {
-                s.warnings.push(format!("expired on {}", fmt_time(info.not_after)));
-            }
+            expiry_warning(&mut s, info.not_after, now);
             s
         }
+    }
+}
+
+/// Adds "expired" / "expires in Nd" (within 30 days) to a step's warnings.
+fn expiry_warning(s: &mut Step, not_after: OffsetDateTime, now: OffsetDateTime) {
+    let left = not_after - now;
+    if left <= time::Duration::ZERO {
+        s.warnings.push(format!("expired on {}", fmt_time(not_after)));
+    } else if left < time::Duration::days(30) {
+        s.warnings.push(format!("expires in {}d ({})", left.whole_days(), fmt_time(not_after)));
     }
 }
 
 fn plan_kubeconfig(
     k: &KubeconfigEntry,
     obs: &Observed<KubeconfigFile>,
+    signed: Option<&Observed<crate::tree::CertFile>>,
     cas: &HashMap<String, CaState>,
     now: OffsetDateTime,
     opts: &Options,
@@ -355,7 +432,7 @@ fn plan_kubeconfig(
                 return step(&k.name, Action::Error, &k.path, format!("exists already but has got the wrong CA cert (its certificate-authority-data is not {})", k.ca));
             }
             let (Some(cert), Some(key)) = (&kc.cert_der, &kc.key) else {
-                return step(&k.name, Action::Error, &k.path, "has no embedded client certificate and key for its current user");
+                return complete_external(k, kc, signed, ca_der);
             };
             let info = match inspect::info(cert) {
                 Ok(i) => i,
@@ -378,9 +455,7 @@ fn plan_kubeconfig(
             if kc.server != k.server {
                 s.warnings.push(format!("a kubeconfig file {:?} exists already but has an unexpected API Server URL: expected: {}, got: {}", k.path.display().to_string(), k.server, kc.server));
             }
-            if info.not_after <= now {
-                s.warnings.push(format!("client certificate expired on {}", fmt_time(info.not_after)));
-            }
+            expiry_warning(&mut s, info.not_after, now);
             s
         }
     }
@@ -390,4 +465,34 @@ fn plan_kubeconfig(
 pub fn fmt_time(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// A kubeconfig written by `generate-csr` holds only the client key; once the outside CA's
+/// signature is dropped in as `<file>.crt`, `init` embeds it (and the CA) to complete the file.
+fn complete_external(k: &KubeconfigEntry, kc: &KubeconfigFile, signed: Option<&Observed<crate::tree::CertFile>>, ca_der: &[u8]) -> Step {
+    let crt = format!("{}.crt", k.path.display());
+    let Some(key) = &kc.key else {
+        return step(&k.name, Action::Error, &k.path, "has no embedded client certificate and key for its current user");
+    };
+    let cf = match signed {
+        Some(Observed::Present(cf)) => cf,
+        Some(Observed::Invalid(m)) => return step(&k.name, Action::Error, std::path::Path::new(&crt), m.clone()),
+        _ => return step(&k.name, Action::Error, &k.path, format!("holds a client key but no certificate: have {crt} signed by the external CA ({}.csr) and place it there", k.path.display())),
+    };
+    let info = match inspect::info(&cf.der) {
+        Ok(i) => i,
+        Err(m) => return step(&k.name, Action::Error, std::path::Path::new(&crt), m),
+    };
+    if !key.matches_spki(&info.spki) {
+        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("does not match the client key in {}", k.path.display()));
+    }
+    if let Err(m) = inspect::signed_by(&cf.der, ca_der) {
+        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("is not signed by CA {}: {m}", k.ca));
+    }
+    if info.cn.first() != Some(&k.profile.cn) {
+        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("has CN {:?}, the spec wants {:?}", info.cn.first().cloned().unwrap_or_default(), k.profile.cn));
+    }
+    let mut s = step(&k.name, Action::Create, &k.path, format!("embedding the externally signed {crt}"));
+    s.keep_key = true;
+    s
 }

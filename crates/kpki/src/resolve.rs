@@ -51,6 +51,39 @@ pub struct CertEntry {
     /// Validity of new certificates.
     #[serde(serialize_with = "crate::duration::serialize_go")]
     pub validity: Duration,
+    /// Where each expected SAN comes from (`"IP:10.0.0.5"` → `"--apiserver-cert-extra-sans / apiServer.certSANs"`),
+    /// so drift reports can say which input added it.
+    #[serde(skip)]
+    pub san_origins: Vec<(String, String)>,
+}
+
+/// Which input a SAN template draws from, in the operator's words.
+pub fn template_origin(template: &str) -> &'static str {
+    const ORIGINS: &[(&str, &str)] = &[
+        ("{apiserver_extra_sans}", "--apiserver-cert-extra-sans / apiServer.certSANs"),
+        ("{etcd_server_extra_sans}", "etcd.local.serverCertSANs"),
+        ("{etcd_peer_extra_sans}", "etcd.local.peerCertSANs"),
+        ("{advertise_address}", "--apiserver-advertise-address"),
+        ("{control_plane_host}", "--control-plane-endpoint"),
+        ("{node_name}", "--node-name"),
+        ("{service_ip}", "--service-cidr"),
+        ("{dns_domain}", "--service-dns-domain"),
+        ("{cluster_name}", "--cluster-name"),
+        ("{node_ips}", "the node's IPs"),
+    ];
+    ORIGINS
+        .iter()
+        .find(|(var, _)| template.contains(var))
+        .map(|(_, o)| *o)
+        .unwrap_or("the spec")
+}
+
+/// Text form of a SAN as used in reasons and findings (`DNS:x`, `IP:y`).
+pub fn san_text(value: &str) -> String {
+    match value.parse::<IpAddr>() {
+        Ok(ip) => format!("IP:{}", ip.to_canonical()),
+        Err(_) => format!("DNS:{value}"),
+    }
 }
 
 /// A bare key pair (`sa.key` / `sa.pub`).
@@ -289,6 +322,12 @@ pub fn resolve_cert(
 ) -> Result<CertEntry> {
     let sans = vars.many(&c.name, "sans", &c.sans)?;
     let (dns, ips) = split_sans(&sans);
+    let mut san_origins = Vec::new();
+    for t in &c.sans {
+        for v in vars.many(&c.name, "sans", std::slice::from_ref(t))? {
+            san_origins.push((san_text(&v), template_origin(t).to_string()));
+        }
+    }
     let orgs =
         c.o.iter()
             .map(|o| vars.one(&c.name, "o", o))
@@ -310,6 +349,7 @@ pub fn resolve_cert(
         },
         algorithm: algorithm(spec, &c.key_algorithm, inputs),
         validity: validity(&c.validity, inputs),
+        san_origins,
     })
 }
 

@@ -1,0 +1,116 @@
+//! `kpki kubeconfig ...`: kubeconfig files outside the tree (kubeadm's `kubeadm kubeconfig`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use kpki::inputs::InputArgs;
+use kpki::tree::{write_atomic, Replace};
+use kpki::user::{self, UserRequest};
+
+use crate::{run_ctx, Cli, Fail};
+
+/// The `kubeconfig` command group.
+#[derive(Args)]
+pub struct KubeconfigCmd {
+    #[command(subcommand)]
+    command: KubeconfigSub,
+}
+
+/// Subcommands of `kpki kubeconfig`.
+#[derive(Subcommand)]
+pub enum KubeconfigSub {
+    /// Print (or write) a kubeconfig for an extra user, signed by the cluster CA.
+    ///
+    /// The server is the control-plane endpoint (--control-plane-endpoint or the config's
+    /// controlPlaneEndpoint), else https://<advertise address>:<bind port>; one of the two must
+    /// be given, by flag or --config.
+    User(UserCmd),
+}
+
+/// `kpki kubeconfig user` (kubeadm's `kubeadm kubeconfig user`).
+#[derive(Args)]
+pub struct UserCmd {
+    /// Client name: the certificate CN and the kubeconfig user.
+    #[arg(long, required = true)]
+    client_name: String,
+    /// Group (certificate O); repeatable, comma lists accepted.
+    #[arg(long, value_name = "ORG", value_delimiter = ',')]
+    org: Vec<String>,
+    /// Validity of the client certificate (Go duration); the config's value is not used.
+    #[arg(long, value_name = "DURATION", default_value = "8760h")]
+    validity_period: String,
+    /// Directory with ca.crt and ca.key (default: the config's certificatesDir, else
+    /// /etc/kubernetes/pki).
+    #[arg(long = "cert-dir", value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// kubeadm config file (server, cluster name, key algorithm, cert dir).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// API server advertise address (server URL when no control-plane endpoint is set).
+    #[arg(long)]
+    apiserver_advertise_address: Option<String>,
+    /// API server bind port (default 6443).
+    #[arg(long)]
+    apiserver_bind_port: Option<String>,
+    /// Stable host[:port] for the control plane: the server URL.
+    #[arg(long)]
+    control_plane_endpoint: Option<String>,
+    /// Cluster name (default kubernetes).
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// Client key algorithm: RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
+    #[arg(long)]
+    encryption_algorithm: Option<String>,
+    /// Write the kubeconfig to FILE (mode 0600, atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl UserCmd {
+    fn input_args(&self) -> InputArgs {
+        InputArgs {
+            cert_dir: self.cert_dir.clone(),
+            config: self.config.clone(),
+            advertise_address: self.apiserver_advertise_address.clone(),
+            bind_port: self.apiserver_bind_port.clone(),
+            control_plane_endpoint: self.control_plane_endpoint.clone(),
+            cluster_name: self.cluster_name.clone(),
+            encryption_algorithm: self.encryption_algorithm.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs `kpki kubeconfig <sub>`.
+pub fn run(cli: &Cli, cmd: &KubeconfigCmd) -> Result<(), Fail> {
+    match &cmd.command {
+        KubeconfigSub::User(u) => run_user(cli, u),
+    }
+}
+
+fn run_user(cli: &Cli, cmd: &UserCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    let validity = user::parse_validity_period(&cmd.validity_period)?;
+    let target = user::target(&cmd.input_args())?;
+    if let Some(w) = user::validity_warning(validity) {
+        eprintln!("WARNING: {w}");
+    }
+    let yaml = user::user_kubeconfig(
+        &UserRequest {
+            cert_dir: &target.cert_dir,
+            client_name: &cmd.client_name,
+            orgs: &cmd.org,
+            validity,
+            algorithm: target.algorithm,
+            server: &target.server,
+            cluster_name: &target.cluster_name,
+        },
+        &run,
+    )?;
+    match &cmd.out {
+        Some(path) => write_atomic(path, yaml.as_bytes(), 0o600, 0o755, Replace::Allow)?,
+        // kubeadm prints the YAML (which ends in a newline) with Println: one extra newline.
+        None => println!("{yaml}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! `kpki plan`, `kpki certs renew`, `kpki certs generate-csr`, `kpki certs certificate-key`.
+
+use clap::Args;
+use kpki::plan::{Action, Options, PlanDocument};
+use kpki::Kpki;
+
+use crate::flags::InputFlags;
+use crate::{run_ctx, Cli, Fail};
+
+/// `kpki plan`.
+#[derive(Args)]
+pub struct PlanCmd {
+    #[command(flatten)]
+    inputs: InputFlags,
+    /// Output format: text or json (kpki/v1alpha1 Plan).
+    #[arg(short = 'o', long = "output", default_value = "text")]
+    output: String,
+}
+
+/// `kpki certs renew`.
+#[derive(Args)]
+pub struct RenewCmd {
+    /// What to renew: a leaf (apiserver, etcd-server, ...), a kubeconfig (admin.conf, ...), or all.
+    #[arg(required = true, value_name = "NAME")]
+    names: Vec<String>,
+    #[command(flatten)]
+    inputs: InputFlags,
+    /// Keep the SANs of the existing certificates (kubeadm's behaviour) instead of the spec's.
+    #[arg(long)]
+    keep_sans: bool,
+    /// Show what would be renewed; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `kpki certs generate-csr`.
+#[derive(Args)]
+pub struct GenerateCsrCmd {
+    #[command(flatten)]
+    inputs: InputFlags,
+}
+
+fn print_steps(plan: &kpki::plan::Plan) {
+    let w = plan.steps.iter().map(|s| s.entry.len()).max().unwrap_or(5).max(5);
+    println!("{:<w$}  {:<13}  REASON", "ENTRY", "ACTION");
+    for s in &plan.steps {
+        let action = serde_json::to_value(s.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        println!("{:<w$}  {:<13}  {}", s.entry, action, s.reason);
+        for warn in &s.warnings {
+            println!("{:<w$}  {:<13}  warning: {warn}", "", "");
+        }
+    }
+}
+
+/// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
+pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let opts = Options {
+        regenerate_drifted: true,
+        ..Default::default()
+    };
+    let plan = kpki.plan(&opts, &run);
+    match cmd.output.as_str() {
+        "json" => {
+            let doc = PlanDocument::from(&plan);
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| Fail(2, e.to_string()))?;
+            println!("{text}");
+        }
+        "text" => print_steps(&plan),
+        other => return Err(Fail(2, format!("--output: {other:?} is not one of text, json"))),
+    }
+    Ok(())
+}
+
+/// Runs `kpki certs renew`.
+pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let report = kpki.renew(&cmd.names, cmd.keep_sans, &run, cmd.dry_run)?;
+    for s in &report.plan.steps {
+        match s.action {
+            Action::Renew | Action::Regenerate if cmd.dry_run => println!("would renew {} ({})", s.entry, s.reason),
+            Action::Renew | Action::Regenerate => println!("{} renewed ({})", s.entry, s.reason),
+            Action::SkipExternal => println!("{}", s.reason),
+            Action::Skip if s.reason.starts_with("MISSING!") => println!("{}", s.reason),
+            _ => {}
+        }
+        for w in &s.warnings {
+            if s.action != Action::Skip {
+                eprintln!("WARNING: {}: {w}", s.entry);
+            }
+        }
+    }
+    for w in &report.written {
+        if w.path.to_string_lossy().contains(".bak-") {
+            println!("backup: {}", w.path.display());
+        }
+    }
+    if !cmd.dry_run {
+        println!();
+        println!("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.");
+    }
+    Ok(())
+}
+
+/// Runs `kpki certs generate-csr`.
+pub fn generate_csr(cli: &Cli, cmd: &GenerateCsrCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let written = kpki.generate_csr(&run)?;
+    for w in &written {
+        println!("  {}", w.path.display());
+    }
+    Ok(())
+}
+
+/// Runs `kpki certs certificate-key`.
+pub fn certificate_key(cli: &Cli) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
+    println!("{}", kpki::certificate_key(&run)?);
+    Ok(())
+}
