@@ -2,7 +2,6 @@
 
 use clap::Args;
 use kpki::plan::{Action, Options};
-use kpki::Kpki;
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
@@ -22,7 +21,7 @@ pub struct InitCmd {
 /// Runs `kpki init`.
 pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let kpki = crate::load(cli, &cmd.inputs.args())?;
     let opts = Options {
         regenerate_drifted: cmd.regenerate_drifted,
         ..Default::default()

@@ -24,7 +24,9 @@ pub enum KubeconfigSub {
     /// The server is the control-plane endpoint (--control-plane-endpoint or the config's
     /// controlPlaneEndpoint), else https://<advertise address>:<bind port>; one of the two must
     /// be given, by flag or --config.
-    User(UserCmd),
+    User(Box<UserCmd>),
+    /// Print (or write) the bootstrap kubeconfig a joining kubelet uses (token auth, CA embedded).
+    Bootstrap(Box<crate::nodes_cmd::BootstrapCmd>),
 }
 
 /// `kpki kubeconfig user` (kubeadm's `kubeadm kubeconfig user`).
@@ -85,6 +87,7 @@ impl UserCmd {
 pub fn run(cli: &Cli, cmd: &KubeconfigCmd) -> Result<(), Fail> {
     match &cmd.command {
         KubeconfigSub::User(u) => run_user(cli, u),
+        KubeconfigSub::Bootstrap(b) => crate::nodes_cmd::run_bootstrap(cli, b),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use kpki::plan::{Action, Options, PlanDocument};
-use kpki::Kpki;
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
@@ -41,10 +40,19 @@ pub struct GenerateCsrCmd {
 }
 
 fn print_steps(plan: &kpki::plan::Plan) {
-    let w = plan.steps.iter().map(|s| s.entry.len()).max().unwrap_or(5).max(5);
+    let w = plan
+        .steps
+        .iter()
+        .map(|s| s.entry.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!("{:<w$}  {:<13}  REASON", "ENTRY", "ACTION");
     for s in &plan.steps {
-        let action = serde_json::to_value(s.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let action = serde_json::to_value(s.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         println!("{:<w$}  {:<13}  {}", s.entry, action, s.reason);
         for warn in &s.warnings {
             println!("{:<w$}  {:<13}  warning: {warn}", "", "");
@@ -55,7 +63,7 @@ fn print_steps(plan: &kpki::plan::Plan) {
 /// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
 pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let kpki = crate::load(cli, &cmd.inputs.args())?;
     let opts = Options {
         regenerate_drifted: true,
         ..Default::default()
@@ -68,7 +76,12 @@ pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
             println!("{text}");
         }
         "text" => print_steps(&plan),
-        other => return Err(Fail(2, format!("--output: {other:?} is not one of text, json"))),
+        other => {
+            return Err(Fail(
+                2,
+                format!("--output: {other:?} is not one of text, json"),
+            ))
+        }
     }
     Ok(())
 }
@@ -76,11 +89,13 @@ pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
 /// Runs `kpki certs renew`.
 pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let kpki = crate::load(cli, &cmd.inputs.args())?;
     let report = kpki.renew(&cmd.names, cmd.keep_sans, &run, cmd.dry_run)?;
     for s in &report.plan.steps {
         match s.action {
-            Action::Renew | Action::Regenerate if cmd.dry_run => println!("would renew {} ({})", s.entry, s.reason),
+            Action::Renew | Action::Regenerate if cmd.dry_run => {
+                println!("would renew {} ({})", s.entry, s.reason)
+            }
             Action::Renew | Action::Regenerate => println!("{} renewed ({})", s.entry, s.reason),
             Action::SkipExternal => println!("{}", s.reason),
             Action::Skip if s.reason.starts_with("MISSING!") => println!("{}", s.reason),
@@ -107,7 +122,7 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
 /// Runs `kpki certs generate-csr`.
 pub fn generate_csr(cli: &Cli, cmd: &GenerateCsrCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = Kpki::new(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let kpki = crate::load(cli, &cmd.inputs.args())?;
     let written = kpki.generate_csr(&run)?;
     for w in &written {
         println!("  {}", w.path.display());

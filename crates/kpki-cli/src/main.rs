@@ -7,10 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kpki::Run;
 
+mod certs_cmd;
 mod flags;
 mod init;
 mod kubeconfig_cmd;
 mod lifecycle_cmd;
+mod nodes_cmd;
+mod verify_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +32,12 @@ pub struct Cli {
     /// Key-generation threads (default: one per core).
     #[arg(long, global = true, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
+    /// How long to wait for another kpki process working on the same directory (Go duration).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s")]
+    pub lock_timeout: String,
+    /// Write even into directories that group or others can write to.
+    #[arg(long, global = true)]
+    pub allow_insecure_dir: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +50,14 @@ enum Command {
     Kubeconfig(kubeconfig_cmd::KubeconfigCmd),
     /// Show what init/renew would do for each entry, and why (no writes).
     Plan(Box<lifecycle_cmd::PlanCmd>),
+    /// Kubelet credentials (client kubeconfig, optional serving cert) for many nodes at once.
+    Nodes(Box<nodes_cmd::NodesCmd>),
+    /// Bootstrap tokens (kubeadm's format).
+    Token(nodes_cmd::TokenCmd),
+    /// Audit the whole tree against the spec and the inputs (findings; exit 1 on errors).
+    Verify(Box<verify_cmd::VerifyCmd>),
+    /// Certificate commands (kubeadm certs): check-expiration.
+    Certs(certs_cmd::CertsCmd),
     /// Print the embedded default spec.
     Spec,
 }
@@ -52,6 +69,24 @@ impl From<kpki::Error> for Fail {
     fn from(e: kpki::Error) -> Self {
         Fail(2, e.to_string())
     }
+}
+
+/// Loads the spec and resolves the inputs, applying the global write-safety flags.
+pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fail> {
+    let mut k = kpki::Kpki::new(cli.spec.as_deref(), args)?;
+    let t = kpki::duration::parse_go_duration(&cli.lock_timeout)
+        .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
+    k.lock_timeout = std::time::Duration::try_from(t).map_err(|_| {
+        Fail(
+            2,
+            format!(
+                "--lock-timeout: {:?} must not be negative",
+                cli.lock_timeout
+            ),
+        )
+    })?;
+    k.allow_insecure_dir = cli.allow_insecure_dir;
+    Ok(k)
 }
 
 /// The clock, randomness and parallelism for this invocation.
@@ -75,11 +110,35 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            // One line, like every other kpki error (clap adds usage and a hint).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "{}",
+                if first.starts_with("error:") {
+                    first.to_string()
+                } else {
+                    format!("error: {first}")
+                }
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let res = match &cli.command {
         Command::Init(cmd) => init::run(&cli, cmd),
         Command::Kubeconfig(cmd) => kubeconfig_cmd::run(&cli, cmd),
         Command::Plan(cmd) => lifecycle_cmd::plan(&cli, cmd),
+        Command::Nodes(cmd) => nodes_cmd::run_nodes(&cli, cmd),
+        Command::Token(cmd) => nodes_cmd::run_token(&cli, cmd),
+        Command::Verify(cmd) => verify_cmd::run(&cli, cmd),
+        Command::Certs(cmd) => certs_cmd::run(&cli, cmd),
         Command::Spec => {
             print!("{}", kpki::spec::DEFAULT_SPEC);
             Ok(())

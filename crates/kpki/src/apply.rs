@@ -48,6 +48,49 @@ struct Out {
     data: Vec<u8>,
     mode: u32,
     replace: Replace,
+    /// Move this already written file into place instead of writing `data`.
+    rename_from: Option<PathBuf>,
+}
+
+/// Where a replacement certificate waits while its key is swapped in (see [`recover_pending`]).
+pub fn staged_path(cert: &std::path::Path) -> PathBuf {
+    let mut s = cert.as_os_str().to_owned();
+    s.push(".kpki-new");
+    PathBuf::from(s)
+}
+
+/// Finishes or undoes a pair replacement that a crash interrupted. A renewal writes the new
+/// certificate to `<cert>.kpki-new`, then swaps the key in, then renames the certificate: if the
+/// staged certificate matches the key on disk the swap happened and is completed; otherwise the
+/// old pair is intact and the staged file is dropped. Returns the files it changed.
+pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    for e in &desired.entries {
+        let (Entry::Leaf(c) | Entry::Ca(c)) = e else {
+            continue;
+        };
+        let staged = staged_path(&c.cert_path);
+        if !staged.exists() {
+            continue;
+        }
+        let roll_forward = match (
+            crate::tree::read_cert(&staged),
+            crate::tree::read_key(&c.key_path),
+        ) {
+            (Observed::Present(cf), Observed::Present(kf)) => crate::inspect::info(&cf.der)
+                .map(|i| kf.key.matches_spki(&i.spki))
+                .unwrap_or(false),
+            _ => false,
+        };
+        if roll_forward {
+            std::fs::rename(&staged, &c.cert_path).map_err(|e| Error::file(&c.cert_path, e))?;
+            changed.push(c.cert_path.clone());
+        } else {
+            std::fs::remove_file(&staged).map_err(|e| Error::file(&staged, e))?;
+            changed.push(staged);
+        }
+    }
+    Ok(changed)
 }
 
 fn backup_name(path: &std::path::Path, now: OffsetDateTime) -> PathBuf {
@@ -175,17 +218,37 @@ pub fn apply(
             }
             (Entry::Kubeconfig(k), Action::Create) if s.keep_key => {
                 // generate-csr left the key; an external CA signed `<file>.crt`: embed both.
-                let (Some(Seen::Kubeconfig(Observed::Present(existing))), Some(Observed::Present(signed)), Some(ca_der)) =
-                    (disk.entries.get(&k.name), disk.signed.get(&k.name), ca_certs.get(&k.ca))
+                let (
+                    Some(Seen::Kubeconfig(Observed::Present(existing))),
+                    Some(Observed::Present(signed)),
+                    Some(ca_der),
+                ) = (
+                    disk.entries.get(&k.name),
+                    disk.signed.get(&k.name),
+                    ca_certs.get(&k.ca),
+                )
                 else {
-                    return Err(Error::file(&k.path, "the externally signed client certificate is no longer readable"));
+                    return Err(Error::file(
+                        &k.path,
+                        "the externally signed client certificate is no longer readable",
+                    ));
                 };
-                let key = existing.key.as_ref().ok_or_else(|| Error::file(&k.path, "has no client key"))?;
+                let key = existing
+                    .key
+                    .as_ref()
+                    .ok_or_else(|| Error::file(&k.path, "has no client key"))?;
                 let mut cfg = existing.config.clone();
                 cfg.set_credentials(Some(&cert_pem(ca_der)), &cert_pem(&signed.der), key.pem())
                     .map_err(|m| Error::file(&k.path, m))?;
                 let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
-                outs.push(Out { entry: k.name.clone(), path: k.path.clone(), data: yaml.into_bytes(), mode: modes.kubeconfig, replace: Replace::Allow });
+                outs.push(Out {
+                    entry: k.name.clone(),
+                    path: k.path.clone(),
+                    data: yaml.into_bytes(),
+                    mode: modes.kubeconfig,
+                    replace: Replace::Allow,
+                    rename_from: None,
+                });
             }
             (Entry::Ca(c), Action::Create) => {
                 let key = take_key(&c.name, s.keep_key)?;
@@ -204,6 +267,7 @@ pub fn apply(
                         data: key.pem().as_bytes().to_vec(),
                         mode: modes.key,
                         replace: Replace::Never,
+                        rename_from: None,
                     });
                 }
                 outs.push(Out {
@@ -212,6 +276,7 @@ pub fn apply(
                     data: cert_pem(&der).into_bytes(),
                     mode: modes.cert,
                     replace: Replace::Allow,
+                    rename_from: None,
                 });
                 ca_certs.insert(c.name.clone(), der.clone());
                 ca_material.insert(c.name.clone(), (der, key));
@@ -227,6 +292,36 @@ pub fn apply(
                         ctx.now,
                     )?;
                 }
+                let cert_bytes = cert_pem(&der).into_bytes();
+                if s.action != Action::Create && !s.keep_key {
+                    // Replacing a pair: stage the cert, swap the key, then move the cert in.
+                    let staged = staged_path(&c.cert_path);
+                    outs.push(Out {
+                        entry: c.name.clone(),
+                        path: staged.clone(),
+                        data: cert_bytes,
+                        mode: modes.cert,
+                        replace: Replace::Allow,
+                        rename_from: None,
+                    });
+                    outs.push(Out {
+                        entry: c.name.clone(),
+                        path: c.key_path.clone(),
+                        data: key.pem().as_bytes().to_vec(),
+                        mode: modes.key,
+                        replace: Replace::Allow,
+                        rename_from: None,
+                    });
+                    outs.push(Out {
+                        entry: c.name.clone(),
+                        path: c.cert_path.clone(),
+                        data: Vec::new(),
+                        mode: modes.cert,
+                        replace: Replace::Allow,
+                        rename_from: Some(staged),
+                    });
+                    continue;
+                }
                 if !s.keep_key {
                     outs.push(Out {
                         entry: c.name.clone(),
@@ -234,14 +329,16 @@ pub fn apply(
                         data: key.pem().as_bytes().to_vec(),
                         mode: modes.key,
                         replace: Replace::Allow,
+                        rename_from: None,
                     });
                 }
                 outs.push(Out {
                     entry: c.name.clone(),
                     path: c.cert_path.clone(),
-                    data: cert_pem(&der).into_bytes(),
+                    data: cert_bytes,
                     mode: modes.cert,
                     replace: Replace::Allow,
+                    rename_from: None,
                 });
             }
             (Entry::KeyPair(k), Action::Create) => {
@@ -253,6 +350,7 @@ pub fn apply(
                         data: key.pem().as_bytes().to_vec(),
                         mode: modes.key,
                         replace: Replace::Allow,
+                        rename_from: None,
                     });
                 }
                 outs.push(Out {
@@ -261,6 +359,7 @@ pub fn apply(
                     data: key.public_key_pem().into_bytes(),
                     mode: modes.public,
                     replace: Replace::Allow,
+                    rename_from: None,
                 });
             }
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
@@ -312,6 +411,7 @@ pub fn apply(
                     data: yaml.into_bytes(),
                     mode: modes.kubeconfig,
                     replace: Replace::Allow,
+                    rename_from: None,
                 });
             }
             _ => {}
@@ -321,7 +421,15 @@ pub fn apply(
     // 3. writes
     let mut written = Vec::new();
     for o in outs {
-        write_atomic(&o.path, &o.data, o.mode, modes.dir, o.replace)?;
+        match &o.rename_from {
+            Some(from) => {
+                std::fs::rename(from, &o.path).map_err(|e| Error::file(&o.path, e))?;
+                if let Some(d) = o.path.parent().and_then(|p| std::fs::File::open(p).ok()) {
+                    let _ = d.sync_all();
+                }
+            }
+            None => write_atomic(&o.path, &o.data, o.mode, modes.dir, o.replace)?,
+        }
         written.push(Written {
             entry: o.entry,
             path: o.path,
@@ -348,6 +456,7 @@ fn push_backups(
                 data,
                 mode,
                 replace: Replace::Never,
+                rename_from: None,
             });
         }
     }

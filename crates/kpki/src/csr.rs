@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::issue::{any, enc, encode_subject, san_extension, usage_extensions, Profile};
 use crate::keys::{pem_config, PrivateKey};
 
-const OID_EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const OID_EXTENSION_REQUEST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
 
 #[derive(Sequence)]
 struct CertReqInfo {
@@ -54,7 +55,8 @@ pub fn csr_der(profile: &Profile, key: &PrivateKey) -> Result<Vec<u8>> {
         &CertReq {
             info: any("CSR", &info_der)?,
             algorithm: any("signature algorithm", &alg)?,
-            signature: BitString::from_bytes(&signature).map_err(|e| Error::crypto("CSR signature", e))?,
+            signature: BitString::from_bytes(&signature)
+                .map_err(|e| Error::crypto("CSR signature", e))?,
         },
     )
 }
@@ -62,7 +64,10 @@ pub fn csr_der(profile: &Profile, key: &PrivateKey) -> Result<Vec<u8>> {
 /// PEM (`CERTIFICATE REQUEST`) of a CSR for `profile`, signed with `key`.
 pub fn csr_pem(profile: &Profile, key: &PrivateKey) -> Result<String> {
     let der = csr_der(profile, key)?;
-    Ok(pem::encode_config(&pem::Pem::new("CERTIFICATE REQUEST", der), pem_config()))
+    Ok(pem::encode_config(
+        &pem::Pem::new("CERTIFICATE REQUEST", der),
+        pem_config(),
+    ))
 }
 
 #[cfg(test)]
@@ -84,10 +89,14 @@ mod tests {
             is_ca: false,
         };
         let der = csr_der(&p, &key).unwrap();
-        let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
+        let (_, req) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
         req.verify_signature().unwrap();
         let exts: Vec<_> = req.requested_extensions().unwrap().collect();
         assert_eq!(exts.len(), 3, "KU, EKU, SAN requested");
-        assert_eq!(req.certification_request_info.subject.to_string(), "O=a + O=b, CN=kube-apiserver");
+        assert_eq!(
+            req.certification_request_info.subject.to_string(),
+            "O=a + O=b, CN=kube-apiserver"
+        );
     }
 }

@@ -129,7 +129,16 @@ impl Inputs {
             }
             None => KubeadmConfig::default(),
         };
-        Inputs::resolve(args, &cfg)
+        Inputs::resolve(args, &cfg).map_err(|e| match (e, &args.config) {
+            // A config field at fault: name the file too.
+            (Error::Input { field, message }, Some(path)) if !field.starts_with("--") => {
+                Error::Config {
+                    path: path.clone(),
+                    message: format!("{field}: {message}"),
+                }
+            }
+            (e, _) => e,
+        })
     }
 
     /// Like [`Inputs::from_args`] with an already parsed config.

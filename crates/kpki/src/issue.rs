@@ -271,7 +271,6 @@ pub(crate) fn san_extension(profile: &Profile) -> Result<Option<Extension>> {
         )?));
     }
     Ok(None)
-
 }
 
 /// Builds and signs a certificate. `issuer = None` makes it self-signed with `key`.

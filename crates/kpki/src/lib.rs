@@ -37,17 +37,21 @@ pub mod disk;
 pub mod duration;
 pub mod entropy;
 pub mod error;
+pub mod expiration;
 pub mod inputs;
 pub mod inspect;
 pub mod issue;
 pub mod keys;
 pub mod kubeadm_config;
 pub mod kubeconfig;
+pub mod nodes;
 pub mod plan;
 pub mod resolve;
 pub mod spec;
+pub mod token;
 pub mod tree;
 pub mod user;
+pub mod verify;
 
 use std::path::Path;
 
@@ -95,6 +99,10 @@ pub struct Kpki {
     pub spec: spec::Spec,
     /// The concrete entries for these inputs.
     pub desired: resolve::Desired,
+    /// How long to wait for another kpki process working on the same tree (`--lock-timeout`).
+    pub lock_timeout: std::time::Duration,
+    /// Write even into directories that group or others can write to (`--allow-insecure-dir`).
+    pub allow_insecure_dir: bool,
 }
 
 impl Kpki {
@@ -112,7 +120,22 @@ impl Kpki {
     /// Resolves an already loaded spec against already validated inputs.
     pub fn from_parts(spec: spec::Spec, inputs: inputs::Inputs) -> Result<Kpki> {
         let desired = resolve::resolve(&spec, &inputs)?;
-        Ok(Kpki { spec, desired })
+        Ok(Kpki {
+            spec,
+            desired,
+            lock_timeout: std::time::Duration::from_secs(10),
+            allow_insecure_dir: false,
+        })
+    }
+
+    /// Takes the tree lock and checks the directories kpki writes into; held while writing.
+    pub fn prepare_write(&self, dir_mode: u32) -> Result<tree::DirLock> {
+        let i = &self.desired.inputs;
+        if !self.allow_insecure_dir {
+            tree::check_dir_secure(&i.cert_dir)?;
+            tree::check_dir_secure(&i.kubeconfig_dir)?;
+        }
+        tree::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
     }
 
     /// Reads the tree and plans every entry (no writes).
@@ -124,6 +147,14 @@ impl Kpki {
     /// Creates what is missing and keeps what is right; refuses (writing nothing) when anything
     /// on disk conflicts with the spec. Re-running on a complete tree changes no byte.
     pub fn init(&self, opts: &plan::Options, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(self.prepare_write(self.desired.modes.dir)?)
+        };
+        if !dry_run {
+            apply::recover_pending(&self.desired)?;
+        }
         let disk = disk::observe(&self.desired);
         let plan = plan::plan(&self.desired, &disk, run.now, opts);
         plan.check()?;
@@ -157,7 +188,13 @@ impl Kpki {
     /// serial, fresh validity, subject and SANs from the spec and inputs (or the old certificate's
     /// SANs with `keep_sans`, as kubeadm does). Replaced files are kept as `<file>.bak-<UTC>`.
     /// CAs are never touched; entries whose CA is external are skipped.
-    pub fn renew(&self, targets: &[String], keep_sans: bool, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+    pub fn renew(
+        &self,
+        targets: &[String],
+        keep_sans: bool,
+        run: &Run<'_>,
+        dry_run: bool,
+    ) -> Result<InitReport> {
         let known = self.renewable();
         let mut names = Vec::new();
         for t in targets {
@@ -168,7 +205,10 @@ impl Kpki {
             } else {
                 return Err(Error::Input {
                     field: "certs renew".into(),
-                    message: format!("unknown certificate {t:?} (known: all, {})", known.join(", ")),
+                    message: format!(
+                        "unknown certificate {t:?} (known: all, {})",
+                        known.join(", ")
+                    ),
                 });
             }
         }
@@ -178,14 +218,31 @@ impl Kpki {
                 message: "name at least one certificate, or all".into(),
             });
         }
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(self.prepare_write(self.desired.modes.dir)?)
+        };
+        if !dry_run {
+            apply::recover_pending(&self.desired)?;
+        }
         let disk = disk::observe(&self.desired);
         let mut desired = self.desired.clone();
         if keep_sans {
             for e in &mut desired.entries {
                 if let resolve::Entry::Leaf(c) = e {
-                    if let Some(disk::Seen::Cert { cert: tree::Observed::Present(cf), .. }) = disk.entries.get(&c.name) {
+                    if let Some(disk::Seen::Cert {
+                        cert: tree::Observed::Present(cf),
+                        ..
+                    }) = disk.entries.get(&c.name)
+                    {
                         if let Ok(info) = inspect::info(&cf.der) {
-                            let vals: Vec<String> = info.dns.iter().cloned().chain(info.ips.iter().map(|i| i.to_string())).collect();
+                            let vals: Vec<String> = info
+                                .dns
+                                .iter()
+                                .cloned()
+                                .chain(info.ips.iter().map(|i| i.to_string()))
+                                .collect();
                             let (dns, ips) = resolve::split_sans(&vals);
                             c.profile.dns = dns;
                             c.profile.ips = ips;
@@ -219,7 +276,11 @@ impl Kpki {
     pub fn generate_csr(&self, run: &Run<'_>) -> Result<Vec<apply::Written>> {
         use std::os::unix::ffi::OsStrExt;
         let csr_path = |p: &Path, strip_ext: bool| -> std::path::PathBuf {
-            let base = if strip_ext { p.with_extension("") } else { p.to_path_buf() };
+            let base = if strip_ext {
+                p.with_extension("")
+            } else {
+                p.to_path_buf()
+            };
             let mut s = base.as_os_str().as_bytes().to_vec();
             s.extend_from_slice(b".csr");
             std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&s))
@@ -236,14 +297,27 @@ impl Kpki {
                         }
                     }
                     let key = run.entropy.key(c.algorithm)?;
-                    outs.push((c.name.clone(), c.key_path.clone(), key.pem().as_bytes().to_vec(), m.key));
-                    outs.push((c.name.clone(), csr, csr::csr_pem(&c.profile, &key)?.into_bytes(), m.key));
+                    outs.push((
+                        c.name.clone(),
+                        c.key_path.clone(),
+                        key.pem().as_bytes().to_vec(),
+                        m.key,
+                    ));
+                    outs.push((
+                        c.name.clone(),
+                        csr,
+                        csr::csr_pem(&c.profile, &key)?.into_bytes(),
+                        m.key,
+                    ));
                 }
                 resolve::Entry::Kubeconfig(k) => {
                     let csr = csr_path(&k.path, false);
                     for p in [&k.path, &csr] {
                         if p.exists() {
-                            return Err(Error::file(p, "file already exists; kpki generate-csr never overwrites"));
+                            return Err(Error::file(
+                                p,
+                                "file already exists; kpki generate-csr never overwrites",
+                            ));
                         }
                     }
                     let key = run.entropy.key(k.algorithm)?;
@@ -253,17 +327,31 @@ impl Kpki {
                         ca_pem: None,
                         user: &k.profile.cn,
                         auth: kubeconfig::AuthInfo {
-                            client_key_data: Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.pem())),
+                            client_key_data: Some(base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                key.pem(),
+                            )),
                             ..Default::default()
                         },
                     });
                     let yaml = cfg.to_yaml().map_err(|msg| Error::file(&k.path, msg))?;
-                    outs.push((k.name.clone(), k.path.clone(), yaml.into_bytes(), m.kubeconfig));
-                    outs.push((k.name.clone(), csr, csr::csr_pem(&k.profile, &key)?.into_bytes(), m.key));
+                    outs.push((
+                        k.name.clone(),
+                        k.path.clone(),
+                        yaml.into_bytes(),
+                        m.kubeconfig,
+                    ));
+                    outs.push((
+                        k.name.clone(),
+                        csr,
+                        csr::csr_pem(&k.profile, &key)?.into_bytes(),
+                        m.key,
+                    ));
                 }
                 _ => {}
             }
         }
+        let _lock = self.prepare_write(0o700)?;
         let mut written = Vec::new();
         for (entry, path, data, mode) in outs {
             // kubeadm creates CSR directories 0700.

@@ -177,7 +177,11 @@ pub fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options)
             (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(obs))) => plan_kubeconfig(k, obs, disk.signed.get(&k.name), &cas, now, opts),
             (e, _) => step(e.name(), Action::Error, e.main_path(), "internal: the disk was not observed for this entry"),
         };
-        let s = if opts.renew.is_empty() { s } else { renew_view(e, s, opts) };
+        let s = if opts.renew.is_empty() {
+            s
+        } else {
+            renew_view(e, s, opts)
+        };
         steps.push(s);
     }
     Plan { steps }
@@ -190,7 +194,10 @@ fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
     match e {
         Entry::Ca(c) if s.action == Action::Create => {
             s.action = Action::Error;
-            s.reason = format!("CA {} is missing; renew never creates a CA (run kpki init)", c.name);
+            s.reason = format!(
+                "CA {} is missing; renew never creates a CA (run kpki init)",
+                c.name
+            );
         }
         Entry::Ca(_) => {}
         _ if !selected => {
@@ -399,9 +406,14 @@ fn plan_leaf(
 fn expiry_warning(s: &mut Step, not_after: OffsetDateTime, now: OffsetDateTime) {
     let left = not_after - now;
     if left <= time::Duration::ZERO {
-        s.warnings.push(format!("expired on {}", fmt_time(not_after)));
+        s.warnings
+            .push(format!("expired on {}", fmt_time(not_after)));
     } else if left < time::Duration::days(30) {
-        s.warnings.push(format!("expires in {}d ({})", left.whole_days(), fmt_time(not_after)));
+        s.warnings.push(format!(
+            "expires in {}d ({})",
+            left.whole_days(),
+            fmt_time(not_after)
+        ));
     }
 }
 
@@ -428,6 +440,10 @@ fn plan_kubeconfig(
                 CaState::New => return step(&k.name, Action::Error, &k.path, format!("exists but its CA {} is being created now; remove it to have it generated again", k.ca)),
                 CaState::Broken => return step(&k.name, Action::Error, &k.path, format!("its CA {} has a problem", k.ca)),
             };
+            if kc.cert_der.is_none() && kc.ca_der.is_none() {
+                // generate-csr's layout: only the client key so far.
+                return complete_external(k, kc, signed, ca_der);
+            }
             if kc.ca_der.as_deref() != Some(ca_der.as_slice()) {
                 return step(&k.name, Action::Error, &k.path, format!("exists already but has got the wrong CA cert (its certificate-authority-data is not {})", k.ca));
             }
@@ -469,10 +485,20 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 
 /// A kubeconfig written by `generate-csr` holds only the client key; once the outside CA's
 /// signature is dropped in as `<file>.crt`, `init` embeds it (and the CA) to complete the file.
-fn complete_external(k: &KubeconfigEntry, kc: &KubeconfigFile, signed: Option<&Observed<crate::tree::CertFile>>, ca_der: &[u8]) -> Step {
+fn complete_external(
+    k: &KubeconfigEntry,
+    kc: &KubeconfigFile,
+    signed: Option<&Observed<crate::tree::CertFile>>,
+    ca_der: &[u8],
+) -> Step {
     let crt = format!("{}.crt", k.path.display());
     let Some(key) = &kc.key else {
-        return step(&k.name, Action::Error, &k.path, "has no embedded client certificate and key for its current user");
+        return step(
+            &k.name,
+            Action::Error,
+            &k.path,
+            "has no embedded client certificate and key for its current user",
+        );
     };
     let cf = match signed {
         Some(Observed::Present(cf)) => cf,
@@ -484,15 +510,39 @@ fn complete_external(k: &KubeconfigEntry, kc: &KubeconfigFile, signed: Option<&O
         Err(m) => return step(&k.name, Action::Error, std::path::Path::new(&crt), m),
     };
     if !key.matches_spki(&info.spki) {
-        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("does not match the client key in {}", k.path.display()));
+        return step(
+            &k.name,
+            Action::Error,
+            std::path::Path::new(&crt),
+            format!("does not match the client key in {}", k.path.display()),
+        );
     }
     if let Err(m) = inspect::signed_by(&cf.der, ca_der) {
-        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("is not signed by CA {}: {m}", k.ca));
+        return step(
+            &k.name,
+            Action::Error,
+            std::path::Path::new(&crt),
+            format!("is not signed by CA {}: {m}", k.ca),
+        );
     }
     if info.cn.first() != Some(&k.profile.cn) {
-        return step(&k.name, Action::Error, std::path::Path::new(&crt), format!("has CN {:?}, the spec wants {:?}", info.cn.first().cloned().unwrap_or_default(), k.profile.cn));
+        return step(
+            &k.name,
+            Action::Error,
+            std::path::Path::new(&crt),
+            format!(
+                "has CN {:?}, the spec wants {:?}",
+                info.cn.first().cloned().unwrap_or_default(),
+                k.profile.cn
+            ),
+        );
     }
-    let mut s = step(&k.name, Action::Create, &k.path, format!("embedding the externally signed {crt}"));
+    let mut s = step(
+        &k.name,
+        Action::Create,
+        &k.path,
+        format!("embedding the externally signed {crt}"),
+    );
     s.keep_key = true;
     s
 }

@@ -60,7 +60,10 @@ pub struct CertEntry {
 /// Which input a SAN template draws from, in the operator's words.
 pub fn template_origin(template: &str) -> &'static str {
     const ORIGINS: &[(&str, &str)] = &[
-        ("{apiserver_extra_sans}", "--apiserver-cert-extra-sans / apiServer.certSANs"),
+        (
+            "{apiserver_extra_sans}",
+            "--apiserver-cert-extra-sans / apiServer.certSANs",
+        ),
         ("{etcd_server_extra_sans}", "etcd.local.serverCertSANs"),
         ("{etcd_peer_extra_sans}", "etcd.local.peerCertSANs"),
         ("{advertise_address}", "--apiserver-advertise-address"),

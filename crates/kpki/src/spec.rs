@@ -456,8 +456,23 @@ impl Spec {
         if let Some(node) = &self.node {
             let scalars: Vec<&str> = SCALAR_VARS.iter().copied().chain(["node_name"]).collect();
             self.check_kubeconfig(&node.kubeconfig, &scalars)?;
+            let mut node_files = BTreeMap::new();
+            check_node_path(
+                &node.kubeconfig.name,
+                "file",
+                &node.kubeconfig.file,
+                &scalars,
+            )?;
+            claim(
+                &mut node_files,
+                &node.kubeconfig.name,
+                &node.kubeconfig.file,
+            )?;
             if let Some(s) = &node.serving {
                 self.check_cert(s, false, &scalars, &["node_ips"])?;
+                check_node_path(&s.name, "path", &s.path, &scalars)?;
+                claim(&mut node_files, &s.name, &format!("{}.crt", s.path))?;
+                claim(&mut node_files, &s.name, &format!("{}.key", s.path))?;
             }
         }
         self.check_ca_graph()
@@ -647,6 +662,24 @@ fn check_rel_path(p: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A `[node]` file template: relative, known variables only, and `{node_name}` somewhere in it
+/// (otherwise every node would write the same file).
+fn check_node_path(
+    entry: &str,
+    field: &str,
+    template: &str,
+    scalars: &[&str],
+) -> std::result::Result<(), (String, String)> {
+    let e = |m: String| (entry.to_string(), format!("{field}: {m}"));
+    Template::parse(template, scalars, &[]).map_err(e)?;
+    if !template.contains("{node_name}") {
+        return Err(e(format!(
+            "{template:?} must contain {{node_name}}, or every node would write the same file"
+        )));
+    }
+    Ok(())
+}
+
 fn check_usages(ku: &[String], eku: &[String]) -> std::result::Result<(), String> {
     if ku.is_empty() {
         return Err("key_usages is empty".into());
@@ -760,6 +793,52 @@ mod tests {
             e.contains("apiserver") && e.contains("unknown variable {nodename}"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn node_section_paths_need_the_node_name() {
+        let s = Spec::default_spec().expect("default spec");
+        let node = s.node.expect("[node]");
+        assert_eq!(node.kubeconfig.file, "{node_name}/kubelet.conf");
+        assert!(node.serving.is_some());
+        let e = broken(|s| {
+            s.replacen(
+                "file = \"{node_name}/kubelet.conf\"",
+                "file = \"kubelet.conf\"",
+                1,
+            )
+        });
+        assert!(
+            e.contains("node-kubelet-client") && e.contains("must contain {node_name}"),
+            "{e}"
+        );
+        let e = broken(|s| {
+            s.replacen(
+                "path = \"{node_name}/kubelet\"",
+                "path = \"../{node_name}\"",
+                1,
+            )
+        });
+        assert!(
+            e.contains("node-kubelet-serving") && e.contains("'..'"),
+            "{e}"
+        );
+        let e = broken(|s| {
+            s.replacen(
+                "path = \"{node_name}/kubelet\"",
+                "path = \"{node}/kubelet\"",
+                1,
+            )
+        });
+        assert!(e.contains("unknown variable {node}"), "{e}");
+        let e = broken(|s| {
+            s.replacen(
+                "sans = [\"{node_name}\", \"{node_ips}\"]",
+                "sans = [\"x{node_ips}\"]",
+                1,
+            )
+        });
+        assert!(e.contains("must stand alone"), "{e}");
     }
 
     #[test]

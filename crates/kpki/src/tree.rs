@@ -242,6 +242,65 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// An exclusive advisory lock (flock) on a directory, held until dropped, so two kpki processes
+/// never interleave writes in one tree. The directory itself is locked: no lock file is left behind.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Takes the lock on `dir` (created if missing), waiting up to `timeout`.
+pub fn lock_dir(dir: &Path, dir_mode: u32, timeout: std::time::Duration) -> Result<DirLock> {
+    ensure_dir(dir, dir_mode)?;
+    let file = fs::File::open(dir).map_err(|e| Error::file(dir, e))?;
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "another kpki process is working on this directory (waited {:.1}s; see --lock-timeout)",
+                        timeout.as_secs_f64()
+                    ),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::file(dir, format!("cannot lock: {e}"))),
+        }
+    }
+}
+
+/// Refuses a directory (or its nearest existing ancestor, which kpki would create it in) that
+/// group or others may write to: anyone who can write there can swap files under the tree.
+/// A sticky directory such as /tmp is refused as the target itself, but kpki may create its
+/// directories inside one.
+pub fn check_dir_secure(dir: &Path) -> Result<()> {
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        match fs::metadata(d) {
+            Ok(m) => {
+                let mode = m.mode() & 0o7777;
+                // kpki creates the missing directories itself inside a sticky ancestor such as
+                // /tmp; nobody else can then rename or replace them.
+                let creates_inside_sticky = d != dir && mode & 0o1000 != 0;
+                if mode & 0o022 != 0 && !creates_inside_sticky {
+                    return Err(Error::file(
+                        d,
+                        format!("is writable by group or others (mode {mode:04o}); fix its mode or pass --allow-insecure-dir"),
+                    ));
+                }
+                return Ok(());
+            }
+            Err(_) => cur = d.parent().filter(|p| !p.as_os_str().is_empty()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +323,23 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn lock_excludes_a_second_holder_and_insecure_dirs_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = lock_dir(dir.path(), 0o755, std::time::Duration::ZERO).expect("first");
+        let e =
+            lock_dir(dir.path(), 0o755, std::time::Duration::from_millis(120)).expect_err("second");
+        assert!(e.to_string().contains("another kpki process"), "{e}");
+        drop(a);
+        lock_dir(dir.path(), 0o755, std::time::Duration::ZERO).expect("free again");
+        let open = dir.path().join("open");
+        fs::create_dir(&open).expect("mkdir");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(check_dir_secure(&open.join("pki/etcd")).is_err());
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(check_dir_secure(&open.join("pki/etcd")).is_ok());
     }
 
     #[test]

@@ -1,0 +1,253 @@
+//! `kpki nodes` (bulk kubelet credentials), `kpki token generate` and
+//! `kpki kubeconfig bootstrap` (the bootstrap kubeconfig `kubeadm join` uses).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kpki::inputs::InputArgs;
+use kpki::nodes::{open_nodes, NodeIssuer, NodeReport, NodeStatus, Progress};
+use kpki::token::{self, BootstrapToken};
+use kpki::tree::{write_atomic, Replace};
+
+use crate::{run_ctx, Cli, Fail};
+
+/// Where the cluster is, for credentials issued outside `init` (kubeadm's flag names).
+#[derive(Args, Clone, Default)]
+pub struct ClusterFlags {
+    /// Directory with ca.crt and ca.key (default: the config's certificatesDir, else
+    /// /etc/kubernetes/pki).
+    #[arg(long = "cert-dir", value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// kubeadm config file (server, cluster name, key algorithm, cert dir, validity).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Stable host[:port] for the control plane: the server URL.
+    #[arg(long)]
+    control_plane_endpoint: Option<String>,
+    /// API server advertise address (server URL when no control-plane endpoint is set).
+    #[arg(long)]
+    apiserver_advertise_address: Option<String>,
+    /// API server bind port (default 6443).
+    #[arg(long)]
+    apiserver_bind_port: Option<String>,
+    /// Cluster name (default kubernetes).
+    #[arg(long)]
+    cluster_name: Option<String>,
+}
+
+impl ClusterFlags {
+    fn args(&self) -> InputArgs {
+        InputArgs {
+            cert_dir: self.cert_dir.clone(),
+            config: self.config.clone(),
+            control_plane_endpoint: self.control_plane_endpoint.clone(),
+            advertise_address: self.apiserver_advertise_address.clone(),
+            bind_port: self.apiserver_bind_port.clone(),
+            cluster_name: self.cluster_name.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `kpki nodes`: kubelet credentials for many nodes.
+#[derive(Args)]
+pub struct NodesCmd {
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    /// Nodes file: one `name[,ip,...]` per line (`#` comments), or a YAML list of names or
+    /// `{name: n, ips: [..]}`; `-` reads standard input.
+    #[arg(long, value_name = "FILE", required = true)]
+    nodes: PathBuf,
+    /// Output directory: each node's files go where the spec's [node] section says (by default
+    /// <out-dir>/<name>/kubelet.conf, kubelet.crt, kubelet.key).
+    #[arg(long, value_name = "DIR", required = true)]
+    out_dir: PathBuf,
+    /// Also issue the kubelet serving certificate (node name and IPs as SANs, serverAuth).
+    #[arg(long)]
+    serving: bool,
+    /// RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
+    #[arg(long)]
+    encryption_algorithm: Option<String>,
+    /// Certificate validity as a Go duration (default 8760h).
+    #[arg(long)]
+    cert_validity: Option<String>,
+}
+
+/// The CLI's view of a bulk run: a progress bar on a terminal, messages in line order.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    origin: String,
+}
+
+impl Reporter {
+    fn say(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn tick(&self) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    fn report(&self, r: &NodeReport) {
+        let name = r
+            .name
+            .as_deref()
+            .map(|n| format!("node {n}: "))
+            .unwrap_or_default();
+        match &r.result {
+            Err(m) => self.say(&format!("error: {}:{}: {name}{m}", self.origin, r.line)),
+            Ok(NodeStatus::Replaced) => {
+                for why in &r.replaced {
+                    self.say(&format!(
+                        "note: {}:{}: {name}replaced {why}",
+                        self.origin, r.line
+                    ));
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Runs `kpki nodes`.
+pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
+    let started = Instant::now();
+    let run = run_ctx(cli)?;
+    let spec = match &cli.spec {
+        Some(p) => kpki::spec::Spec::load(p)?,
+        None => kpki::spec::Spec::default_spec()?,
+    };
+    let mut args = cmd.cluster.args();
+    args.encryption_algorithm = cmd.encryption_algorithm.clone();
+    args.cert_validity = cmd.cert_validity.clone();
+    let inputs = kpki::nodes::node_inputs(&spec, &args)?;
+    let issuer = NodeIssuer::new(&spec, inputs, &cmd.out_dir, cmd.serving)?;
+    let origin = cmd.nodes.display().to_string();
+    let stdin = cmd.nodes == Path::new("-");
+    let bar = if std::io::stderr().is_terminal() {
+        // A first pass counts the lines for the bar (streaming, nothing kept); stdin can't rewind.
+        let bar = if stdin {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::new(open_nodes(&cmd.nodes)?.count() as u64)
+        };
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} nodes ({per_sec}, eta {eta})",
+        )
+        .map_err(|e| Fail(2, format!("progress bar: {e}")))?;
+        bar.set_style(style);
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        Some(bar)
+    } else {
+        None
+    };
+    let progress = Reporter { bar, origin };
+    let mut reader = open_nodes(&cmd.nodes)?;
+    let summary = issuer.issue_all(&mut reader, &run, &progress);
+    if let Some(b) = &progress.bar {
+        b.finish_and_clear();
+    }
+    let s = summary?;
+    println!(
+        "kpki nodes: {} line(s): {} issued, {} replaced, {} up to date, {} failed; {} file(s) written in {:.2}s",
+        s.lines,
+        s.issued,
+        s.replaced,
+        s.up_to_date,
+        s.failed.len(),
+        s.files_written,
+        started.elapsed().as_secs_f64()
+    );
+    if s.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail(
+            1,
+            format!(
+                "{} line(s) of {} failed (first: line {})",
+                s.failed.len(),
+                progress.origin,
+                s.failed[0].line
+            ),
+        ))
+    }
+}
+
+/// `kpki token`: bootstrap tokens.
+#[derive(Args)]
+pub struct TokenCmd {
+    #[command(subcommand)]
+    command: TokenSub,
+}
+
+/// Subcommands of `kpki token`.
+#[derive(Subcommand)]
+pub enum TokenSub {
+    /// Print a new random bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}, kubeadm's format).
+    Generate,
+}
+
+/// Runs `kpki token <sub>`.
+pub fn run_token(cli: &Cli, cmd: &TokenCmd) -> Result<(), Fail> {
+    match cmd.command {
+        TokenSub::Generate => {
+            let run = run_ctx(cli)?;
+            println!("{}", token::generate(&run)?);
+            Ok(())
+        }
+    }
+}
+
+/// `kpki kubeconfig bootstrap`: the bootstrap kubeconfig for TLS bootstrapping.
+#[derive(Args)]
+pub struct BootstrapCmd {
+    /// Bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}; `kpki token generate` makes one).
+    #[arg(long, required = true)]
+    token: String,
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    /// Write the kubeconfig to FILE (e.g. /etc/kubernetes/bootstrap-kubelet.conf; mode 0600,
+    /// atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Runs `kpki kubeconfig bootstrap`.
+pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
+    let token: BootstrapToken = cmd.token.parse()?;
+    let spec = match &cli.spec {
+        Some(p) => kpki::spec::Spec::load(p)?,
+        None => kpki::spec::Spec::default_spec()?,
+    };
+    // The CA a node trusts: the one that signs node kubeconfigs, else the spec's "ca".
+    let ca_name = spec
+        .node
+        .as_ref()
+        .map(|n| n.kubeconfig.ca.clone())
+        .unwrap_or_else(|| "ca".into());
+    let ca = spec
+        .ca(&ca_name)
+        .ok_or_else(|| Fail(2, format!("the spec has no CA named {ca_name:?}")))?;
+    let target = kpki::user::target(&cmd.cluster.args())?;
+    let yaml = token::bootstrap_kubeconfig(
+        &token,
+        &target.cert_dir.join(format!("{}.crt", ca.path)),
+        &target.server,
+        &target.cluster_name,
+    )?;
+    match &cmd.out {
+        Some(path) => write_atomic(path, yaml.as_bytes(), 0o600, 0o755, Replace::Allow)?,
+        None => print!("{yaml}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! `tree::parse_cert_pem` (every `.crt` file, every kubeconfig's embedded certificates) and then
+//! `inspect::info` on what it accepts, as `disk::observe` and `verify` do.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((der, chain)) = kpki::tree::parse_cert_pem(data) {
+        let _ = kpki::inspect::info(&der);
+        for c in &chain {
+            let _ = kpki::inspect::info(c);
+        }
+    }
+});

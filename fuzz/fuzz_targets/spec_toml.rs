@@ -1,0 +1,33 @@
+//! `Spec::parse` (the `--spec FILE` table) on arbitrary text, then `resolve::resolve` against
+//! fixed cluster inputs for every table it accepts (template expansion, SAN classification).
+#![no_main]
+
+use std::sync::OnceLock;
+
+use kpki::inputs::{InputArgs, Inputs};
+use libfuzzer_sys::fuzz_target;
+
+fn inputs() -> &'static Inputs {
+    static INPUTS: OnceLock<Inputs> = OnceLock::new();
+    INPUTS.get_or_init(|| {
+        let args = InputArgs {
+            cert_dir: Some("/nonexistent/pki".into()),
+            kubeconfig_dir: Some("/nonexistent".into()),
+            node_name: Some("cp-1".into()),
+            advertise_address: Some("10.0.0.10".into()),
+            apiserver_cert_extra_sans: vec!["api.example.com".into(), "10.0.0.100".into()],
+            ..Default::default()
+        };
+        Inputs::from_args(&args).expect("fixed fuzz inputs resolve")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(spec) = kpki::spec::Spec::parse(text, "fuzz") {
+        let _ = spec.ca_order();
+        let _ = kpki::resolve::resolve(&spec, inputs());
+    }
+});
