@@ -17,4 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# check-expiration's YAML output is read back with PyYAML (an independent parser).
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
+
 cargo test --workspace --all-targets "$@"

@@ -1,0 +1,738 @@
+//! Shared machinery of the reliability tests (crash, concurrency, file-system safety): a seeded
+//! PRNG, a "run and SIGKILL" helper, and an independent checker that reads a tree the way an
+//! operator's tools would (openssl for private keys, kubectl for kubeconfigs, x509-parser for
+//! certificates and signatures) without using the kpki library.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::common;
+
+// ------------------------------------------------------------------ inputs
+
+/// Flags every reliability tree is built with (ECDSA-P256: fast, so kills land anywhere).
+pub const FLAGS: &[&str] = &[
+    "--node-name",
+    "cp-1",
+    "--apiserver-advertise-address",
+    "10.0.0.10",
+    "--encryption-algorithm",
+    "ECDSA-P256",
+];
+
+/// The same inputs with RSA-2048 keys (slower: longer windows between writes).
+pub const FLAGS_RSA: &[&str] = &[
+    "--node-name",
+    "cp-1",
+    "--apiserver-advertise-address",
+    "10.0.0.10",
+    "--encryption-algorithm",
+    "RSA-2048",
+];
+
+/// A cluster layout under a test's temporary directory: kubeconfigs in `root/k`, certificates in
+/// `root/k/pki` (kubeadm's /etc/kubernetes and /etc/kubernetes/pki).
+pub struct Layout {
+    /// Kubeconfig directory.
+    pub k: PathBuf,
+    /// Certificate directory.
+    pub pki: PathBuf,
+}
+
+impl Layout {
+    /// Creates `root/k` (0755) and names `root/k/pki`.
+    pub fn new(root: &Path) -> Layout {
+        let k = root.join("k");
+        std::fs::create_dir_all(&k).unwrap();
+        set_mode(&k, 0o755);
+        Layout {
+            pki: k.join("pki"),
+            k,
+        }
+    }
+
+    /// `<cmd...> --cert-dir <pki> <flags...>` as owned strings.
+    pub fn args(&self, cmd: &[&str], flags: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.push("--cert-dir".into());
+        v.push(self.pki.display().to_string());
+        v.extend(flags.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+/// chmod.
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Copies a directory tree, keeping file modes (a fresh copy of a base tree per trial).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    set_mode(to, std::fs::metadata(from).unwrap().mode() & 0o7777);
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let md = std::fs::symlink_metadata(e.path()).unwrap();
+        let dst = to.join(e.file_name());
+        if md.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+            set_mode(&dst, md.mode() & 0o7777);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ randomness
+
+/// xorshift64*: a tiny seeded PRNG, so a failing run can be replayed from its printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (0 is mapped to a fixed non-zero value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// A delay uniform in `[0, max]`, microsecond resolution.
+    pub fn delay(&mut self, max: Duration) -> Duration {
+        Duration::from_micros(self.below(max.as_micros() as u64 + 1))
+    }
+
+    /// True with probability `num/den`.
+    pub fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.below(den) < num
+    }
+}
+
+/// The seed for this run: `KPKI_CRASH_SEED` or the clock.
+pub fn seed() -> u64 {
+    std::env::var("KPKI_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// An integer from the environment, or a default.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+// ------------------------------------------------------------------ processes
+
+/// How a run that was to be killed ended.
+#[derive(Debug, Clone)]
+pub struct Killed {
+    /// True if SIGKILL ended it; false if it exited on its own first.
+    pub killed: bool,
+    /// The exit code when it exited on its own.
+    pub code: Option<i32>,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// The kpki binary as a `Command` (stdout discarded, stderr piped).
+pub fn kpki_cmd(args: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kpki"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Starts `cmd`, sends SIGKILL after `delay` (unless it is done by then) and reaps it.
+pub fn run_and_kill(mut cmd: Command, delay: Duration) -> Killed {
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + delay;
+    // Sleep in one piece: polling would add its own latency to the kill moment.
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    let done_before = child.try_wait().unwrap();
+    if done_before.is_none() {
+        // Child::kill sends SIGKILL on Unix.
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match out.status.signal() {
+        Some(9) => Killed {
+            killed: true,
+            code: None,
+            stderr,
+        },
+        Some(s) => panic!("kpki died of signal {s}, not SIGKILL: {stderr}"),
+        None => Killed {
+            killed: false,
+            code: out.status.code(),
+            stderr,
+        },
+    }
+}
+
+/// Runs kpki to completion and requires exit 0; returns the wall time.
+pub fn run_ok(args: &[String]) -> Duration {
+    let start = Instant::now();
+    let out = kpki_cmd(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kpki {args:?} failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed()
+}
+
+// ------------------------------------------------------------------ the independent checker
+
+/// What a file under a tree is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `*.crt`.
+    Cert,
+    /// `*.key`.
+    Key,
+    /// `*.pub`.
+    Pub,
+    /// `*.conf`.
+    Conf,
+}
+
+/// A file name taken apart: the final name it belongs to and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    /// A final name (`apiserver.crt`).
+    Final(Kind),
+    /// A staged replacement certificate (`apiserver.crt.kpki-new`).
+    Staged,
+    /// A backup (`apiserver.key.bak-20260101T000000Z`), with the kind of its original.
+    Backup(Kind),
+    /// A temporary file of an atomic write (`.apiserver.key.XXXXXX.kpki-tmp`).
+    Temp,
+}
+
+fn kind_of(name: &str) -> Option<Kind> {
+    match Path::new(name).extension()?.to_str()? {
+        "crt" => Some(Kind::Cert),
+        "key" => Some(Kind::Key),
+        "pub" => Some(Kind::Pub),
+        "conf" => Some(Kind::Conf),
+        _ => None,
+    }
+}
+
+/// Classifies a file name; `None` for a name no kpki write produces.
+pub fn classify(name: &str) -> Option<Name> {
+    if name.starts_with('.') && name.ends_with(".kpki-tmp") {
+        return Some(Name::Temp);
+    }
+    if let Some(base) = name.strip_suffix(".kpki-new") {
+        return (kind_of(base) == Some(Kind::Cert)).then_some(Name::Staged);
+    }
+    if let Some((base, _stamp)) = name.split_once(".bak-") {
+        return kind_of(base).map(Name::Backup);
+    }
+    kind_of(name).map(Name::Final)
+}
+
+/// What one scan of a tree saw.
+#[derive(Debug, Default, Clone)]
+pub struct Scan {
+    /// Final-name files present (relative paths).
+    pub finals: BTreeSet<String>,
+    /// Leftover temporary files (relative paths).
+    pub temps: BTreeSet<String>,
+    /// `X.crt.kpki-new` files (relative paths).
+    pub staged: BTreeSet<String>,
+    /// Backups.
+    pub backups: BTreeSet<String>,
+    /// Keys present without their certificate (allowed mid-run: the next run issues the cert).
+    pub key_only: BTreeSet<String>,
+    /// Pairs whose key does not match the certificate but does match `<cert>.kpki-new` (a crash
+    /// between the key swap and the certificate rename; the next run rolls it forward).
+    pub staged_swaps: BTreeSet<String>,
+    /// Pairs whose key does not match the certificate, with no staged certificate to explain it.
+    pub mismatches: BTreeSet<String>,
+    /// SPKI of every CA key present (relative path -> bytes of the key file).
+    pub ca_keys: BTreeMap<String, Vec<u8>>,
+}
+
+/// Reads trees without the kpki library. Results of the slow external tools are cached by file
+/// contents (a file that did not change is not re-read by openssl or kubectl).
+#[derive(Default)]
+pub struct Checker {
+    key_spki: HashMap<Vec<u8>, Result<Vec<u8>, String>>,
+    confs: HashMap<Vec<u8>, Result<Conf, String>>,
+    /// Which CA certificate (relative to the scanned root) signs a certificate, by the
+    /// certificate's relative final path; `None` = self-signed. Certificates not listed are
+    /// only parsed.
+    pub issuers: BTreeMap<String, Option<String>>,
+    /// Relative path of the CA certificate kubeconfigs must embed and chain to.
+    pub kubeconfig_ca: Option<String>,
+    /// Relative paths of CA keys (never to change once written).
+    pub ca_key_paths: BTreeSet<String>,
+}
+
+/// What a kubeconfig holds, decoded.
+#[derive(Clone, Debug)]
+pub struct Conf {
+    /// certificate-authority-data (DER of the first certificate).
+    pub ca_der: Vec<u8>,
+    /// client-certificate-data (DER).
+    pub cert_der: Vec<u8>,
+    /// SPKI of client-key-data, per openssl.
+    pub key_spki: Vec<u8>,
+}
+
+/// DER of the single CERTIFICATE block of PEM bytes, parsed completely.
+pub fn parse_cert_pem(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 PEM".to_string())?;
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("-----BEGIN "))
+        .collect();
+    if labels != ["CERTIFICATE-----"] {
+        return Err(format!("PEM blocks {labels:?}, expected one CERTIFICATE"));
+    }
+    if !text.trim_end().ends_with("-----END CERTIFICATE-----") {
+        return Err("truncated PEM".into());
+    }
+    let (rest, pem) =
+        x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("bad PEM: {e:?}"))?;
+    if !String::from_utf8_lossy(rest).trim().is_empty() {
+        return Err("data after the PEM block".into());
+    }
+    let (rest, _) =
+        X509Certificate::from_der(&pem.contents).map_err(|e| format!("bad certificate: {e}"))?;
+    if !rest.is_empty() {
+        return Err("trailing bytes after the certificate DER".into());
+    }
+    Ok(pem.contents)
+}
+
+/// The raw SubjectPublicKeyInfo of a certificate.
+pub fn cert_spki(der: &[u8]) -> Vec<u8> {
+    let (_, c) = X509Certificate::from_der(der).unwrap();
+    c.public_key().raw.to_vec()
+}
+
+/// Checks that `der` is signed by the key of `issuer_der` (x509-parser with aws-lc).
+pub fn signed_by(der: &[u8], issuer_der: &[u8]) -> Result<(), String> {
+    let (_, c) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let (_, i) = X509Certificate::from_der(issuer_der).map_err(|e| e.to_string())?;
+    if c.issuer().as_raw() != i.subject().as_raw() {
+        return Err("issuer name is not the CA's subject".into());
+    }
+    c.verify_signature(Some(i.public_key()))
+        .map_err(|e| format!("signature does not verify: {e}"))
+}
+
+impl Checker {
+    /// A checker for the default kubeadm tree scanned from the kubeconfig dir (`pki/...`).
+    pub fn default_tree() -> Checker {
+        let mut c = Checker::default();
+        for ca in common::CAS {
+            c.issuers.insert(format!("pki/{ca}.crt"), None);
+            c.ca_key_paths.insert(format!("pki/{ca}.key"));
+        }
+        for l in common::LEAVES {
+            c.issuers
+                .insert(format!("pki/{}.crt", l.path), Some(format!("pki/{}.crt", l.ca)));
+        }
+        c.kubeconfig_ca = Some("pki/ca.crt".into());
+        c
+    }
+
+    /// openssl's view of a private key: its SPKI DER (the key parses completely).
+    pub fn key_spki(&mut self, pem: &[u8]) -> Result<Vec<u8>, String> {
+        if let Some(r) = self.key_spki.get(pem) {
+            return r.clone();
+        }
+        let text = String::from_utf8_lossy(pem);
+        let labels: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("-----BEGIN "))
+            .collect();
+        let r = if labels != ["EC PRIVATE KEY-----"] && labels != ["RSA PRIVATE KEY-----"] {
+            Err(format!("PEM blocks {labels:?}, expected one EC/RSA PRIVATE KEY"))
+        } else {
+            let out = common::tool("openssl", ["pkey", "-pubout", "-outform", "DER"], Some(pem));
+            if out.status.success() && !out.stdout.is_empty() {
+                Ok(out.stdout)
+            } else {
+                Err(format!(
+                    "openssl pkey cannot read it: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        self.key_spki.insert(pem.to_vec(), r.clone());
+        r
+    }
+
+    /// kubectl's view of a kubeconfig: the current context's CA, client certificate and key.
+    pub fn conf(&mut self, path: &Path) -> Result<Conf, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        if let Some(r) = self.confs.get(&bytes) {
+            return r.clone();
+        }
+        let r = self.conf_uncached(path);
+        self.confs.insert(bytes, r.clone());
+        r
+    }
+
+    fn conf_uncached(&mut self, path: &Path) -> Result<Conf, String> {
+        let out = common::tool(
+            "kubectl",
+            [
+                "config".as_ref(),
+                "view".as_ref(),
+                "--kubeconfig".as_ref(),
+                path.as_os_str(),
+                "--raw".as_ref(),
+                "-o".as_ref(),
+                "json".as_ref(),
+                "--server=https://127.0.0.1:1".as_ref(),
+            ] as [&std::ffi::OsStr; 8],
+            None,
+        );
+        if !out.status.success() {
+            return Err(format!(
+                "kubectl cannot read it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let cur = v["current-context"].as_str().ok_or("no current-context")?;
+        let ctx = v["contexts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == cur))
+            .ok_or("current context not found")?;
+        let find = |list: &str, name: &serde_json::Value| {
+            v[list]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["name"] == *name))
+                .cloned()
+                .ok_or(format!("{list}: {name} not found"))
+        };
+        let cluster = find("clusters", &ctx["context"]["cluster"])?;
+        let user = find("users", &ctx["context"]["user"])?;
+        let b64 = |v: &serde_json::Value| -> Result<Vec<u8>, String> {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().ok_or("field missing")?)
+                .map_err(|e| e.to_string())
+        };
+        let ca_der = parse_cert_pem(&b64(&cluster["cluster"]["certificate-authority-data"])?)?;
+        let cert_der = parse_cert_pem(&b64(&user["user"]["client-certificate-data"])?)?;
+        let key_spki = self.key_spki(&b64(&user["user"]["client-key-data"])?)?;
+        Ok(Conf {
+            ca_der,
+            cert_der,
+            key_spki,
+        })
+    }
+
+    /// Scans every file under `root` and checks the invariants that must hold at any instant,
+    /// even right after a SIGKILL: every file under a final name parses completely and has its
+    /// final mode, temporary files are never wider than 0600 (0644 for certificates) and are not
+    /// parsed, every key matches its certificate (or the staged replacement), every certificate
+    /// present is signed by the CA certificate present, kubeconfigs embed that CA and a matching
+    /// client pair. Returns what it saw, or every violation.
+    pub fn scan(&mut self, root: &Path) -> Result<Scan, Vec<String>> {
+        let mut errs = Vec::new();
+        let mut scan = Scan::default();
+        let mut files: BTreeMap<String, (Name, u32)> = BTreeMap::new();
+        walk(root, root, &mut files, &mut errs);
+        let mut spki: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> SPKI of key/cert/pub
+        let mut certs: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> DER
+        for (rel, (name, mode)) in &files {
+            let path = root.join(rel);
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let kind = match name {
+                Name::Temp => {
+                    scan.temps.insert(rel.clone());
+                    let is_cert = rel.contains(".crt.");
+                    if mode & 0o077 != 0 && !(is_cert && *mode == 0o644) {
+                        errs.push(format!("{rel}: temporary file with mode {mode:04o}"));
+                    }
+                    continue;
+                }
+                Name::Final(k) => {
+                    scan.finals.insert(rel.clone());
+                    let want = match k {
+                        Kind::Cert => 0o644,
+                        Kind::Key | Kind::Pub | Kind::Conf => 0o600,
+                    };
+                    if *mode != want {
+                        errs.push(format!("{rel}: mode {mode:04o}, expected {want:04o}"));
+                    }
+                    *k
+                }
+                Name::Staged => {
+                    scan.staged.insert(rel.clone());
+                    Kind::Cert
+                }
+                Name::Backup(k) => {
+                    scan.backups.insert(rel.clone());
+                    *k
+                }
+            };
+            let parsed = match kind {
+                Kind::Cert => parse_cert_pem(&bytes).map(|der| {
+                    certs.insert(rel.clone(), der.clone());
+                    cert_spki(&der)
+                }),
+                Kind::Key => self.key_spki(&bytes),
+                Kind::Pub => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    x509_parser::pem::parse_x509_pem(&bytes)
+                        .map_err(|e| format!("bad PEM: {e:?}"))
+                        .and_then(|(_, p)| {
+                            if p.label != "PUBLIC KEY" || !text.trim_end().ends_with("-----") {
+                                return Err(format!("PEM block {}, expected PUBLIC KEY", p.label));
+                            }
+                            match SubjectPublicKeyInfo::from_der(&p.contents) {
+                                Ok((rest, _)) if rest.is_empty() => Ok(p.contents.clone()),
+                                _ => Err("bad SubjectPublicKeyInfo".into()),
+                            }
+                        })
+                }
+                Kind::Conf => self.conf(&path).and_then(|c| {
+                    if cert_spki(&c.cert_der) != c.key_spki {
+                        return Err("client key does not match client certificate".into());
+                    }
+                    if let Some(ca_rel) = &self.kubeconfig_ca {
+                        if let Ok(ca) = std::fs::read(root.join(ca_rel)) {
+                            let ca = parse_cert_pem(&ca)?;
+                            if c.ca_der != ca {
+                                return Err(format!("embedded CA is not {ca_rel}"));
+                            }
+                        }
+                        signed_by(&c.cert_der, &c.ca_der)
+                            .map_err(|e| format!("client certificate: {e}"))?;
+                    }
+                    Ok(c.key_spki)
+                }),
+            };
+            match parsed {
+                Ok(s) => {
+                    spki.insert(rel.clone(), s);
+                }
+                Err(e) => errs.push(format!("{rel}: does not parse completely: {e}")),
+            }
+            if self.ca_key_paths.contains(rel) {
+                scan.ca_keys.insert(rel.clone(), bytes);
+            }
+        }
+        // Pairs.
+        for rel in files.keys() {
+            let Some(base) = rel.strip_suffix(".key") else {
+                continue;
+            };
+            let (crt, public) = (format!("{base}.crt"), format!("{base}.pub"));
+            let Some(key) = spki.get(rel) else { continue };
+            if let Some(other) = spki.get(&public) {
+                if other != key {
+                    scan.mismatches.insert(rel.clone());
+                    errs.push(format!("{public} does not match {rel}"));
+                }
+                continue;
+            }
+            match spki.get(&crt) {
+                None if files.contains_key(&crt) => {} // unparsable: reported above
+                None => {
+                    scan.key_only.insert(rel.clone());
+                }
+                Some(c) if c == key => {}
+                Some(_) => {
+                    let staged = format!("{crt}.kpki-new");
+                    if spki.get(&staged) == Some(key) {
+                        scan.staged_swaps.insert(rel.clone());
+                    } else {
+                        scan.mismatches.insert(rel.clone());
+                        errs.push(format!(
+                            "{rel} does not match {crt} (and no {staged} matches it)"
+                        ));
+                    }
+                }
+            }
+        }
+        for rel in files.keys() {
+            if let Some((base, stamp)) = rel.split_once(".key.bak-") {
+                let crt = format!("{base}.crt.bak-{stamp}");
+                if let (Some(k), Some(c)) = (spki.get(rel), spki.get(&crt)) {
+                    if k != c {
+                        errs.push(format!("backup {rel} does not match {crt}"));
+                    }
+                }
+            }
+            let cert_like = rel.ends_with(".crt") || rel.ends_with(".crt.kpki-new");
+            if cert_like && !spki.contains_key(&rel.replace(".crt.kpki-new", ".crt")) {
+                // a certificate whose key is missing (the staged file pairs with the final key)
+                let key = format!("{}.key", rel.trim_end_matches(".kpki-new").trim_end_matches(".crt"));
+                if !files.contains_key(&key) && self.issuers.contains_key(rel.trim_end_matches(".kpki-new")) {
+                    errs.push(format!("{rel} exists without {key}"));
+                }
+            } else if rel.ends_with(".crt") && !files.contains_key(&format!("{}.key", rel.trim_end_matches(".crt"))) && self.issuers.contains_key(rel) {
+                errs.push(format!("{rel} exists without its key"));
+            }
+            if rel.ends_with(".pub") && !files.contains_key(&rel.replace(".pub", ".key")) {
+                errs.push(format!("{rel} exists without its private key"));
+            }
+        }
+        // Signatures: every certificate present is signed by the CA certificate present.
+        for (rel, der) in &certs {
+            let base = rel
+                .split_once(".bak-")
+                .map(|(b, _)| b.to_string())
+                .unwrap_or_else(|| rel.trim_end_matches(".kpki-new").to_string());
+            let Some(issuer) = self.issuers.get(&base) else {
+                continue;
+            };
+            let issuer_der = match issuer {
+                None => der.clone(),
+                Some(ca) => match certs.get(ca) {
+                    Some(d) => d.clone(),
+                    None => {
+                        errs.push(format!("{rel} exists but its CA {ca} does not"));
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = signed_by(der, &issuer_der) {
+                errs.push(format!("{rel}: not signed by {issuer:?}: {e}"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(scan)
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, (Name, u32)>,
+    errs: &mut Vec<String>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if md.is_dir() {
+            if md.mode() & 0o7777 != 0o755 {
+                errs.push(format!("{rel}/: directory mode {:04o}", md.mode() & 0o7777));
+            }
+            walk(root, &p, out, errs);
+            continue;
+        }
+        if !md.is_file() {
+            errs.push(format!("{rel}: not a regular file"));
+            continue;
+        }
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        match classify(&name) {
+            Some(n) => {
+                out.insert(rel, (n, md.mode() & 0o7777));
+            }
+            None => errs.push(format!("{rel}: a file no kpki write produces")),
+        }
+    }
+}
+
+/// Number of final-name files of a complete default tree (7 CA/leaf pairs... see [`full_tree`]).
+pub fn full_tree() -> BTreeSet<String> {
+    let mut s = BTreeSet::new();
+    for base in common::CAS
+        .iter()
+        .copied()
+        .chain(common::LEAVES.iter().map(|l| l.path))
+    {
+        s.insert(format!("pki/{base}.crt"));
+        s.insert(format!("pki/{base}.key"));
+    }
+    s.insert("pki/sa.key".into());
+    s.insert("pki/sa.pub".into());
+    for k in common::KUBECONFIGS {
+        s.insert((*k).to_string());
+    }
+    s
+}
+
+/// The final state after a completed run: everything there, everything matching, and kpki verify
+/// plus `openssl verify` (one call per CA) agree.
+pub fn assert_complete(chk: &mut Checker, l: &Layout, flags: &[&str]) -> Scan {
+    let scan = chk
+        .scan(&l.k)
+        .unwrap_or_else(|e| panic!("tree after a completed run:\n  {}", e.join("\n  ")));
+    let missing: Vec<_> = full_tree().difference(&scan.finals).cloned().collect();
+    assert!(missing.is_empty(), "missing after a completed run: {missing:?}");
+    assert!(scan.key_only.is_empty(), "{:?}", scan.key_only);
+    assert!(scan.staged_swaps.is_empty(), "{:?}", scan.staged_swaps);
+    assert!(scan.staged.is_empty(), "staged left: {:?}", scan.staged);
+    let out = common::kpki(l.args(&["verify"], flags));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kpki verify:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_ca: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for leaf in common::LEAVES {
+        by_ca
+            .entry(leaf.ca)
+            .or_default()
+            .push(l.pki.join(format!("{}.crt", leaf.path)).display().to_string());
+    }
+    for (ca, leaves) in by_ca {
+        let ca = l.pki.join(format!("{ca}.crt")).display().to_string();
+        let mut args = vec!["verify".to_string(), "-CAfile".into(), ca];
+        args.extend(leaves);
+        common::openssl(&args);
+    }
+    scan
+}
