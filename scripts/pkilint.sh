@@ -81,6 +81,18 @@ def allowed(code, message):
         return bool(m) and m.group(1) in ALLOWED_NAMES
     return False
 
+def openssl_hash(what, cert):
+    r = subprocess.run(["openssl", "x509", "-noout", what, "-in", cert], capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"{cert}: openssl x509 {what}: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+def issuer_of(cas, cert):
+    h = openssl_hash("-issuer_hash", cert)
+    if h not in cas:
+        die(f"{cert}: issued by none of the tree's CAs")
+    return cas[h]
+
 # (label, cert file, issuing CA file or None for a self-signed CA)
 jobs = []
 for alg in sorted(os.listdir(work)):
@@ -88,8 +100,9 @@ for alg in sorted(os.listdir(work)):
     if not os.path.isdir(t):
         continue
     pki = os.path.join(t, "pki")
-    ca_of = lambda rel: os.path.join(pki, "etcd/ca.crt" if rel.startswith("etcd/") else
-                                     "front-proxy-ca.crt" if rel.startswith("front-proxy-") else "ca.crt")
+    cas = {}  # subject hash -> CA file: each issued cert is linted against the CA that names it
+    for rel in ("ca.crt", "etcd/ca.crt", "front-proxy-ca.crt"):
+        cas[openssl_hash("-subject_hash", os.path.join(pki, rel))] = os.path.join(pki, rel)
     n = 0
     for root, _, files in os.walk(t):
         for f in sorted(files):
@@ -97,7 +110,7 @@ for alg in sorted(os.listdir(work)):
             rel = os.path.relpath(p, pki) if p.startswith(pki + os.sep) else os.path.relpath(p, t)
             if f.endswith(".crt"):
                 is_ca = rel in ("ca.crt", "etcd/ca.crt", "front-proxy-ca.crt")
-                issuer = None if is_ca else (ca_of(rel) if p.startswith(pki + os.sep) else os.path.join(pki, "ca.crt"))
+                issuer = None if is_ca else issuer_of(cas, p)
                 jobs.append((f"{alg}/{rel}", p, issuer)); n += 1
             elif f.endswith(".conf"):
                 found = CERT_RE.findall(open(p).read())
@@ -106,7 +119,7 @@ for alg in sorted(os.listdir(work)):
                 out = p + ".client.crt"
                 with open(out, "wb") as fh:
                     fh.write(base64.b64decode(found[0]))
-                jobs.append((f"{alg}/{rel} (client cert)", out, os.path.join(pki, "ca.crt"))); n += 1
+                jobs.append((f"{alg}/{rel} (client cert)", out, issuer_of(cas, out))); n += 1
     # 3 CAs + 7 leaves + 5 kubeconfigs (init) + kubelet.conf and kubelet.crt (nodes) + user-jane.conf
     if n != 18:
         die(f"{alg}: linted {n} certificates, expected 18 (did kpki's output layout change?)")

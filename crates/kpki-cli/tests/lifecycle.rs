@@ -699,3 +699,52 @@ fn certificate_key_is_32_random_bytes_in_hex() {
     );
     assert_ne!(a, b.trim());
 }
+
+#[test]
+fn renew_takes_sans_from_the_spec_unless_keep_sans() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let mut args = vec![
+        "init",
+        "--cert-dir",
+        s(&pki),
+        "--apiserver-cert-extra-sans",
+        "10.0.0.77",
+    ];
+    args.extend_from_slice(BASE);
+    ok(&args);
+    let has_77 = |p: &Path| {
+        openssl_ok(&["x509", "-in", s(p), "-noout", "-ext", "subjectAltName"])
+            .contains("IP Address:10.0.0.77")
+    };
+    assert!(has_77(&pki.join("apiserver.crt")));
+    // inputs no longer name 10.0.0.77: --keep-sans carries it, like kubeadm
+    let mut renew = vec![
+        "certs",
+        "renew",
+        "apiserver",
+        "--cert-dir",
+        s(&pki),
+        "--keep-sans",
+    ];
+    renew.extend_from_slice(BASE);
+    ok(&renew);
+    assert!(
+        has_77(&pki.join("apiserver.crt")),
+        "--keep-sans keeps the old SAN"
+    );
+    // the default takes the spec + inputs as the source
+    renew.retain(|a| *a != "--keep-sans");
+    ok(&renew);
+    assert!(
+        !has_77(&pki.join("apiserver.crt")),
+        "renew follows the spec"
+    );
+    let tmp_kc = pki.join("ca.crt");
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        s(&tmp_kc),
+        s(&pki.join("apiserver.crt")),
+    ]);
+}

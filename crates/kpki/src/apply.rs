@@ -103,9 +103,18 @@ fn backup_name(path: &std::path::Path, now: OffsetDateTime) -> PathBuf {
         now.minute(),
         now.second()
     );
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".bak-{stamp}"));
-    PathBuf::from(s)
+    // Two renewals in one second must not collide: add .1, .2, ... when the name is taken.
+    (0..)
+        .map(|n| {
+            let mut s = path.as_os_str().to_owned();
+            s.push(format!(".bak-{stamp}"));
+            if n > 0 {
+                s.push(format!(".{n}"));
+            }
+            PathBuf::from(s)
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.with_extension("bak"))
 }
 
 /// Generates keys for all steps that need one, in parallel.

@@ -147,16 +147,28 @@ impl Kpki {
     /// Creates what is missing and keeps what is right; refuses (writing nothing) when anything
     /// on disk conflicts with the spec. Re-running on a complete tree changes no byte.
     pub fn init(&self, opts: &plan::Options, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+        self.execute(opts, run, dry_run, |_, desired| desired.clone())
+    }
+
+    /// Lock, recover an interrupted pair replacement, observe, plan (on the desired entries as
+    /// `adjust` shapes them after seeing the disk), check, apply. Shared by init and renew.
+    fn execute(
+        &self,
+        opts: &plan::Options,
+        run: &Run<'_>,
+        dry_run: bool,
+        adjust: impl Fn(&disk::Disk, &resolve::Desired) -> resolve::Desired,
+    ) -> Result<InitReport> {
         let _lock = if dry_run {
             None
         } else {
-            Some(self.prepare_write(self.desired.modes.dir)?)
-        };
-        if !dry_run {
+            let lock = self.prepare_write(self.desired.modes.dir)?;
             apply::recover_pending(&self.desired)?;
-        }
+            Some(lock)
+        };
         let disk = disk::observe(&self.desired);
-        let plan = plan::plan(&self.desired, &disk, run.now, opts);
+        let desired = adjust(&disk, &self.desired);
+        let plan = plan::plan(&desired, &disk, run.now, opts);
         plan.check()?;
         let written = if dry_run {
             Vec::new()
@@ -166,7 +178,7 @@ impl Kpki {
                 entropy: run.entropy,
                 jobs: run.jobs,
             };
-            apply::apply(&self.desired, &disk, &plan, &ctx, !opts.renew.is_empty())?
+            apply::apply(&desired, &disk, &plan, &ctx, !opts.renew.is_empty())?
         };
         Ok(InitReport { plan, written })
     }
@@ -218,56 +230,17 @@ impl Kpki {
                 message: "name at least one certificate, or all".into(),
             });
         }
-        let _lock = if dry_run {
-            None
-        } else {
-            Some(self.prepare_write(self.desired.modes.dir)?)
-        };
-        if !dry_run {
-            apply::recover_pending(&self.desired)?;
-        }
-        let disk = disk::observe(&self.desired);
-        let mut desired = self.desired.clone();
-        if keep_sans {
-            for e in &mut desired.entries {
-                if let resolve::Entry::Leaf(c) = e {
-                    if let Some(disk::Seen::Cert {
-                        cert: tree::Observed::Present(cf),
-                        ..
-                    }) = disk.entries.get(&c.name)
-                    {
-                        if let Ok(info) = inspect::info(&cf.der) {
-                            let vals: Vec<String> = info
-                                .dns
-                                .iter()
-                                .cloned()
-                                .chain(info.ips.iter().map(|i| i.to_string()))
-                                .collect();
-                            let (dns, ips) = resolve::split_sans(&vals);
-                            c.profile.dns = dns;
-                            c.profile.ips = ips;
-                        }
-                    }
-                }
-            }
-        }
         let opts = plan::Options {
             regenerate_drifted: false,
             renew: names,
         };
-        let plan = plan::plan(&desired, &disk, run.now, &opts);
-        plan.check()?;
-        let written = if dry_run {
-            Vec::new()
-        } else {
-            let ctx = apply::Context {
-                now: run.now,
-                entropy: run.entropy,
-                jobs: run.jobs,
-            };
-            apply::apply(&desired, &disk, &plan, &ctx, true)?
-        };
-        Ok(InitReport { plan, written })
+        self.execute(&opts, run, dry_run, |disk, desired| {
+            let mut desired = desired.clone();
+            if keep_sans {
+                keep_existing_sans(&mut desired, disk);
+            }
+            desired
+        })
     }
 
     /// Writes a key and a CSR for every leaf (`<path>.key`, `<path>.csr`) and, for every kubeconfig,
@@ -367,4 +340,29 @@ pub fn certificate_key(run: &Run<'_>) -> Result<String> {
     let mut b = [0u8; 32];
     run.entropy.fill(&mut b)?;
     Ok(hex::encode(b))
+}
+
+/// `renew --keep-sans`: take each leaf's SANs from its certificate on disk (kubeadm's way).
+fn keep_existing_sans(desired: &mut resolve::Desired, disk: &disk::Disk) {
+    for e in &mut desired.entries {
+        let resolve::Entry::Leaf(c) = e else { continue };
+        let Some(disk::Seen::Cert {
+            cert: tree::Observed::Present(cf),
+            ..
+        }) = disk.entries.get(&c.name)
+        else {
+            continue;
+        };
+        if let Ok(info) = inspect::info(&cf.der) {
+            let vals: Vec<String> = info
+                .dns
+                .iter()
+                .cloned()
+                .chain(info.ips.iter().map(|i| i.to_string()))
+                .collect();
+            let (dns, ips) = resolve::split_sans(&vals);
+            c.profile.dns = dns;
+            c.profile.ips = ips;
+        }
+    }
 }

@@ -230,7 +230,7 @@ pub fn write_atomic(
             .map_err(|e| Error::file(path, e.error))?,
         Replace::Never => tmp.persist_noclobber(path).map(|_| ()).map_err(|e| {
             if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::file(path, "exists already; kpki never overwrites a CA key")
+                Error::file(path, "exists already; kpki never overwrites it (CA keys and backups are written no-clobber)")
             } else {
                 Error::file(path, e.error)
             }
