@@ -1,8 +1,8 @@
 //! `verify` over arbitrary file contents: a complete ECDSA-P256 tree is made once per process
-//! with `Kpki::init`; each input picks one of its files (first byte) and replaces its contents
-//! (the rest), then the tree is observed (`disk::observe`) and audited (`verify::verify`) as
-//! `kpki verify` does, and the file is restored. Files are numbered in path order. The verifier
-//! must report findings, never panic.
+//! with `Kpki::init`; each input picks one of its files (first byte; files are numbered in path
+//! order) and replaces its contents (the rest), then the file's entry and its CA are observed
+//! (`disk::observe`) and audited (`verify::verify`) as `kpki verify` does, and the file is
+//! restored. The verifier must report findings, never panic.
 #![no_main]
 
 use std::path::PathBuf;
@@ -15,10 +15,9 @@ use libfuzzer_sys::fuzz_target;
 use time::OffsetDateTime;
 
 struct Tree {
-    kpki: Kpki,
     now: OffsetDateTime,
-    /// Every file of the tree with its original contents.
-    files: Vec<(PathBuf, Vec<u8>)>,
+    /// Every file of the tree with its original contents and the entries audited with it.
+    files: Vec<(PathBuf, Vec<u8>, kpki::resolve::Desired)>,
 }
 
 const PREFIX: &str = "kpki-fuzz-verify-";
@@ -65,32 +64,55 @@ fn tree() -> &'static Tree {
         let run = kpki::Run::now();
         kpki.init(&kpki::plan::Options::default(), &run, false)
             .expect("kpki init of the fuzz tree");
-        let mut paths = Vec::new();
-        for e in &kpki.desired.entries {
+        // Each file belongs to one entry; it is audited together with that entry's CA (or, for
+        // a CA file, with the first certificate the CA signs), so one execution observes and
+        // verifies 2 entries instead of 19 (about 20x faster; the checks that span entries are
+        // all CA -> certificate).
+        let desired = &kpki.desired;
+        let sub = |names: &[&str]| kpki::resolve::Desired {
+            entries: desired
+                .entries
+                .iter()
+                .filter(|e| names.contains(&e.name()))
+                .cloned()
+                .collect(),
+            ..desired.clone()
+        };
+        let signed_by = |ca: &str| {
+            desired.entries.iter().find_map(|e| match e {
+                Entry::Leaf(c) if c.ca.as_deref() == Some(ca) => Some(c.name.clone()),
+                Entry::Kubeconfig(k) if k.ca == ca => Some(k.name.clone()),
+                _ => None,
+            })
+        };
+        let mut files: Vec<(PathBuf, Vec<u8>, kpki::resolve::Desired)> = Vec::new();
+        let mut add = |path: &PathBuf, names: &[&str]| {
+            let data = std::fs::read(path).expect("read a file of the fuzz tree");
+            files.push((path.clone(), data, sub(names)));
+        };
+        for e in &desired.entries {
             match e {
-                Entry::Ca(c) | Entry::Leaf(c) => {
-                    paths.push(c.cert_path.clone());
-                    paths.push(c.key_path.clone());
+                Entry::Ca(c) => {
+                    let leaf = signed_by(&c.name).unwrap_or_default();
+                    add(&c.cert_path, &[&c.name, &leaf]);
+                    add(&c.key_path, &[&c.name, &leaf]);
+                }
+                Entry::Leaf(c) => {
+                    let ca = c.ca.clone().unwrap_or_default();
+                    add(&c.cert_path, &[&ca, &c.name]);
+                    add(&c.key_path, &[&ca, &c.name]);
                 }
                 Entry::KeyPair(k) => {
-                    paths.push(k.key_path.clone());
-                    paths.push(k.pub_path.clone());
+                    add(&k.key_path, &[&k.name]);
+                    add(&k.pub_path, &[&k.name]);
                 }
-                Entry::Kubeconfig(k) => paths.push(k.path.clone()),
+                Entry::Kubeconfig(k) => add(&k.path, &[&k.ca, &k.name]),
             }
         }
         // Sorted, so the first byte of a seed (`scripts/fuzz-seeds.sh`) names the same file
         // in every process.
-        paths.sort();
-        let files = paths
-            .into_iter()
-            .map(|p| {
-                let data = std::fs::read(&p).expect("read a file of the fuzz tree");
-                (p, data)
-            })
-            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         Tree {
-            kpki,
             now: run.now,
             files,
         }
@@ -102,9 +124,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, contents)) = data.split_first() else {
         return;
     };
-    let (path, original) = &t.files[usize::from(which) % t.files.len()];
+    let (path, original, desired) = &t.files[usize::from(which) % t.files.len()];
     std::fs::write(path, contents).expect("write the fuzzed file");
-    let desired = &t.kpki.desired;
     let disk = kpki::disk::observe(desired);
     let report = kpki::verify::verify(desired, &disk, t.now, &kpki::verify::Options::default());
     let _ = kpki::verify::render_text(&report);

@@ -131,7 +131,19 @@ pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
     args.encryption_algorithm = cmd.encryption_algorithm.clone();
     args.cert_validity = cmd.cert_validity.clone();
     let inputs = kpki::nodes::node_inputs(&spec, &args)?;
-    let issuer = NodeIssuer::new(&spec, inputs, &cmd.out_dir, cmd.serving)?;
+    let mut issuer = NodeIssuer::new(&spec, inputs, &cmd.out_dir, cmd.serving)?;
+    let timeout = kpki::duration::parse_go_duration(&cli.lock_timeout)
+        .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
+    issuer.lock_timeout = std::time::Duration::try_from(timeout).map_err(|_| {
+        Fail(
+            2,
+            format!(
+                "--lock-timeout: {:?} must not be negative",
+                cli.lock_timeout
+            ),
+        )
+    })?;
+    issuer.allow_insecure_dir = cli.allow_insecure_dir;
     let origin = cmd.nodes.display().to_string();
     let stdin = cmd.nodes == Path::new("-");
     let bar = if std::io::stderr().is_terminal() {
@@ -142,7 +154,7 @@ pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
             ProgressBar::new(open_nodes(&cmd.nodes)?.count() as u64)
         };
         let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} nodes ({per_sec}, eta {eta})",
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} nodes (eta {eta})",
         )
         .map_err(|e| Fail(2, format!("progress bar: {e}")))?;
         bar.set_style(style);

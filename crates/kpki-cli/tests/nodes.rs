@@ -547,3 +547,50 @@ fn init_trees_with_jobs_1_and_parallel_keygen_verify() {
         check_tree(&kube.join("pki"), &kube, Alg::Rsa2048);
     }
 }
+
+/// Two runs never write one output directory at once: the second waits for the lock, and gives
+/// up with exit 2 after --lock-timeout.
+#[test]
+fn a_held_output_lock_stops_a_second_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = ecdsa_tree(tmp.path());
+    let list = write_file(tmp.path(), "nodes.txt", b"n1\n");
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let held = std::fs::File::open(&out).unwrap();
+    held.lock().unwrap();
+    let mut args = vec![OsString::from("--lock-timeout"), "200ms".into()];
+    args.extend(nodes_args(&pki, &list, &out, &[]));
+    let (code, stderr) = kpki_fail(&args);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("another kpki process"), "{stderr}");
+    assert!(files(&out).is_empty());
+    drop(held);
+    kpki_ok(&args);
+    assert_eq!(files(&out), ["n1/kubelet.conf".to_string()].into());
+}
+
+/// A temporary file an interrupted run left is replaced; a kubeconfig that is a symbolic link is
+/// refused (the line fails) and the file it points to is left alone.
+#[test]
+fn leftover_temporaries_are_replaced_and_links_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = ecdsa_tree(tmp.path());
+    let list = write_file(tmp.path(), "nodes.txt", b"n1\nn2\n");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("n1")).unwrap();
+    std::fs::create_dir_all(out.join("n2")).unwrap();
+    std::fs::write(out.join("n1/.kubelet.conf.kpki-tmp"), "half a kubeconf").unwrap();
+    let precious = write_file(tmp.path(), "precious", b"do not touch");
+    std::os::unix::fs::symlink(&precious, out.join("n2/kubelet.conf")).unwrap();
+    let res = kpki(nodes_args(&pki, &list, &out, &[]));
+    assert_eq!(res.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(stderr.contains(":2: node n2: ") && stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"do not touch");
+    // The leftover is gone; the link is still the link.
+    assert_eq!(files(&out), ["n1/kubelet.conf", "n2/kubelet.conf"].map(String::from).into());
+    assert!(std::fs::symlink_metadata(out.join("n2/kubelet.conf")).unwrap().file_type().is_symlink());
+    let k = kubeconfig_facts(&out.join("n1/kubelet.conf"));
+    assert_eq!(k.user, "system:node:n1");
+}

@@ -427,6 +427,22 @@ pub fn apply(
         }
     }
 
+    // Refuse up front what write_atomic would refuse midway (a link or a directory where a file
+    // goes), so that a refused run leaves no backups or staged certificates behind.
+    for o in &outs {
+        if let Ok(m) = std::fs::symlink_metadata(&o.path) {
+            if m.file_type().is_symlink() {
+                return Err(Error::file(
+                    &o.path,
+                    "is a symbolic link; kpki does not write through links",
+                ));
+            }
+            if m.is_dir() {
+                return Err(Error::file(&o.path, "is a directory, expected a file"));
+            }
+        }
+    }
+
     // 3. writes
     let mut written = Vec::new();
     for o in outs {

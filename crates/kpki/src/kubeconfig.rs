@@ -239,7 +239,10 @@ impl Kubeconfig {
 
     /// Parses kubeconfig YAML.
     pub fn from_yaml(text: &str) -> Result<Kubeconfig, String> {
-        serde_saphyr::from_str::<Kubeconfig>(text)
+        // No source snippet in errors: it would quote the lines around the error, and those can
+        // be `client-key-data` (the start of a private key in a verify report or a CI log).
+        let options = serde_saphyr::options! { with_snippet: false };
+        serde_saphyr::from_str_with_options::<Kubeconfig>(text, options)
             .map_err(|e| format!("not a valid kubeconfig: {}", one_line(&e.to_string())))
     }
 

@@ -134,6 +134,12 @@ impl Kpki {
         if !self.allow_insecure_dir {
             tree::check_dir_secure(&i.cert_dir)?;
             tree::check_dir_secure(&i.kubeconfig_dir)?;
+            // Subdirectories such as pki/etcd too: whoever can write there can swap its keys.
+            for e in &self.desired.entries {
+                if let Some(dir) = e.main_path().parent() {
+                    tree::check_dir_secure(dir)?;
+                }
+            }
         }
         tree::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
     }

@@ -465,6 +465,17 @@ pub enum NodeStatus {
     Replaced,
 }
 
+/// What [`NodeIssuer::issue`] did for one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOutcome {
+    /// Overall result.
+    pub status: NodeStatus,
+    /// Files written, in order (serving key, serving certificate, kubeconfig).
+    pub written: Vec<PathBuf>,
+    /// Credentials replaced and why (`file: reason`).
+    pub replaced: Vec<String>,
+}
+
 /// The outcome for one line of the nodes file.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
@@ -522,6 +533,12 @@ impl Progress for NoProgress {}
 
 /// Issues node credentials with a CA from the cert dir, as the spec's `[node]` section says.
 pub struct NodeIssuer {
+    /// How long [`NodeIssuer::issue_all`] waits for another kpki process holding the output
+    /// directory's lock (`--lock-timeout`; default 10 s).
+    pub lock_timeout: std::time::Duration,
+    /// Write even into an output directory that group or others can write to
+    /// (`--allow-insecure-dir`).
+    pub allow_insecure_dir: bool,
     spec: Spec,
     node: NodeSpec,
     inputs: Inputs,
@@ -569,6 +586,8 @@ impl NodeIssuer {
         let d = &spec.defaults;
         let mode = |s: &str| parse_mode(s).unwrap_or(0o600); // validated at spec load
         Ok(NodeIssuer {
+            lock_timeout: std::time::Duration::from_secs(10),
+            allow_insecure_dir: false,
             spec: spec.clone(),
             node,
             out_dir: out_dir.to_path_buf(),
@@ -716,14 +735,11 @@ impl NodeIssuer {
 
     /// Issues what `node` is missing (or has wrong) and leaves the rest alone.
     /// Serving key and certificate are written before the kubeconfig.
-    pub fn issue(
-        &self,
-        node: &Node,
-        run: &Run<'_>,
-    ) -> Result<(NodeStatus, Vec<PathBuf>, Vec<String>)> {
+    pub fn issue(&self, node: &Node, run: &Run<'_>) -> Result<NodeOutcome> {
         let creds = self.credentials(node)?;
         let mut written = Vec::new();
         let mut replaced = Vec::new();
+        let mut made = Vec::new();
         let issuance = |validity: time::Duration| -> Result<Issuance> {
             Ok(Issuance {
                 not_before: run.now - BACKDATE,
@@ -748,9 +764,22 @@ impl NodeIssuer {
                     }),
                     issuance(c.validity)?,
                 )?;
-                self.write(&c.key_path, key.pem().as_bytes(), self.key_mode)?;
+                let fresh = state == State::Missing;
+                self.write(
+                    &c.key_path,
+                    key.pem().as_bytes(),
+                    self.key_mode,
+                    fresh,
+                    &mut made,
+                )?;
                 written.push(c.key_path.clone());
-                self.write(&c.cert_path, cert_pem(&der).as_bytes(), self.cert_mode)?;
+                self.write(
+                    &c.cert_path,
+                    cert_pem(&der).as_bytes(),
+                    self.cert_mode,
+                    fresh,
+                    &mut made,
+                )?;
                 written.push(c.cert_path.clone());
             }
         }
@@ -779,7 +808,14 @@ impl NodeIssuer {
                 auth: Kubeconfig::cert_auth(&cert_pem(&der), key.pem()),
             });
             let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
-            self.write(&k.path, yaml.as_bytes(), self.kubeconfig_mode)?;
+            let fresh = state == State::Missing;
+            self.write(
+                &k.path,
+                yaml.as_bytes(),
+                self.kubeconfig_mode,
+                fresh,
+                &mut made,
+            )?;
             written.push(k.path.clone());
         }
         let status = if !replaced.is_empty() {
@@ -789,27 +825,47 @@ impl NodeIssuer {
         } else {
             NodeStatus::Issued
         };
-        Ok((status, written, replaced))
+        Ok(NodeOutcome {
+            status,
+            written,
+            replaced,
+        })
     }
 
     /// Writes `data` under a fixed temporary name (`.<file>.kpki-tmp`, created exclusively with
     /// the final mode, replacing a leftover of an interrupted run) and renames it into place.
     /// No fsync here: [`NodeIssuer::issue_all`] flushes the file system once at the end.
-    fn write(&self, path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    ///
+    /// `fresh`: the check just found nothing at `path`, so the link/directory check is skipped (a
+    /// rename replaces a link that appeared since rather than writing through it). `made` lists
+    /// directories already ensured for this node, to skip looking at them again.
+    fn write(
+        &self,
+        path: &Path,
+        data: &[u8],
+        mode: u32,
+        fresh: bool,
+        made: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        ensure_dir(dir, self.dir_mode)?;
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            if m.file_type().is_symlink() {
-                return Err(Error::file(
-                    path,
-                    "is a symbolic link; kpki does not write through links",
-                ));
-            }
-            if m.is_dir() {
-                return Err(Error::file(path, "is a directory, expected a file"));
+        if !made.iter().any(|d| d == dir) {
+            ensure_dir(dir, self.dir_mode)?;
+            made.push(dir.to_path_buf());
+        }
+        if !fresh {
+            if let Ok(m) = std::fs::symlink_metadata(path) {
+                if m.file_type().is_symlink() {
+                    return Err(Error::file(
+                        path,
+                        "is a symbolic link; kpki does not write through links",
+                    ));
+                }
+                if m.is_dir() {
+                    return Err(Error::file(path, "is a directory, expected a file"));
+                }
             }
         }
         let name = path
@@ -817,22 +873,27 @@ impl NodeIssuer {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.kpki-tmp"));
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::file(
-                    &tmp,
-                    format!("cannot remove a leftover temporary file: {e}"),
-                ))
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode & 0o600)
+                .open(&tmp)
+        };
+        let mut f = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Left by an interrupted run (the output lock rules out a live one).
+                std::fs::remove_file(&tmp).map_err(|e| {
+                    Error::file(
+                        &tmp,
+                        format!("cannot remove a leftover temporary file: {e}"),
+                    )
+                })?;
+                create()
             }
+            other => other,
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o600)
-            .open(&tmp)
-            .map_err(|e| Error::file(&tmp, format!("cannot create a temporary file: {e}")))?;
+        .map_err(|e| Error::file(&tmp, format!("cannot create a temporary file: {e}")))?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::file(&tmp, e))?;
         f.write_all(data).map_err(|e| Error::file(&tmp, e))?;
@@ -843,15 +904,20 @@ impl NodeIssuer {
     /// Issues credentials for every node `reader` yields, [`CHUNK`] lines at a time in parallel
     /// (`run.jobs` threads, 0 = one per core). Bad lines and failed nodes are reported and
     /// counted, and the rest still get done. A duplicate name is an error on its later line.
-    /// Ends with one flush of the output file system. An unreadable list or output directory is
-    /// an error; everything else is in the summary.
+    /// Holds an exclusive lock on the output directory while it works (a second kpki waits up
+    /// to `lock_timeout`), so two runs never write the same node at once. Ends with one flush of
+    /// the output file system. An unreadable list, an output directory others can write to, or a
+    /// lock not obtained is an error; everything else is in the summary.
     pub fn issue_all<R: BufRead>(
         &self,
         reader: &mut NodeReader<R>,
         run: &Run<'_>,
         progress: &dyn Progress,
     ) -> Result<Summary> {
-        ensure_dir(&self.out_dir, self.dir_mode)?;
+        if !self.allow_insecure_dir {
+            crate::tree::check_dir_secure(&self.out_dir)?;
+        }
+        let _lock = crate::tree::lock_dir(&self.out_dir, self.dir_mode, self.lock_timeout)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(run.jobs)
             .build()
@@ -889,7 +955,11 @@ impl NodeIssuer {
                                 replaced: vec![],
                             },
                             Ok(n) => match self.issue(&n, run) {
-                                Ok((status, written, replaced)) => NodeReport {
+                                Ok(NodeOutcome {
+                                    status,
+                                    written,
+                                    replaced,
+                                }) => NodeReport {
                                     line,
                                     name: Some(n.name),
                                     result: Ok(status),

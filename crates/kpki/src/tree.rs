@@ -67,6 +67,18 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Ok(m) if m.is_dir() => return Err(Error::file(path, "is a directory, expected a file")),
         Ok(_) => {}
     }
+    // Only a regular file (or a link to one) is read: reading a FIFO would block forever.
+    if let Ok(m) = fs::metadata(path) {
+        if m.is_dir() {
+            return Err(Error::file(path, "is a directory, expected a file"));
+        }
+        if !m.is_file() {
+            return Err(Error::file(
+                path,
+                "is not a regular file (a FIFO, socket or device), expected a file",
+            ));
+        }
+    }
     fs::read(path).map(Some).map_err(|e| Error::file(path, e))
 }
 

@@ -211,6 +211,165 @@ pub fn run_and_kill(mut cmd: Command, delay: Duration) -> Killed {
     }
 }
 
+/// When a run writes: from its start to its first visible change under `watch` (a file created
+/// or removed, temporary files included) and to its exit.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Start of the run to its first change on disk.
+    pub first_write: Duration,
+    /// Start of the run to its exit.
+    pub end: Duration,
+}
+
+fn count_entries(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| {
+            // Files only: `kpki init` creates the cert dir when it takes the lock, long before
+            // its first write.
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                count_entries(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Measures the write window of one complete run by polling `watch` (every ~0.2 ms).
+pub fn measure_window(args: &[String], watch: &Path) -> Window {
+    let before = count_entries(watch);
+    let start = Instant::now();
+    let mut child = kpki_cmd(args).spawn().unwrap();
+    let mut first = None;
+    loop {
+        if first.is_none() && count_entries(watch) != before {
+            first = Some(start.elapsed());
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "kpki {args:?} failed during calibration");
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let end = start.elapsed();
+    Window {
+        first_write: first.unwrap_or(end),
+        end,
+    }
+}
+
+/// Inode of every file under `root` (relative path -> inode).
+pub fn inodes(root: &Path) -> HashMap<String, u64> {
+    fn walk(root: &Path, dir: &Path, out: &mut HashMap<String, u64>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if md.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.insert(rel.to_string_lossy().into_owned(), md.ino());
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A progress measure for [`run_and_kill_when`]: how many files under `root` are new or
+/// replaced (another inode) compared with `start` (temporary files included).
+pub fn files_changed(root: &Path, start: &HashMap<String, u64>) -> usize {
+    inodes(root)
+        .iter()
+        .filter(|(k, ino)| start.get(*k) != Some(ino))
+        .count()
+}
+
+/// When to send SIGKILL.
+#[derive(Debug, Clone, Copy)]
+pub enum When {
+    /// After this long.
+    After(Duration),
+    /// As soon as the progress measure reaches `target`, plus `extra` (so kills land between
+    /// two given writes whatever the machine's load).
+    Progress {
+        /// Progress value (files written so far) to wait for.
+        target: usize,
+        /// Further delay once it is reached.
+        extra: Duration,
+    },
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            When::After(d) => write!(f, "after {d:?}"),
+            When::Progress { target, extra } => write!(f, "at progress {target} + {extra:?}"),
+        }
+    }
+}
+
+impl When {
+    /// A third of the kills at a uniform time over the whole run (key generation included), two
+    /// thirds at a uniform progress point `0..=max_progress` of the writing phase.
+    pub fn pick(rng: &mut Rng, w: Window, max_progress: usize) -> When {
+        if rng.chance(1, 3) {
+            When::After(rng.delay(w.end))
+        } else {
+            When::Progress {
+                target: rng.below(max_progress as u64 + 1) as usize,
+                extra: Duration::from_micros(rng.below(3000)),
+            }
+        }
+    }
+}
+
+/// Starts `cmd` and SIGKILLs it at `when` (`progress` is polled every ~0.1 ms), unless it exits
+/// first. A progress target never reached is treated as "exited first".
+pub fn run_and_kill_when(cmd: Command, when: When, progress: &dyn Fn() -> usize) -> Killed {
+    match when {
+        When::After(d) => run_and_kill(cmd, d),
+        When::Progress { target, extra } => {
+            let mut cmd = cmd;
+            let mut child = cmd.spawn().unwrap();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if progress() >= target {
+                    std::thread::sleep(extra);
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            match out.status.signal() {
+                Some(9) => Killed {
+                    killed: true,
+                    code: None,
+                    stderr,
+                },
+                Some(s) => panic!("kpki died of signal {s}, not SIGKILL: {stderr}"),
+                None => Killed {
+                    killed: false,
+                    code: out.status.code(),
+                    stderr,
+                },
+            }
+        }
+    }
+}
+
 /// Runs kpki to completion and requires exit 0; returns the wall time.
 pub fn run_ok(args: &[String]) -> Duration {
     let start = Instant::now();
@@ -303,7 +462,8 @@ pub struct Scan {
 #[derive(Default)]
 pub struct Checker {
     key_spki: HashMap<Vec<u8>, Result<Vec<u8>, String>>,
-    confs: HashMap<Vec<u8>, Result<Conf, String>>,
+    /// kubeconfig bytes -> (CA DER, client certificate DER, client key PEM).
+    confs: HashMap<Vec<u8>, ConfRaw>,
     /// Which CA certificate (relative to the scanned root) signs a certificate, by the
     /// certificate's relative final path; `None` = self-signed. Certificates not listed are
     /// only parsed.
@@ -326,6 +486,68 @@ pub struct Conf {
     pub cert_der: Vec<u8>,
     /// SPKI of client-key-data, per openssl.
     pub key_spki: Vec<u8>,
+}
+
+type ConfRaw = Result<(Vec<u8>, Vec<u8>, Vec<u8>), String>;
+
+/// Runs commands concurrently (each with its stdin) and returns their outputs in order.
+fn run_all(cmds: Vec<(Command, Option<Vec<u8>>)>) -> Vec<std::process::Output> {
+    let kids: Vec<std::process::Child> = cmds
+        .into_iter()
+        .map(|(mut c, input)| {
+            c.stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            if let Some(data) = input {
+                use std::io::Write;
+                // Small (a key): fits the pipe buffer, so writing before reading cannot block.
+                child.stdin.take().unwrap().write_all(&data).unwrap();
+            }
+            child
+        })
+        .collect();
+    kids.into_iter()
+        .map(|k| k.wait_with_output().unwrap())
+        .collect()
+}
+
+/// The current context's CA, client certificate and client key of `kubectl config view` JSON.
+fn decode_conf(out: &std::process::Output) -> ConfRaw {
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl cannot read it: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let cur = v["current-context"].as_str().ok_or("no current-context")?;
+    let ctx = v["contexts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == cur))
+        .ok_or("current context not found")?;
+    let find = |list: &str, name: &serde_json::Value| {
+        v[list]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == *name))
+            .cloned()
+            .ok_or(format!("{list}: {name} not found"))
+    };
+    let cluster = find("clusters", &ctx["context"]["cluster"])?;
+    let user = find("users", &ctx["context"]["user"])?;
+    let b64 = |v: &serde_json::Value| -> Result<Vec<u8>, String> {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().ok_or("field missing")?)
+            .map_err(|e| e.to_string())
+    };
+    let ca_der = parse_cert_pem(&b64(&cluster["cluster"]["certificate-authority-data"])?)?;
+    let cert_der = parse_cert_pem(&b64(&user["user"]["client-certificate-data"])?)?;
+    let key_pem = b64(&user["user"]["client-key-data"])?;
+    Ok((ca_der, cert_der, key_pem))
 }
 
 /// DER of the single CERTIFICATE block of PEM bytes, parsed completely.
@@ -391,94 +613,88 @@ impl Checker {
 
     /// openssl's view of a private key: its SPKI DER (the key parses completely).
     pub fn key_spki(&mut self, pem: &[u8]) -> Result<Vec<u8>, String> {
-        if let Some(r) = self.key_spki.get(pem) {
-            return r.clone();
+        if !self.key_spki.contains_key(pem) {
+            self.prefetch(&[pem.to_vec()], &[]);
         }
-        let text = String::from_utf8_lossy(pem);
-        let labels: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("-----BEGIN "))
-            .collect();
-        let r = if labels != ["EC PRIVATE KEY-----"] && labels != ["RSA PRIVATE KEY-----"] {
-            Err(format!(
-                "PEM blocks {labels:?}, expected one EC/RSA PRIVATE KEY"
-            ))
-        } else {
-            let out = common::tool("openssl", ["pkey", "-pubout", "-outform", "DER"], Some(pem));
-            if out.status.success() && !out.stdout.is_empty() {
+        self.key_spki[pem].clone()
+    }
+
+    /// kubectl's view of a kubeconfig: the current context's CA, client certificate and key.
+    pub fn conf(&mut self, path: &Path) -> Result<Conf, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        if !self.confs.contains_key(&bytes) {
+            self.prefetch(&[], &[path.to_path_buf()]);
+        }
+        let (ca_der, cert_der, key_pem) = self.confs[&bytes].clone()?;
+        Ok(Conf {
+            ca_der,
+            cert_der,
+            key_spki: self.key_spki(&key_pem)?,
+        })
+    }
+
+    /// Fills the caches for these private keys and kubeconfig files, running the openssl and
+    /// kubectl processes concurrently (their start-up dominates the cost of a scan).
+    pub fn prefetch(&mut self, keys: &[Vec<u8>], confs: &[PathBuf]) {
+        let mut conf_jobs: Vec<Vec<u8>> = Vec::new();
+        let mut cmds = Vec::new();
+        for p in confs {
+            let Ok(bytes) = std::fs::read(p) else {
+                continue;
+            };
+            if self.confs.contains_key(&bytes) || conf_jobs.contains(&bytes) {
+                continue;
+            }
+            let mut c = Command::new("kubectl");
+            c.args(["config", "view", "--raw", "-o", "json"])
+                .arg("--kubeconfig")
+                .arg(p)
+                // `config view` prints the file; this only keeps a kubectl wrapper from
+                // probing an unreachable server first.
+                .arg("--server=https://127.0.0.1:1");
+            cmds.push((c, None));
+            conf_jobs.push(bytes);
+        }
+        let mut key_jobs: Vec<Vec<u8>> = keys.to_vec();
+        for (bytes, out) in conf_jobs.into_iter().zip(run_all(cmds)) {
+            let r = decode_conf(&out);
+            if let Ok((_, _, key)) = &r {
+                key_jobs.push(key.clone());
+            }
+            self.confs.insert(bytes, r);
+        }
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut cmds = Vec::new();
+        for pem in key_jobs {
+            if self.key_spki.contains_key(&pem) || pending.contains(&pem) {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&pem);
+            let labels: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("-----BEGIN "))
+                .collect();
+            if labels != ["EC PRIVATE KEY-----"] && labels != ["RSA PRIVATE KEY-----"] {
+                let e = format!("PEM blocks {labels:?}, expected one EC/RSA PRIVATE KEY");
+                self.key_spki.insert(pem, Err(e));
+                continue;
+            }
+            let mut c = Command::new("openssl");
+            c.args(["pkey", "-pubout", "-outform", "DER"]);
+            cmds.push((c, Some(pem.clone())));
+            pending.push(pem);
+        }
+        for (pem, out) in pending.into_iter().zip(run_all(cmds)) {
+            let r = if out.status.success() && !out.stdout.is_empty() {
                 Ok(out.stdout)
             } else {
                 Err(format!(
                     "openssl pkey cannot read it: {}",
                     String::from_utf8_lossy(&out.stderr).trim()
                 ))
-            }
-        };
-        self.key_spki.insert(pem.to_vec(), r.clone());
-        r
-    }
-
-    /// kubectl's view of a kubeconfig: the current context's CA, client certificate and key.
-    pub fn conf(&mut self, path: &Path) -> Result<Conf, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        if let Some(r) = self.confs.get(&bytes) {
-            return r.clone();
+            };
+            self.key_spki.insert(pem, r);
         }
-        let r = self.conf_uncached(path);
-        self.confs.insert(bytes, r.clone());
-        r
-    }
-
-    fn conf_uncached(&mut self, path: &Path) -> Result<Conf, String> {
-        let out = common::tool(
-            "kubectl",
-            [
-                "config".as_ref(),
-                "view".as_ref(),
-                "--kubeconfig".as_ref(),
-                path.as_os_str(),
-                "--raw".as_ref(),
-                "-o".as_ref(),
-                "json".as_ref(),
-                "--server=https://127.0.0.1:1".as_ref(),
-            ] as [&std::ffi::OsStr; 8],
-            None,
-        );
-        if !out.status.success() {
-            return Err(format!(
-                "kubectl cannot read it: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        let cur = v["current-context"].as_str().ok_or("no current-context")?;
-        let ctx = v["contexts"]
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["name"] == cur))
-            .ok_or("current context not found")?;
-        let find = |list: &str, name: &serde_json::Value| {
-            v[list]
-                .as_array()
-                .and_then(|a| a.iter().find(|c| c["name"] == *name))
-                .cloned()
-                .ok_or(format!("{list}: {name} not found"))
-        };
-        let cluster = find("clusters", &ctx["context"]["cluster"])?;
-        let user = find("users", &ctx["context"]["user"])?;
-        let b64 = |v: &serde_json::Value| -> Result<Vec<u8>, String> {
-            base64::engine::general_purpose::STANDARD
-                .decode(v.as_str().ok_or("field missing")?)
-                .map_err(|e| e.to_string())
-        };
-        let ca_der = parse_cert_pem(&b64(&cluster["cluster"]["certificate-authority-data"])?)?;
-        let cert_der = parse_cert_pem(&b64(&user["user"]["client-certificate-data"])?)?;
-        let key_spki = self.key_spki(&b64(&user["user"]["client-key-data"])?)?;
-        Ok(Conf {
-            ca_der,
-            cert_der,
-            key_spki,
-        })
     }
 
     /// Scans every file under `root` and checks the invariants that must hold at any instant,
@@ -492,6 +708,17 @@ impl Checker {
         let mut scan = Scan::default();
         let mut files: BTreeMap<String, (Name, u32)> = BTreeMap::new();
         walk(root, root, &mut files, &mut errs);
+        let (mut keys, mut confs) = (Vec::new(), Vec::new());
+        for (rel, (name, _)) in &files {
+            match name {
+                Name::Final(Kind::Key) | Name::Backup(Kind::Key) => {
+                    keys.push(std::fs::read(root.join(rel)).unwrap_or_default())
+                }
+                Name::Final(Kind::Conf) | Name::Backup(Kind::Conf) => confs.push(root.join(rel)),
+                _ => {}
+            }
+        }
+        self.prefetch(&keys, &confs);
         let mut spki: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> SPKI of key/cert/pub
         let mut certs: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> DER
         for (rel, (name, mode)) in &files {
@@ -541,7 +768,7 @@ impl Checker {
                                 return Err(format!("PEM block {}, expected PUBLIC KEY", p.label));
                             }
                             match SubjectPublicKeyInfo::from_der(&p.contents) {
-                                Ok((rest, _)) if rest.is_empty() => Ok(p.contents.clone()),
+                                Ok(([], _)) => Ok(p.contents.clone()),
                                 _ => Err("bad SubjectPublicKeyInfo".into()),
                             }
                         })
