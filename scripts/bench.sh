@@ -73,6 +73,8 @@ if [ -n "${ALT_KPKI:-}" ]; then
   hf init-alt "$RUNS_FAST" --warmup 3 --prepare "rm -rf $W/k $S/k" \
     -n "ALT_KPKI init ECDSA-P256" "$ALT_KPKI init --cert-dir $W/k/pki ${flags[*]} --encryption-algorithm ECDSA-P256" \
     -n "ALT_KPKI init ECDSA-P256 (tmpfs)" "$ALT_KPKI init --cert-dir $S/k/pki ${flags[*]} --encryption-algorithm ECDSA-P256"
+  hf init-alt-rsa "$RUNS_SLOW" --warmup 1 --prepare "rm -rf $W/k" \
+    -n "ALT_KPKI init RSA-2048" "$ALT_KPKI init --cert-dir $W/k/pki ${flags[*]}"
 fi
 hf openssl-ecdsa "$RUNS_SLOW" --prepare "rm -rf $W/o" \
   -n "openssl+kubectl ECDSA-P256" "$REF ecdsa $W/o kubectl" \
@@ -163,7 +165,7 @@ for f in (fr, fe):
 p("")
 
 rows = []
-for name in ["init-rsa", "openssl-rsa", "init-ecdsa", "init-ecdsa-tmpfs", "init-alt", "openssl-ecdsa",
+for name in ["init-rsa", "init-alt-rsa", "openssl-rsa", "init-ecdsa", "init-ecdsa-tmpfs", "init-alt", "openssl-ecdsa",
              "verify", "bulk-ecdsa", "bulk-ecdsa-tmpfs", "bulk-rsa"]:
     if not os.path.exists(os.path.join(j, name + ".json")):
         continue
@@ -189,8 +191,15 @@ p("|---|---|---|")
 ratio = k_rsa["mean"] / floor_rsa
 p(f"| RSA-2048 full tree ≤ 1.15 × keygen floor | mean {ms(k_rsa['mean']):.0f} ms / floor {ms(floor_rsa):.0f} ms = {ratio:.2f}× "
   f"(median {k_rsa['median'] / floor_rsa:.2f}×) | {met(ratio <= 1.15)} |")
+if "ALT_KPKI init RSA-2048" in R:
+    a = R["ALT_KPKI init RSA-2048"]
+    p(f"| (ALT_KPKI) RSA-2048 full tree ≤ 1.15 × keygen floor | mean {ms(a['mean']):.0f} ms / floor {ms(floor_rsa):.0f} ms = "
+      f"{a['mean'] / floor_rsa:.2f}× (median {a['median'] / floor_rsa:.2f}×) | {met(a['mean'] / floor_rsa <= 1.15)} |")
 p(f"| ECDSA-P256 full tree, whole process ≤ 15 ms median | {ms(k_ec['median']):.1f} ms | {met(k_ec['median'] <= 0.015)} |")
 worst_v = max(v_ec["median"], v_rsa["median"])
+if "ALT_KPKI init ECDSA-P256" in R:
+    a = R["ALT_KPKI init ECDSA-P256"]
+    p(f"| (ALT_KPKI) ECDSA-P256 full tree, whole process ≤ 15 ms median | {ms(a['median']):.1f} ms | {met(a['median'] <= 0.015)} |")
 p(f"| kpki verify whole process ≤ 10 ms median | ECDSA {ms(v_ec['median']):.1f} ms, RSA {ms(v_rsa['median']):.1f} ms | {met(worst_v <= 0.010)} |")
 p(f"| {bulk_n} nodes ECDSA-P256 ≤ 2 s wall | {b['median']:.2f} s median (with --serving: {bs['median']:.2f} s) | {met(b['median'] <= 2.0)} |")
 peak = rss("bulk-ecdsa")

@@ -26,7 +26,11 @@ fn init(dir: &Path) {
         "--encryption-algorithm",
         "ECDSA-P256",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs `kpki verify` (text and JSON) and returns both outputs, stdout and stderr together.
@@ -45,7 +49,11 @@ fn verify(dir: &Path) -> Vec<String> {
                 "-o",
                 fmt,
             ]);
-            assert_eq!(out.status.code(), Some(1), "verify must find the broken file");
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "verify must find the broken file"
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr)
         })
@@ -98,7 +106,11 @@ fn broken_key_pem_does_not_quote_the_key() {
     let text = std::fs::read_to_string(&key).unwrap();
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     // A character outside base64 in the middle of the body.
-    let broken = text.replacen(&body[20..40], &format!("{}!{}", &body[20..30], &body[30..40]), 1);
+    let broken = text.replacen(
+        &body[20..40],
+        &format!("{}!{}", &body[20..30], &body[30..40]),
+        1,
+    );
     assert_ne!(broken, text);
     std::fs::write(&key, broken).unwrap();
     for report in verify(tmp.path()) {

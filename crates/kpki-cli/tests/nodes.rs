@@ -586,11 +586,22 @@ fn leftover_temporaries_are_replaced_and_links_refused() {
     let res = kpki(nodes_args(&pki, &list, &out, &[]));
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(stderr.contains(":2: node n2: ") && stderr.contains("symbolic link"), "{stderr}");
+    assert!(
+        stderr.contains(":2: node n2: ") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&precious).unwrap(), b"do not touch");
     // The leftover is gone; the link is still the link.
-    assert_eq!(files(&out), ["n1/kubelet.conf", "n2/kubelet.conf"].map(String::from).into());
-    assert!(std::fs::symlink_metadata(out.join("n2/kubelet.conf")).unwrap().file_type().is_symlink());
+    assert_eq!(
+        files(&out),
+        ["n1/kubelet.conf", "n2/kubelet.conf"]
+            .map(String::from)
+            .into()
+    );
+    assert!(std::fs::symlink_metadata(out.join("n2/kubelet.conf"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     let k = kubeconfig_facts(&out.join("n1/kubelet.conf"));
     assert_eq!(k.user, "system:node:n1");
 }

@@ -62,9 +62,36 @@ pub fn staged_path(cert: &std::path::Path) -> PathBuf {
 /// Finishes or undoes a pair replacement that a crash interrupted. A renewal writes the new
 /// certificate to `<cert>.kpki-new`, then swaps the key in, then renames the certificate: if the
 /// staged certificate matches the key on disk the swap happened and is completed; otherwise the
-/// old pair is intact and the staged file is dropped. Returns the files it changed.
+/// old pair is intact and the staged file is dropped. Leftover temp files of killed runs are
+/// removed. Returns the files it changed.
 pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
     let mut changed = Vec::new();
+    // Temp files a killed run left behind (`.<name>.<random>.kpki-tmp`): never under a final
+    // name, never read, but clutter; only a kpki holding the lock may remove them.
+    // Only below the locked cert dir: a kubeconfig dir may be shared with another tree's run.
+    let mut dirs: Vec<&std::path::Path> = desired
+        .entries
+        .iter()
+        .filter_map(|e| e.main_path().parent())
+        .filter(|d| d.starts_with(&desired.inputs.cert_dir))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for f in rd.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.')
+                && name.ends_with(".kpki-tmp")
+                && f.file_type().map(|t| t.is_file()).unwrap_or(false)
+            {
+                std::fs::remove_file(f.path()).map_err(|e| Error::file(f.path(), e))?;
+                changed.push(f.path());
+            }
+        }
+    }
     for e in &desired.entries {
         let (Entry::Leaf(c) | Entry::Ca(c)) = e else {
             continue;
@@ -93,7 +120,7 @@ pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
     Ok(changed)
 }
 
-fn backup_name(path: &std::path::Path, now: OffsetDateTime) -> PathBuf {
+fn backup_name(path: &std::path::Path, now: OffsetDateTime, n: usize) -> PathBuf {
     let stamp = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         now.year(),
@@ -103,18 +130,27 @@ fn backup_name(path: &std::path::Path, now: OffsetDateTime) -> PathBuf {
         now.minute(),
         now.second()
     );
-    // Two renewals in one second must not collide: add .1, .2, ... when the name is taken.
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".bak-{stamp}"));
+    if n > 0 {
+        s.push(format!(".{n}"));
+    }
+    PathBuf::from(s)
+}
+
+/// The backup names of an entry's files: `<file>.bak-<stamp>`, or with `.1`, `.2`, ... when any
+/// of them is taken (two renewals in one second, an interrupted renewal). One suffix for all the
+/// entry's files, so a key backup and its certificate backup always pair up.
+fn backup_names(files: &[(&PathBuf, u32)], now: OffsetDateTime) -> Vec<PathBuf> {
     (0..)
         .map(|n| {
-            let mut s = path.as_os_str().to_owned();
-            s.push(format!(".bak-{stamp}"));
-            if n > 0 {
-                s.push(format!(".{n}"));
-            }
-            PathBuf::from(s)
+            files
+                .iter()
+                .map(|(p, _)| backup_name(p, now, n))
+                .collect::<Vec<_>>()
         })
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| path.with_extension("bak"))
+        .find(|names| names.iter().all(|p| std::fs::symlink_metadata(p).is_err()))
+        .unwrap_or_default()
 }
 
 /// Generates keys for all steps that need one, in parallel.
@@ -470,14 +506,15 @@ fn push_backups(
     now: OffsetDateTime,
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    for (path, default_mode) in files {
+    let names = backup_names(files, now);
+    for ((path, default_mode), backup) in files.iter().zip(names) {
         if let Some(data) = crate::tree::read_optional(path)? {
             let mode = std::fs::metadata(path)
                 .map(|m| m.mode() & 0o7777)
                 .unwrap_or(*default_mode);
             outs.push(Out {
                 entry: entry.to_string(),
-                path: backup_name(path, now),
+                path: backup,
                 data,
                 mode,
                 replace: Replace::Never,
