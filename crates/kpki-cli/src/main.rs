@@ -56,7 +56,7 @@ enum Command {
     Token(nodes_cmd::TokenCmd),
     /// Audit the whole tree against the spec and the inputs (findings; exit 1 on errors).
     Verify(Box<verify_cmd::VerifyCmd>),
-    /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key.
+    /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key. renew, generate-csr, certificate-key.
     Certs(certs_cmd::CertsCmd),
     /// Print the embedded default spec.
     Spec,
