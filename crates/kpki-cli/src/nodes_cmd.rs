@@ -68,7 +68,8 @@ pub struct NodesCmd {
     /// Also issue the kubelet serving certificate (node name and IPs as SANs, serverAuth).
     #[arg(long)]
     serving: bool,
-    /// RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
+    /// RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384 (default: the config's
+    /// encryptionAlgorithm, else the CA key's algorithm).
     #[arg(long)]
     encryption_algorithm: Option<String>,
     /// Certificate validity as a Go duration (default 8760h).
