@@ -20,7 +20,7 @@ use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::kubeconfig::{Kubeconfig, Single};
 use crate::plan::{Action, Plan};
 use crate::resolve::{CertEntry, Desired, Entry};
-use crate::tree::{write_atomic, Observed, Replace};
+use crate::tree::{Observed, Replace};
 
 /// How to run: the clock, the randomness and the parallelism.
 pub struct Context<'a> {
@@ -479,22 +479,57 @@ pub fn apply(
         }
     }
 
-    // 3. writes
+    // 3. writes: every new file to a temporary name with its final mode, one flush for all of
+    //    them, then renames in order (key before certificate), then the directories. A crash
+    //    leaves only complete files under final names.
+    let mut pending = Vec::with_capacity(outs.len());
+    for o in &outs {
+        pending.push(match o.rename_from {
+            Some(_) => None,
+            None => Some(crate::tree::stage(
+                &o.path, &o.data, o.mode, modes.dir, o.replace,
+            )?),
+        });
+    }
+    let mut roots = vec![
+        desired.inputs.cert_dir.clone(),
+        desired.inputs.kubeconfig_dir.clone(),
+    ];
+    roots.dedup();
+    for r in roots.iter().filter(|r| r.is_dir()) {
+        crate::tree::sync_filesystem(r)?;
+    }
     let mut written = Vec::new();
-    for o in outs {
-        match &o.rename_from {
-            Some(from) => {
-                std::fs::rename(from, &o.path).map_err(|e| Error::file(&o.path, e))?;
-                if let Some(d) = o.path.parent().and_then(|p| std::fs::File::open(p).ok()) {
-                    let _ = d.sync_all();
-                }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    // Failpoint for the crash-safety harness: widen the gaps between renames so that SIGKILLs
+    // land between them (the renames otherwise take microseconds). Unset in normal use.
+    let pause = std::env::var("KPKI_FAILPOINT_RENAME_PAUSE_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_micros);
+    for (o, p) in outs.into_iter().zip(pending) {
+        if let Some(d) = pause {
+            std::thread::sleep(d);
+        }
+        match (p, &o.rename_from) {
+            (Some(p), _) => p.commit()?,
+            (None, Some(from)) => {
+                std::fs::rename(from, &o.path).map_err(|e| Error::file(&o.path, e))?
             }
-            None => write_atomic(&o.path, &o.data, o.mode, modes.dir, o.replace)?,
+            (None, None) => {}
+        }
+        if let Some(d) = o.path.parent() {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
         }
         written.push(Written {
             entry: o.entry,
             path: o.path,
         });
+    }
+    for d in &dirs {
+        crate::tree::sync_dir(d);
     }
     Ok(written)
 }

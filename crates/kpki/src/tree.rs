@@ -195,18 +195,25 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     }
 }
 
-/// Writes `data` to `path` atomically with exactly `mode`.
-pub fn write_atomic(
+/// A file written under a temporary name in its final directory, with its final mode, waiting
+/// to be moved into place by [`Pending::commit`]. Dropping it removes the temporary file.
+#[derive(Debug)]
+pub struct Pending {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+    replace: Replace,
+}
+
+/// Writes `data` to a temporary file beside `path` (same checks as [`write_atomic`]) without
+/// flushing it: callers that write many files flush once ([`sync_filesystem`]) and then commit.
+pub fn stage(
     path: &Path,
     data: &[u8],
     mode: u32,
     dir_mode: u32,
     replace: Replace,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+) -> Result<Pending> {
+    let dir = parent_dir(path);
     ensure_dir(&dir, dir_mode)?;
     if let Ok(m) = fs::symlink_metadata(path) {
         if m.file_type().is_symlink() {
@@ -234,23 +241,77 @@ pub fn write_atomic(
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(|e| Error::file(path, e))?;
     tmp.write_all(data).map_err(|e| Error::file(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::file(path, e))?;
-    match replace {
-        Replace::Allow => tmp
-            .persist(path)
-            .map(|_| ())
-            .map_err(|e| Error::file(path, e.error))?,
-        Replace::Never => tmp.persist_noclobber(path).map(|_| ()).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::file(path, "exists already; kpki never overwrites it (CA keys and backups are written no-clobber)")
-            } else {
-                Error::file(path, e.error)
-            }
-        })?,
+    Ok(Pending {
+        tmp,
+        path: path.to_path_buf(),
+        replace,
+    })
+}
+
+impl Pending {
+    /// Flushes this one file's data (for single writes; batches use [`sync_filesystem`]).
+    pub fn sync(&self) -> Result<()> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::file(&self.path, e))
     }
-    if let Ok(d) = fs::File::open(&dir) {
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the temporary file over the final name (no-clobber for [`Replace::Never`]).
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        match self.replace {
+            Replace::Allow => self.tmp.persist(&path).map(|_| ()).map_err(|e| Error::file(&path, e.error)),
+            Replace::Never => self.tmp.persist_noclobber(&path).map(|_| ()).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::file(&path, "exists already; kpki never overwrites it (CA keys and backups are written no-clobber)")
+                } else {
+                    Error::file(&path, e.error)
+                }
+            }),
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Flushes every dirty file of the file system holding `dir` in one go (syncfs): one journal
+/// commit instead of one per file.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let f = fs::File::open(dir).map_err(|e| Error::file(dir, e))?;
+    rustix::fs::syncfs(&f)
+        .map_err(|e| Error::file(dir, format!("cannot flush the file system: {e}")))
+}
+
+/// Makes the renames in `dir` durable.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// Writes `data` to `path` atomically with exactly `mode`: temp file, fsync, rename, dir fsync.
+pub fn write_atomic(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    dir_mode: u32,
+    replace: Replace,
+) -> Result<()> {
+    let p = stage(path, data, mode, dir_mode, replace)?;
+    p.sync()?;
+    p.commit()?;
+    sync_dir(&parent_dir(path));
     Ok(())
 }
 
