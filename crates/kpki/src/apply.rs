@@ -96,28 +96,31 @@ pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
         let (Entry::Leaf(c) | Entry::Ca(c)) = e else {
             continue;
         };
-        let staged = staged_path(&c.cert_path);
-        if !staged.exists() {
-            continue;
-        }
-        let roll_forward = match (
-            crate::tree::read_cert(&staged),
-            crate::tree::read_key(&c.key_path),
-        ) {
-            (Observed::Present(cf), Observed::Present(kf)) => crate::inspect::info(&cf.der)
-                .map(|i| kf.key.matches_spki(&i.spki))
-                .unwrap_or(false),
-            _ => false,
-        };
-        if roll_forward {
-            std::fs::rename(&staged, &c.cert_path).map_err(|e| Error::file(&c.cert_path, e))?;
-            changed.push(c.cert_path.clone());
-        } else {
-            std::fs::remove_file(&staged).map_err(|e| Error::file(&staged, e))?;
-            changed.push(staged);
-        }
+        changed.extend(recover_pair(&c.cert_path, &c.key_path)?);
     }
     Ok(changed)
+}
+
+/// Completes (staged certificate matches the key on disk) or drops (it does not) one
+/// interrupted pair replacement; returns the file it changed, if any.
+pub fn recover_pair(cert: &std::path::Path, key: &std::path::Path) -> Result<Option<PathBuf>> {
+    let staged = staged_path(cert);
+    if !staged.exists() {
+        return Ok(None);
+    }
+    let roll_forward = match (crate::tree::read_cert(&staged), crate::tree::read_key(key)) {
+        (Observed::Present(cf), Observed::Present(kf)) => crate::inspect::info(&cf.der)
+            .map(|i| kf.key.matches_spki(&i.spki))
+            .unwrap_or(false),
+        _ => false,
+    };
+    if roll_forward {
+        std::fs::rename(&staged, cert).map_err(|e| Error::file(cert, e))?;
+        Ok(Some(cert.to_path_buf()))
+    } else {
+        std::fs::remove_file(&staged).map_err(|e| Error::file(&staged, e))?;
+        Ok(Some(staged))
+    }
 }
 
 fn backup_name(path: &std::path::Path, now: OffsetDateTime, n: usize) -> PathBuf {

@@ -748,6 +748,8 @@ impl NodeIssuer {
             })
         };
         if let Some(c) = &creds.serving {
+            // A run killed mid-replacement left `<crt>.kpki-new`: finish or undo it first.
+            crate::apply::recover_pair(&c.cert_path, &c.key_path)?;
             let state = self.check_serving(c, run.now);
             if state != State::Valid {
                 if let State::Invalid(m) = &state {
@@ -765,21 +767,51 @@ impl NodeIssuer {
                     issuance(c.validity)?,
                 )?;
                 let fresh = state == State::Missing;
-                self.write(
-                    &c.key_path,
-                    key.pem().as_bytes(),
-                    self.key_mode,
-                    fresh,
-                    &mut made,
-                )?;
+                if fresh {
+                    self.write(
+                        &c.key_path,
+                        key.pem().as_bytes(),
+                        self.key_mode,
+                        fresh,
+                        &mut made,
+                    )?;
+                    self.write(
+                        &c.cert_path,
+                        cert_pem(&der).as_bytes(),
+                        self.cert_mode,
+                        fresh,
+                        &mut made,
+                    )?;
+                } else {
+                    // Replacing a pair: stage the cert, swap the key, move the cert in (as renew
+                    // does), so a kill never leaves a key beside a cert it does not match.
+                    let staged = crate::apply::staged_path(&c.cert_path);
+                    // The cert is not written under its own temp name on this path: drop one a
+                    // killed fresh write left (the output lock rules out a live writer).
+                    if let (Some(dir), Some(name)) = (c.cert_path.parent(), c.cert_path.file_name())
+                    {
+                        let _ = std::fs::remove_file(
+                            dir.join(format!(".{}.kpki-tmp", name.to_string_lossy())),
+                        );
+                    }
+                    self.write(
+                        &staged,
+                        cert_pem(&der).as_bytes(),
+                        self.cert_mode,
+                        true,
+                        &mut made,
+                    )?;
+                    self.write(
+                        &c.key_path,
+                        key.pem().as_bytes(),
+                        self.key_mode,
+                        fresh,
+                        &mut made,
+                    )?;
+                    std::fs::rename(&staged, &c.cert_path)
+                        .map_err(|e| Error::file(&c.cert_path, e))?;
+                }
                 written.push(c.key_path.clone());
-                self.write(
-                    &c.cert_path,
-                    cert_pem(&der).as_bytes(),
-                    self.cert_mode,
-                    fresh,
-                    &mut made,
-                )?;
                 written.push(c.cert_path.clone());
             }
         }
