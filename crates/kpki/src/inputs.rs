@@ -116,19 +116,7 @@ impl Inputs {
     /// Resolves flags over an optional kubeadm config (flags win), applying kubeadm's defaults.
     /// Reads the config file named by `args.config`, if any.
     pub fn from_args(args: &InputArgs) -> Result<Inputs> {
-        let cfg = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-                    path: path.clone(),
-                    message: format!("cannot read kubeadm config: {e}"),
-                })?;
-                crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
-                    path: path.clone(),
-                    message,
-                })?
-            }
-            None => KubeadmConfig::default(),
-        };
+        let cfg = crate::inputs::load_config(args.config.as_deref())?;
         Inputs::resolve(args, &cfg).map_err(|e| match (e, &args.config) {
             // A config field at fault: name the file too.
             (Error::Input { field, message }, Some(path)) if !field.starts_with("--") => {
@@ -513,6 +501,22 @@ pub fn classify_san(s: &str) -> std::result::Result<String, String> {
 /// Returns `path`'s absolute form for messages without touching the disk.
 pub fn display_path(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// Reads and parses the kubeadm config file named by `--config`, or gives an empty config.
+/// Errors name the file.
+pub fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
+    let Some(path) = path else {
+        return Ok(KubeadmConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: format!("cannot read kubeadm config: {e}"),
+    })?;
+    crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 #[cfg(test)]

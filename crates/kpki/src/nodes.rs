@@ -26,7 +26,6 @@ use crate::inputs::{parse_ip, InputArgs, Inputs, BACKDATE};
 use crate::inspect;
 use crate::issue::{cert_pem, effective_key_usages, issue, Issuance, Issuer, Profile};
 use crate::keys::PrivateKey;
-use crate::kubeadm_config::KubeadmConfig;
 use crate::kubeconfig::{Kubeconfig, Single};
 use crate::resolve::{resolve_cert, resolve_kubeconfig, CertEntry, KubeconfigEntry, Vars};
 use crate::spec::{parse_mode, NodeSpec, Spec};
@@ -311,19 +310,7 @@ const UNUSED_NODE_NAME: &str = "kpki-nodes";
 /// when the server URL needs it: the spec's node kubeconfig uses `server = "local"`, or no
 /// control-plane endpoint is set.
 pub fn node_inputs(spec: &Spec, args: &InputArgs) -> Result<Inputs> {
-    let cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-                path: path.clone(),
-                message: format!("cannot read kubeadm config: {e}"),
-            })?;
-            crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
-                path: path.clone(),
-                message,
-            })?
-        }
-        None => KubeadmConfig::default(),
-    };
+    let cfg = crate::inputs::load_config(args.config.as_deref())?;
     let node = node_spec(spec)?;
     let has_endpoint = args
         .control_plane_endpoint

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::inputs::{InputArgs, Inputs, BACKDATE, DEFAULT_CERT_VALIDITY};
 use crate::issue::{cert_pem, issue, Issuance, Issuer, Profile};
 use crate::keys::KeyAlgorithm;
-use crate::kubeadm_config::KubeadmConfig;
 use crate::kubeconfig::{Kubeconfig, Single};
 use crate::tree::{read_cert, read_key, Observed};
 use crate::Run;
@@ -61,19 +60,7 @@ const UNUSED_NODE_NAME: &str = "kpki-kubeconfig-user";
 /// the server URL is then the endpoint and neither value is used. Without an endpoint the server
 /// is `https://<advertise address>:<bind port>`, so the advertise address is required.
 pub fn target(args: &InputArgs) -> Result<Target> {
-    let cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-                path: path.clone(),
-                message: format!("cannot read kubeadm config: {e}"),
-            })?;
-            crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
-                path: path.clone(),
-                message,
-            })?
-        }
-        None => KubeadmConfig::default(),
-    };
+    let cfg = crate::inputs::load_config(args.config.as_deref())?;
     let has_endpoint = args
         .control_plane_endpoint
         .as_ref()
