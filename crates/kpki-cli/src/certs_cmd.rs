@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use kpki::expiration::{self, CertificateExpirationInfo};
-use kpki::inputs::{InputArgs, Inputs};
+use kpki::inputs::Inputs;
 
 use crate::flags::InputFlags;
 use crate::verify_cmd::load_spec;
@@ -60,41 +60,10 @@ pub fn run(cli: &Cli, cmd: &CertsCmd) -> Result<(), Fail> {
     }
 }
 
-/// Placeholder values for inputs that only shape SANs and URLs: check-expiration needs names and
-/// paths only, so it runs on a tree without its cluster config.
-const PLACEHOLDERS: &[(&str, &str)] = &[
-    ("--apiserver-advertise-address", "192.0.2.1"),
-    ("--node-name", "node"),
-];
-
-fn names_only_inputs(mut args: InputArgs) -> Result<Inputs, Fail> {
-    for _ in 0..=PLACEHOLDERS.len() {
-        match Inputs::from_args(&args) {
-            Ok(i) => return Ok(i),
-            Err(kpki::Error::Input { field, message }) => {
-                match PLACEHOLDERS.iter().find(|(f, _)| *f == field) {
-                    Some((f, v))
-                        if *f == "--apiserver-advertise-address"
-                            && args.advertise_address.is_none() =>
-                    {
-                        args.advertise_address = Some(v.to_string())
-                    }
-                    Some((f, v)) if *f == "--node-name" && args.node_name.is_none() => {
-                        args.node_name = Some(v.to_string())
-                    }
-                    _ => return Err(Fail(2, format!("{field}: {message}"))),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Inputs::from_args(&args).map_err(Fail::from)
-}
-
 fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let spec = load_spec(cli)?;
-    let inputs = names_only_inputs(cmd.inputs.args())?;
+    let inputs = Inputs::names_only(&cmd.inputs.args())?;
     let desired = kpki::resolve::resolve(&spec, &inputs)?;
     let disk = kpki::disk::observe(&desired);
     let opts = expiration::Options {

@@ -116,8 +116,28 @@ impl Inputs {
     /// Resolves flags over an optional kubeadm config (flags win), applying kubeadm's defaults.
     /// Reads the config file named by `args.config`, if any.
     pub fn from_args(args: &InputArgs) -> Result<Inputs> {
-        let cfg = crate::inputs::load_config(args.config.as_deref())?;
-        Inputs::resolve(args, &cfg).map_err(|e| match (e, &args.config) {
+        let cfg = load_config(args.config.as_deref())?;
+        Inputs::resolve_naming_config(args, &cfg)
+    }
+
+    /// Inputs for commands that only need entry names and paths (`certs check-expiration`): a
+    /// missing advertise address or node name gets a placeholder, since they only shape SANs
+    /// and URLs, so the command runs on a tree without its cluster config.
+    pub fn names_only(args: &InputArgs) -> Result<Inputs> {
+        let cfg = load_config(args.config.as_deref())?;
+        let mut args = args.clone();
+        if args.advertise_address.is_none() && cfg.advertise_address.is_none() {
+            args.advertise_address = Some("192.0.2.1".into());
+        }
+        if args.node_name.is_none() && cfg.node_name.is_none() && hostname().is_none() {
+            args.node_name = Some("node".into());
+        }
+        Inputs::resolve_naming_config(&args, &cfg)
+    }
+
+    /// [`Inputs::resolve`], with errors in config fields also naming the config file.
+    fn resolve_naming_config(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
+        Inputs::resolve(args, cfg).map_err(|e| match (e, &args.config) {
             // A config field at fault: name the file too.
             (Error::Input { field, message }, Some(path)) if !field.starts_with("--") => {
                 Error::Config {
