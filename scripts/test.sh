@@ -22,3 +22,6 @@ fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 
 cargo test --workspace --all-targets "$@"
+
+# RFC 5280 lint of every certificate kpki issues (pkilint from PyPI, in target/pkilint-venv).
+bash scripts/pkilint.sh
