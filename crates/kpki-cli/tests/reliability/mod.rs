@@ -178,7 +178,7 @@ pub fn kpki_cmd(args: &[String]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kpki"));
     c.args(args)
         // kpki's failpoint: pause between renames so kills land between two writes
-        .env("KPKI_FAILPOINT_RENAME_PAUSE_US", "400")
+        .env("KPKI_FAILPOINT_RENAME_PAUSE_US", "2000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
