@@ -347,6 +347,20 @@ struct Expect<'a> {
     ca: Option<&'a str>,
 }
 
+impl<'a> Expect<'a> {
+    /// What the spec expects of a `.crt`/`.key` entry.
+    fn of(c: &'a CertEntry, kind: Kind) -> Expect<'a> {
+        Expect {
+            entry: &c.name,
+            path: &c.cert_path,
+            profile: &c.profile,
+            algorithm: c.algorithm,
+            kind,
+            ca: c.ca.as_deref(),
+        }
+    }
+}
+
 struct Verifier<'a> {
     now: OffsetDateTime,
     opts: &'a Options,
@@ -1019,14 +1033,7 @@ impl Verifier<'_> {
         cert: &Observed<crate::tree::CertFile>,
         key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
     ) {
-        let x = Expect {
-            entry: &c.name,
-            path: &c.cert_path,
-            profile: &c.profile,
-            algorithm: c.algorithm,
-            kind: Kind::Ca,
-            ca: c.ca.as_deref(),
-        };
+        let x = Expect::of(c, Kind::Ca);
         let fix = self.reissue_fix(&x);
         let state = match cert {
             Observed::Missing => {
@@ -1111,14 +1118,7 @@ impl Verifier<'_> {
         cert: &Observed<crate::tree::CertFile>,
         key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
     ) {
-        let x = Expect {
-            entry: &c.name,
-            path: &c.cert_path,
-            profile: &c.profile,
-            algorithm: c.algorithm,
-            kind: Kind::Leaf,
-            ca: c.ca.as_deref(),
-        };
+        let x = Expect::of(c, Kind::Leaf);
         let fix = self.reissue_fix(&x);
         let create_fix = if self.ca_external(x.ca) {
             fix.clone()
