@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(spec) = kpki::spec::Spec::parse(text, "fuzz") {
+    if let Ok(spec) = kpki::model::spec::Spec::parse(text, "fuzz") {
         let _ = spec.ca_order();
-        let _ = kpki::resolve::resolve(&spec, inputs());
+        let _ = kpki::model::resolve::resolve(&spec, inputs());
     }
 });

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kpki::inputs::InputArgs;
-use kpki::resolve::Entry;
+use kpki::model::resolve::Entry;
 use kpki::Kpki;
 use libfuzzer_sys::fuzz_target;
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 struct Tree {
     now: OffsetDateTime,
     /// Every file of the tree with its original contents and the entries audited with it.
-    files: Vec<(PathBuf, Vec<u8>, kpki::resolve::Desired)>,
+    files: Vec<(PathBuf, Vec<u8>, kpki::model::resolve::Desired)>,
 }
 
 const PREFIX: &str = "kpki-fuzz-verify-";
@@ -69,7 +69,7 @@ fn tree() -> &'static Tree {
         // verifies 2 entries instead of 19 (about 20x faster; the checks that span entries are
         // all CA -> certificate).
         let desired = &kpki.desired;
-        let sub = |names: &[&str]| kpki::resolve::Desired {
+        let sub = |names: &[&str]| kpki::model::resolve::Desired {
             entries: desired
                 .entries
                 .iter()
@@ -85,7 +85,7 @@ fn tree() -> &'static Tree {
                 _ => None,
             })
         };
-        let mut files: Vec<(PathBuf, Vec<u8>, kpki::resolve::Desired)> = Vec::new();
+        let mut files: Vec<(PathBuf, Vec<u8>, kpki::model::resolve::Desired)> = Vec::new();
         let mut add = |path: &PathBuf, names: &[&str]| {
             let data = std::fs::read(path).expect("read a file of the fuzz tree");
             files.push((path.clone(), data, sub(names)));
@@ -127,8 +127,8 @@ fuzz_target!(|data: &[u8]| {
     let (path, original, desired) = &t.files[usize::from(which) % t.files.len()];
     std::fs::write(path, contents).expect("write the fuzzed file");
     let disk = kpki::disk::observe(desired);
-    let report = kpki::verify::verify(desired, &disk, t.now, &kpki::verify::Options::default());
-    let _ = kpki::verify::render_text(&report);
+    let report = kpki::views::verify::verify(desired, &disk, t.now, &kpki::views::verify::Options::default());
+    let _ = kpki::views::verify::render_text(&report);
     let _ = report.to_json();
     std::fs::write(path, original).expect("restore the fuzzed file");
 });

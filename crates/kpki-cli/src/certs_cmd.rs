@@ -1,8 +1,8 @@
 //! `kpki certs ...`: kubeadm's `certs` command group.
 
 use clap::{Args, Subcommand, ValueEnum};
-use kpki::expiration::{self, CertificateExpirationInfo};
 use kpki::inputs::Inputs;
+use kpki::views::expiration::{self, CertificateExpirationInfo};
 
 use crate::flags::InputFlags;
 use crate::verify_cmd::load_spec;
@@ -64,7 +64,7 @@ fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let spec = load_spec(cli)?;
     let inputs = Inputs::names_only(&cmd.inputs.args())?;
-    let desired = kpki::resolve::resolve(&spec, &inputs)?;
+    let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
     let disk = kpki::disk::observe(&desired);
     let opts = expiration::Options {
         kubeadm_rows: cmd.kubeadm_rows,

@@ -33,7 +33,7 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
         d.inputs.cert_dir.display().to_string()
     );
     for (step, entry) in report.plan.steps.iter().zip(&d.entries) {
-        let prefix = if matches!(entry, kpki::resolve::Entry::Kubeconfig(_)) {
+        let prefix = if matches!(entry, kpki::model::resolve::Entry::Kubeconfig(_)) {
             "[kubeconfig]"
         } else {
             "[certs]"

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use kpki::apply::write::{write_atomic, Replace};
 use kpki::inputs::InputArgs;
-use kpki::tree::{write_atomic, Replace};
-use kpki::user::{self, UserRequest};
+use kpki::ops::user::{self, UserRequest};
 
 use crate::{run_ctx, Cli, Fail};
 

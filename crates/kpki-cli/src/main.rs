@@ -74,7 +74,7 @@ impl From<kpki::Error> for Fail {
 /// Loads the spec and resolves the inputs, applying the global write-safety flags.
 pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fail> {
     let mut k = kpki::Kpki::new(cli.spec.as_deref(), args)?;
-    let t = kpki::duration::parse_go_duration(&cli.lock_timeout)
+    let t = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)
         .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
     k.lock_timeout = std::time::Duration::try_from(t).map_err(|_| {
         Fail(
@@ -140,7 +140,7 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => verify_cmd::run(&cli, cmd),
         Command::Certs(cmd) => certs_cmd::run(&cli, cmd),
         Command::Spec => {
-            print!("{}", kpki::spec::DEFAULT_SPEC);
+            print!("{}", kpki::model::spec::DEFAULT_SPEC);
             Ok(())
         }
     };

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kpki::apply::write::{write_atomic, Replace};
 use kpki::inputs::InputArgs;
-use kpki::nodes::{open_nodes, NodeIssuer, NodeReport, NodeStatus, Progress};
-use kpki::token::{self, BootstrapToken};
-use kpki::tree::{write_atomic, Replace};
+use kpki::ops::nodes::{open_nodes, NodeIssuer, NodeReport, NodeStatus, Progress};
+use kpki::ops::token::{self, BootstrapToken};
 
 use crate::{run_ctx, Cli, Fail};
 
@@ -125,15 +125,15 @@ pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
     let started = Instant::now();
     let run = run_ctx(cli)?;
     let spec = match &cli.spec {
-        Some(p) => kpki::spec::Spec::load(p)?,
-        None => kpki::spec::Spec::default_spec()?,
+        Some(p) => kpki::model::spec::Spec::load(p)?,
+        None => kpki::model::spec::Spec::default_spec()?,
     };
     let mut args = cmd.cluster.args();
     args.encryption_algorithm = cmd.encryption_algorithm.clone();
     args.cert_validity = cmd.cert_validity.clone();
-    let inputs = kpki::nodes::node_inputs(&spec, &args)?;
+    let inputs = kpki::ops::nodes::node_inputs(&spec, &args)?;
     let mut issuer = NodeIssuer::new(&spec, inputs, &cmd.out_dir, cmd.serving)?;
-    let timeout = kpki::duration::parse_go_duration(&cli.lock_timeout)
+    let timeout = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)
         .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
     issuer.lock_timeout = std::time::Duration::try_from(timeout).map_err(|_| {
         Fail(
@@ -239,8 +239,8 @@ pub struct BootstrapCmd {
 pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
     let token: BootstrapToken = cmd.token.parse()?;
     let spec = match &cli.spec {
-        Some(p) => kpki::spec::Spec::load(p)?,
-        None => kpki::spec::Spec::default_spec()?,
+        Some(p) => kpki::model::spec::Spec::load(p)?,
+        None => kpki::model::spec::Spec::default_spec()?,
     };
     // The CA a node trusts: the one that signs node kubeconfigs, else the spec's "ca".
     let ca_name = spec
@@ -251,7 +251,7 @@ pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
     let ca = spec
         .ca(&ca_name)
         .ok_or_else(|| Fail(2, format!("the spec has no CA named {ca_name:?}")))?;
-    let target = kpki::user::target(&cmd.cluster.args())?;
+    let target = kpki::ops::user::target(&cmd.cluster.args())?;
     let yaml = token::bootstrap_kubeconfig(
         &token,
         &target.cert_dir.join(format!("{}.crt", ca.path)),

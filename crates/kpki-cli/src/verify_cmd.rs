@@ -1,7 +1,7 @@
 //! `kpki verify`: audits a whole tree against the spec and the cluster inputs.
 
 use clap::{Args, ValueEnum};
-use kpki::verify::{self, Options};
+use kpki::views::verify::{self, Options};
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
@@ -28,17 +28,17 @@ pub struct VerifyCmd {
 }
 
 /// Loads the spec named by `--spec` (or the embedded one).
-pub fn load_spec(cli: &Cli) -> Result<kpki::spec::Spec, Fail> {
+pub fn load_spec(cli: &Cli) -> Result<kpki::model::spec::Spec, Fail> {
     Ok(match cli.spec.as_deref() {
-        Some(p) => kpki::spec::Spec::load(p)?,
-        None => kpki::spec::Spec::default_spec()?,
+        Some(p) => kpki::model::spec::Spec::load(p)?,
+        None => kpki::model::spec::Spec::default_spec()?,
     })
 }
 
 /// Runs `kpki verify`. Exit 0: no errors; 1: errors found; 2: could not run.
 pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let warn_within = kpki::duration::parse_go_duration(&cmd.warn_within)
+    let warn_within = kpki::inputs::duration::parse_go_duration(&cmd.warn_within)
         .map_err(|m| Fail(2, format!("--warn-within: {m}")))?;
     if warn_within.is_negative() {
         return Err(Fail(
@@ -56,7 +56,7 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
         ),
         e => e.into(),
     })?;
-    let desired = kpki::resolve::resolve(&spec, &inputs)?;
+    let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
     verify::check_dirs(&desired)?;
     let disk = kpki::disk::observe(&desired);
     let report = verify::verify(&desired, &disk, run.now, &Options { warn_within });

@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kpki::issue::{cert_pem, issue, Issuance, Issuer, Profile};
-use kpki::keys::{KeyAlgorithm, PrivateKey};
 use kpki::kubeconfig::Kubeconfig;
-use kpki::resolve::{CertEntry, Desired, Entry};
+use kpki::model::resolve::{CertEntry, Desired, Entry};
+use kpki::x509::issue::{cert_pem, issue, Issuance, Issuer, Profile};
+use kpki::x509::keys::{KeyAlgorithm, PrivateKey};
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -104,7 +104,7 @@ fn set(v: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 }
 
 fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki::spec::DEFAULT_SPEC;
+    let spec = kpki::model::spec::DEFAULT_SPEC;
     let start = spec
         .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
         .unwrap();
@@ -141,7 +141,8 @@ impl Tree {
             ..Default::default()
         };
         let inputs = kpki::inputs::Inputs::from_args(&args).unwrap();
-        kpki::resolve::resolve(&kpki::spec::Spec::default_spec().unwrap(), &inputs).unwrap()
+        kpki::model::resolve::resolve(&kpki::model::spec::Spec::default_spec().unwrap(), &inputs)
+            .unwrap()
     }
 
     fn cert_entry(&self, name: &str) -> CertEntry {
@@ -164,7 +165,7 @@ impl Tree {
     }
 
     fn der(&self, path: &Path) -> Vec<u8> {
-        kpki::tree::parse_cert_pem(&fs::read(path).unwrap())
+        kpki::disk::read::parse_cert_pem(&fs::read(path).unwrap())
             .unwrap()
             .0
     }
@@ -464,7 +465,7 @@ fn kubeadm_1_28_fixture() {
     assert_eq!(pairs(&r, &["warning"]), want_warn, "{r:#}");
     assert_eq!(pairs(&r, &["info"]), BTreeSet::new(), "{r:#}");
     // Independent confirmation of the two facts behind the warnings.
-    let der = kpki::tree::parse_cert_pem(&fs::read(root.join("pki/apiserver.crt")).unwrap())
+    let der = kpki::disk::read::parse_cert_pem(&fs::read(root.join("pki/apiserver.crt")).unwrap())
         .unwrap()
         .0;
     x509(&der, |c| {
@@ -474,10 +475,11 @@ fn kubeadm_1_28_fixture() {
             .all(|e| e.oid.to_id_string() != "2.5.29.14"));
         assert_eq!(c.subject().to_string(), "CN=kube-apiserver");
     });
-    let der =
-        kpki::tree::parse_cert_pem(&fs::read(root.join("pki/apiserver-etcd-client.crt")).unwrap())
-            .unwrap()
-            .0;
+    let der = kpki::disk::read::parse_cert_pem(
+        &fs::read(root.join("pki/apiserver-etcd-client.crt")).unwrap(),
+    )
+    .unwrap()
+    .0;
     x509(&der, |c| {
         assert_eq!(
             c.subject().to_string(),
@@ -996,7 +998,7 @@ fn json_report_follows_the_documented_schema() {
     assert_eq!(f["entry"], "sa");
     assert_eq!(f["fix"], format!("chmod 600 {}", s(&t.path("sa.key"))));
     // The documented schema is the library's type, which rejects unknown fields.
-    let typed: kpki::verify::Report = serde_json::from_value(r.clone()).unwrap();
+    let typed: kpki::views::verify::Report = serde_json::from_value(r.clone()).unwrap();
     assert_eq!(typed.summary.errors, 2);
     assert!(typed.has_errors());
 }

@@ -1,7 +1,7 @@
 //! In-process figures for docs/benchmarks.md (`cargo bench -p kpki --bench pki`).
 //!
 //! * `tree/*`: a whole control-plane tree (3 CAs, 7 leaves, sa, 5 kubeconfigs) into a fresh dir;
-//! * `verify/*`: `kpki::verify` of such a tree (resolve, read, check);
+//! * `verify/*`: `kpki::views::verify` of such a tree (resolve, read, check);
 //! * `sign/*`: one leaf certificate signed by a CA (key made beforehand);
 //! * `keygen/*`: one key, and the 16 keys of a tree generated one after another (the key-generation
 //!   floor is that time divided by the cores);
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use kpki::inputs::{InputArgs, Inputs};
-use kpki::issue::{issue, Issuance, Issuer, Profile};
-use kpki::keys::{KeyAlgorithm, PrivateKey};
-use kpki::nodes::{NoProgress, NodeIssuer, NodeReader};
+use kpki::ops::nodes::{NoProgress, NodeIssuer, NodeReader};
+use kpki::x509::issue::{issue, Issuance, Issuer, Profile};
+use kpki::x509::keys::{KeyAlgorithm, PrivateKey};
 use kpki::{Kpki, Run};
 
 /// The 16 keys of a default tree: 3 CAs, 7 leaves, sa, 5 kubeconfigs.
@@ -88,9 +88,9 @@ fn verify(c: &mut Criterion) {
             b.iter(|| {
                 // What `kpki verify` does after parsing its flags.
                 let inputs = Inputs::from_args(&a).expect("inputs");
-                let desired = kpki::resolve::resolve(&spec, &inputs).expect("resolve");
+                let desired = kpki::model::resolve::resolve(&spec, &inputs).expect("resolve");
                 let disk = kpki::disk::observe(&desired);
-                let report = kpki::verify::verify(
+                let report = kpki::views::verify::verify(
                     &desired,
                     &disk,
                     time::OffsetDateTime::now_utc(),

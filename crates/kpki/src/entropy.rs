@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::keys::{KeyAlgorithm, PrivateKey};
+use crate::x509::keys::{KeyAlgorithm, PrivateKey};
 
 /// Source of everything random kpki produces. `Sync` because keys are generated in parallel.
 pub trait Entropy: Sync {

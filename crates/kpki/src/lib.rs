@@ -7,8 +7,8 @@
 //! Data flow (see `docs/ARCHITECTURE.md`):
 //!
 //! ```text
-//! certs-spec.toml ─► spec::Spec ─┐
-//!                                ├─► resolve::Desired ─┐
+//! certs-spec.toml ─► model::spec::Spec ─┐
+//!                                ├─► model::resolve::Desired ─┐
 //! flags / kubeadm config ─► inputs::Inputs ─┘          ├─► plan::plan (pure) ─► apply::apply (I/O)
 //!                        disk::observe (reads) ────────┘
 //! ```
@@ -32,26 +32,16 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
-pub mod csr;
 pub mod disk;
-pub mod duration;
 pub mod entropy;
 pub mod error;
-pub mod expiration;
 pub mod inputs;
-pub mod inspect;
-pub mod issue;
-pub mod keys;
-pub mod kubeadm_config;
 pub mod kubeconfig;
-pub mod nodes;
+pub mod model;
+pub mod ops;
 pub mod plan;
-pub mod resolve;
-pub mod spec;
-pub mod token;
-pub mod tree;
-pub mod user;
-pub mod verify;
+pub mod views;
+pub mod x509;
 
 use std::path::Path;
 
@@ -96,9 +86,9 @@ pub struct InitReport {
 #[derive(Debug, Clone)]
 pub struct Kpki {
     /// The certificate table.
-    pub spec: spec::Spec,
+    pub spec: model::spec::Spec,
     /// The concrete entries for these inputs.
-    pub desired: resolve::Desired,
+    pub desired: model::resolve::Desired,
     /// How long to wait for another kpki process working on the same tree (`--lock-timeout`).
     pub lock_timeout: std::time::Duration,
     /// Write even into directories that group or others can write to (`--allow-insecure-dir`).
@@ -110,16 +100,16 @@ impl Kpki {
     /// (flags plus the kubeadm config file they name).
     pub fn new(spec_path: Option<&Path>, args: &inputs::InputArgs) -> Result<Kpki> {
         let spec = match spec_path {
-            Some(p) => spec::Spec::load(p)?,
-            None => spec::Spec::default_spec()?,
+            Some(p) => model::spec::Spec::load(p)?,
+            None => model::spec::Spec::default_spec()?,
         };
         let inputs = inputs::Inputs::from_args(args)?;
         Kpki::from_parts(spec, inputs)
     }
 
     /// Resolves an already loaded spec against already validated inputs.
-    pub fn from_parts(spec: spec::Spec, inputs: inputs::Inputs) -> Result<Kpki> {
-        let desired = resolve::resolve(&spec, &inputs)?;
+    pub fn from_parts(spec: model::spec::Spec, inputs: inputs::Inputs) -> Result<Kpki> {
+        let desired = model::resolve::resolve(&spec, &inputs)?;
         Ok(Kpki {
             spec,
             desired,
@@ -129,19 +119,19 @@ impl Kpki {
     }
 
     /// Takes the tree lock and checks the directories kpki writes into; held while writing.
-    pub fn prepare_write(&self, dir_mode: u32) -> Result<tree::DirLock> {
+    pub fn prepare_write(&self, dir_mode: u32) -> Result<apply::write::DirLock> {
         let i = &self.desired.inputs;
         if !self.allow_insecure_dir {
-            tree::check_dir_secure(&i.cert_dir)?;
-            tree::check_dir_secure(&i.kubeconfig_dir)?;
+            apply::write::check_dir_secure(&i.cert_dir)?;
+            apply::write::check_dir_secure(&i.kubeconfig_dir)?;
             // Subdirectories such as pki/etcd too: whoever can write there can swap its keys.
             for e in &self.desired.entries {
                 if let Some(dir) = e.main_path().parent() {
-                    tree::check_dir_secure(dir)?;
+                    apply::write::check_dir_secure(dir)?;
                 }
             }
         }
-        tree::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
+        apply::write::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
     }
 
     /// Reads the tree and plans every entry (no writes).
@@ -163,7 +153,7 @@ impl Kpki {
         opts: &plan::Options,
         run: &Run<'_>,
         dry_run: bool,
-        adjust: impl Fn(&disk::Disk, &resolve::Desired) -> resolve::Desired,
+        adjust: impl Fn(&disk::Disk, &model::resolve::Desired) -> model::resolve::Desired,
     ) -> Result<InitReport> {
         let _lock = if dry_run {
             None
@@ -197,7 +187,12 @@ impl Kpki {
         self.desired
             .entries
             .iter()
-            .filter(|e| matches!(e, resolve::Entry::Leaf(_) | resolve::Entry::Kubeconfig(_)))
+            .filter(|e| {
+                matches!(
+                    e,
+                    model::resolve::Entry::Leaf(_) | model::resolve::Entry::Kubeconfig(_)
+                )
+            })
             .map(|e| e.name().to_string())
             .collect()
     }
@@ -268,7 +263,7 @@ impl Kpki {
         let m = &self.desired.modes;
         for e in &self.desired.entries {
             match e {
-                resolve::Entry::Leaf(c) => {
+                model::resolve::Entry::Leaf(c) => {
                     let csr = csr_path(&c.cert_path, true);
                     for p in [&c.key_path, &csr] {
                         if p.exists() {
@@ -285,11 +280,11 @@ impl Kpki {
                     outs.push((
                         c.name.clone(),
                         csr,
-                        csr::csr_pem(&c.profile, &key)?.into_bytes(),
+                        x509::csr::csr_pem(&c.profile, &key)?.into_bytes(),
                         m.key,
                     ));
                 }
-                resolve::Entry::Kubeconfig(k) => {
+                model::resolve::Entry::Kubeconfig(k) => {
                     let csr = csr_path(&k.path, false);
                     for p in [&k.path, &csr] {
                         if p.exists() {
@@ -323,7 +318,7 @@ impl Kpki {
                     outs.push((
                         k.name.clone(),
                         csr,
-                        csr::csr_pem(&k.profile, &key)?.into_bytes(),
+                        x509::csr::csr_pem(&k.profile, &key)?.into_bytes(),
                         m.key,
                     ));
                 }
@@ -334,7 +329,7 @@ impl Kpki {
         let mut written = Vec::new();
         for (entry, path, data, mode) in outs {
             // kubeadm creates CSR directories 0700.
-            tree::write_atomic(&path, &data, mode, 0o700, tree::Replace::Never)?;
+            apply::write::write_atomic(&path, &data, mode, 0o700, apply::write::Replace::Never)?;
             written.push(apply::Written { entry, path });
         }
         Ok(written)
@@ -349,24 +344,26 @@ pub fn certificate_key(run: &Run<'_>) -> Result<String> {
 }
 
 /// `renew --keep-sans`: take each leaf's SANs from its certificate on disk (kubeadm's way).
-fn keep_existing_sans(desired: &mut resolve::Desired, disk: &disk::Disk) {
+fn keep_existing_sans(desired: &mut model::resolve::Desired, disk: &disk::Disk) {
     for e in &mut desired.entries {
-        let resolve::Entry::Leaf(c) = e else { continue };
+        let model::resolve::Entry::Leaf(c) = e else {
+            continue;
+        };
         let Some(disk::Seen::Cert {
-            cert: tree::Observed::Present(cf),
+            cert: disk::read::Observed::Present(cf),
             ..
         }) = disk.entries.get(&c.name)
         else {
             continue;
         };
-        if let Ok(info) = inspect::info(&cf.der) {
+        if let Ok(info) = x509::inspect::info(&cf.der) {
             let vals: Vec<String> = info
                 .dns
                 .iter()
                 .cloned()
                 .chain(info.ips.iter().map(|i| i.to_string()))
                 .collect();
-            let (dns, ips) = resolve::split_sans(&vals);
+            let (dns, ips) = model::resolve::split_sans(&vals);
             c.profile.dns = dns;
             c.profile.ips = ips;
         }

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::disk::read::Observed;
 use crate::disk::{Disk, KubeconfigFile, Seen};
 use crate::error::Error;
-use crate::inspect;
-use crate::resolve::{CertEntry, Desired, Entry, KubeconfigEntry};
-use crate::tree::Observed;
+use crate::model::resolve::{CertEntry, Desired, Entry, KubeconfigEntry};
+use crate::x509::inspect;
 
 /// What to do with an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,8 +228,8 @@ fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
 
 fn plan_ca(
     c: &CertEntry,
-    cert: &Observed<crate::tree::CertFile>,
-    key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
+    cert: &Observed<crate::disk::read::CertFile>,
+    key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
     cas: &HashMap<String, CaState>,
     _opts: &Options,
 ) -> (Step, CaState) {
@@ -323,8 +323,8 @@ fn plan_ca(
 
 fn plan_leaf(
     c: &CertEntry,
-    cert: &Observed<crate::tree::CertFile>,
-    key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
+    cert: &Observed<crate::disk::read::CertFile>,
+    key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
     cas: &HashMap<String, CaState>,
     now: OffsetDateTime,
     opts: &Options,
@@ -420,7 +420,7 @@ fn expiry_warning(s: &mut Step, not_after: OffsetDateTime, now: OffsetDateTime) 
 fn plan_kubeconfig(
     k: &KubeconfigEntry,
     obs: &Observed<KubeconfigFile>,
-    signed: Option<&Observed<crate::tree::CertFile>>,
+    signed: Option<&Observed<crate::disk::read::CertFile>>,
     cas: &HashMap<String, CaState>,
     now: OffsetDateTime,
     opts: &Options,
@@ -488,7 +488,7 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 fn complete_external(
     k: &KubeconfigEntry,
     kc: &KubeconfigFile,
-    signed: Option<&Observed<crate::tree::CertFile>>,
+    signed: Option<&Observed<crate::disk::read::CertFile>>,
     ca_der: &[u8],
 ) -> Step {
     let crt = format!("{}.crt", k.path.display());

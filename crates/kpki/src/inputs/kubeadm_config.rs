@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter};
 
-use crate::duration::parse_go_duration;
+use crate::inputs::duration::parse_go_duration;
 
 /// The kubeadm API group; other groups' documents are never ours, whatever their kind.
 const KUBEADM_GROUP: &str = "kubeadm.k8s.io";

@@ -11,10 +11,10 @@ use std::path::{Component, Path};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::keys::KeyAlgorithm;
+use crate::x509::keys::KeyAlgorithm;
 
 /// The spec compiled into the binary: the repository's `certs-spec.toml`.
-pub const DEFAULT_SPEC: &str = include_str!("../../../certs-spec.toml");
+pub const DEFAULT_SPEC: &str = include_str!("../../../../certs-spec.toml");
 
 /// Scalar template variables (`{name}` anywhere in a template).
 pub const SCALAR_VARS: &[&str] = &[
@@ -709,8 +709,8 @@ fn check_validity(v: Option<&str>, is_ca: bool) -> std::result::Result<(), Strin
         Some("ca") if is_ca => Ok(()),
         Some("ca") => Err("validity \"ca\" is only for CAs; use \"cert\" or a duration".into()),
         Some(d) => {
-            let dur =
-                crate::duration::parse_go_duration(d).map_err(|m| format!("validity: {m}"))?;
+            let dur = crate::inputs::duration::parse_go_duration(d)
+                .map_err(|m| format!("validity: {m}"))?;
             if dur <= time::Duration::ZERO {
                 return Err(format!("validity {d:?} must be positive"));
             }

@@ -1,4 +1,4 @@
-//! File-system I/O for a PKI tree: reading what is there, and atomic, mode-exact writes.
+//! The one writer: atomic, mode-exact writes, the tree lock and the directory checks.
 //!
 //! Every write goes to a temporary file in the target directory that is created with its final
 //! mode (a key is never readable by others, not even for a moment), is fsynced, then renamed over
@@ -11,164 +11,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::keys::PrivateKey;
-
-/// What a file looks like on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Observed<T> {
-    /// Not there.
-    Missing,
-    /// There and understood.
-    Present(T),
-    /// There but unreadable or not what it should be (the message says why).
-    Invalid(String),
-}
-
-impl<T> Observed<T> {
-    /// The value, when present.
-    pub fn present(&self) -> Option<&T> {
-        match self {
-            Observed::Present(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// True unless missing.
-    pub fn exists(&self) -> bool {
-        !matches!(self, Observed::Missing)
-    }
-}
-
-/// A certificate file as read: the first certificate's DER plus the raw text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFile {
-    /// DER of the first CERTIFICATE block (kubeadm: the rest are intermediates).
-    pub der: Vec<u8>,
-    /// DER of the further CERTIFICATE blocks.
-    pub chain: Vec<Vec<u8>>,
-    /// File mode bits.
-    pub mode: u32,
-}
-
-/// A key file as read.
-#[derive(Debug)]
-pub struct KeyFile {
-    /// The key.
-    pub key: PrivateKey,
-    /// File mode bits.
-    pub mode: u32,
-}
-
-/// Reads a whole file; `Ok(None)` when it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
-        Ok(m) if m.is_dir() => return Err(Error::file(path, "is a directory, expected a file")),
-        Ok(_) => {}
-    }
-    // Only a regular file (or a link to one) is read: reading a FIFO would block forever.
-    if let Ok(m) = fs::metadata(path) {
-        if m.is_dir() {
-            return Err(Error::file(path, "is a directory, expected a file"));
-        }
-        if !m.is_file() {
-            return Err(Error::file(
-                path,
-                "is not a regular file (a FIFO, socket or device), expected a file",
-            ));
-        }
-    }
-    fs::read(path).map(Some).map_err(|e| Error::file(path, e))
-}
-
-fn mode_of(path: &Path) -> u32 {
-    fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or(0)
-}
-
-/// Parses PEM text holding one or more certificates.
-pub fn parse_cert_pem(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), String> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| "not a PEM file (binary data; DER is not accepted)".to_string())?;
-    let blocks = pem::parse_many(text).map_err(|e| format!("not a valid PEM file: {e}"))?;
-    let mut certs = blocks
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.into_contents());
-    let first = certs
-        .next()
-        .ok_or_else(|| "no CERTIFICATE block found".to_string())?;
-    use x509_parser::prelude::FromDer;
-    let (rest, _) = x509_parser::certificate::X509Certificate::from_der(&first)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    if !rest.is_empty() {
-        return Err("trailing data after the certificate".into());
-    }
-    Ok((first, certs.collect()))
-}
-
-/// Reads a certificate file.
-pub fn read_cert(path: &Path) -> Observed<CertFile> {
-    match read_optional(path) {
-        Ok(None) => Observed::Missing,
-        Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => match parse_cert_pem(&bytes) {
-            Ok((der, chain)) => Observed::Present(CertFile {
-                der,
-                chain,
-                mode: mode_of(path),
-            }),
-            Err(m) => Observed::Invalid(m),
-        },
-    }
-}
-
-/// Reads a private key file.
-pub fn read_key(path: &Path) -> Observed<KeyFile> {
-    match read_optional(path) {
-        Ok(None) => Observed::Missing,
-        Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => match std::str::from_utf8(&bytes) {
-            Err(_) => Observed::Invalid("not a PEM file (binary data; DER is not accepted)".into()),
-            Ok(text) => match PrivateKey::from_pem(text) {
-                Ok(key) => Observed::Present(KeyFile {
-                    key,
-                    mode: mode_of(path),
-                }),
-                Err(m) => Observed::Invalid(m),
-            },
-        },
-    }
-}
-
-/// Reads a `PUBLIC KEY` PEM file and returns the DER SubjectPublicKeyInfo.
-pub fn read_public_key(path: &Path) -> Observed<(Vec<u8>, u32)> {
-    match read_optional(path) {
-        Ok(None) => Observed::Missing,
-        Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => {
-            let parsed = std::str::from_utf8(&bytes)
-                .map_err(|_| "not a PEM file".to_string())
-                .and_then(|t| pem::parse(t).map_err(|e| format!("not a valid PEM file: {e}")));
-            match parsed {
-                Ok(b) if b.tag() == "PUBLIC KEY" => {
-                    Observed::Present((b.into_contents(), mode_of(path)))
-                }
-                Ok(b) => {
-                    Observed::Invalid(format!("expected a PUBLIC KEY block, found {}", b.tag()))
-                }
-                Err(m) => Observed::Invalid(m),
-            }
-        }
-    }
-}
-
-fn error_message(e: &Error) -> String {
-    match e {
-        Error::File { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
-}
 
 /// How a file may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +219,7 @@ pub fn check_dir_secure(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::read::mode_of;
 
     #[test]
     fn atomic_write_sets_exact_mode_and_refuses_clobber() {

@@ -9,9 +9,9 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::disk::read::{read_cert, Observed};
 use crate::error::{Error, Result};
 use crate::kubeconfig::{AuthInfo, Kubeconfig, Single};
-use crate::tree::{read_cert, Observed};
 use crate::Run;
 
 /// The user name kubeadm writes into `bootstrap-kubelet.conf`.
@@ -118,7 +118,7 @@ pub fn bootstrap_kubeconfig(
         }
         Observed::Invalid(m) => return Err(Error::file(ca_cert, m)),
     };
-    let info = crate::inspect::info(&ca.der).map_err(|m| Error::file(ca_cert, m))?;
+    let info = crate::x509::inspect::info(&ca.der).map_err(|m| Error::file(ca_cert, m))?;
     if !info.is_ca {
         return Err(Error::file(
             ca_cert,
@@ -128,7 +128,7 @@ pub fn bootstrap_kubeconfig(
     let cfg = Kubeconfig::single(Single {
         cluster_name,
         server,
-        ca_pem: Some(&crate::issue::cert_pem(&ca.der)),
+        ca_pem: Some(&crate::x509::issue::cert_pem(&ca.der)),
         user: TOKEN_USER,
         auth: AuthInfo {
             token: Some(token.to_string()),

@@ -16,11 +16,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::disk::read::Observed;
 use crate::disk::{Disk, Seen};
 use crate::error::{Error, Result};
-use crate::inspect;
-use crate::resolve::{Desired, Entry};
-use crate::tree::Observed;
+use crate::model::resolve::{Desired, Entry};
+use crate::x509::inspect;
 
 /// `apiVersion` of kubeadm's structured check-expiration output.
 pub const API_VERSION: &str = "output.kubeadm.k8s.io/v1alpha3";

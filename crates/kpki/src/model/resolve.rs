@@ -12,9 +12,11 @@ use time::Duration;
 
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
-use crate::issue::Profile;
-use crate::keys::KeyAlgorithm;
-use crate::spec::{parse_mode, CertSpec, KubeconfigSpec, Spec, Template, LIST_VARS, SCALAR_VARS};
+use crate::model::spec::{
+    parse_mode, CertSpec, KubeconfigSpec, Spec, Template, LIST_VARS, SCALAR_VARS,
+};
+use crate::x509::issue::Profile;
+use crate::x509::keys::KeyAlgorithm;
 
 /// File modes for the tree (from the spec's defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,7 +51,7 @@ pub struct CertEntry {
     /// Key algorithm for new keys.
     pub algorithm: KeyAlgorithm,
     /// Validity of new certificates.
-    #[serde(serialize_with = "crate::duration::serialize_go")]
+    #[serde(serialize_with = "crate::inputs::duration::serialize_go")]
     pub validity: Duration,
     /// Where each expected SAN comes from (`"IP:10.0.0.5"` → `"--apiserver-cert-extra-sans / apiServer.certSANs"`),
     /// so drift reports can say which input added it.
@@ -118,7 +120,7 @@ pub struct KubeconfigEntry {
     /// Key algorithm for new keys.
     pub algorithm: KeyAlgorithm,
     /// Validity of new client certificates.
-    #[serde(serialize_with = "crate::duration::serialize_go")]
+    #[serde(serialize_with = "crate::inputs::duration::serialize_go")]
     pub validity: Duration,
     /// API server URL.
     pub server: String,
@@ -303,7 +305,7 @@ fn validity(v: &Option<String>, inputs: &Inputs) -> Duration {
     match v.as_deref() {
         Some("ca") => inputs.ca_validity,
         None | Some("cert") => inputs.cert_validity,
-        Some(d) => crate::duration::parse_go_duration(d).unwrap_or(inputs.cert_validity), // validated at spec load
+        Some(d) => crate::inputs::duration::parse_go_duration(d).unwrap_or(inputs.cert_validity), // validated at spec load
     }
 }
 
@@ -464,8 +466,8 @@ const _: (&[&str], &[&str]) = (SCALAR_VARS, LIST_VARS);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::kubeadm_config::KubeadmConfig;
     use crate::inputs::InputArgs;
-    use crate::kubeadm_config::KubeadmConfig;
 
     #[test]
     fn apiserver_sans_match_kubeadm() {

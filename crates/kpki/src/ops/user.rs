@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use time::Duration;
 
+use crate::disk::read::{read_cert, read_key, Observed};
 use crate::error::{Error, Result};
 use crate::inputs::{InputArgs, Inputs, BACKDATE, DEFAULT_CERT_VALIDITY};
-use crate::issue::{cert_pem, issue, Issuance, Issuer, Profile};
-use crate::keys::KeyAlgorithm;
 use crate::kubeconfig::{Kubeconfig, Single};
-use crate::tree::{read_cert, read_key, Observed};
+use crate::x509::issue::{cert_pem, issue, Issuance, Issuer, Profile};
+use crate::x509::keys::KeyAlgorithm;
 use crate::Run;
 
 /// What to issue: the identity, its lifetime and where the cluster is.
@@ -92,7 +92,7 @@ pub fn target(args: &InputArgs) -> Result<Target> {
 
 /// Parses `--validity-period` (a positive Go duration such as `8760h`).
 pub fn parse_validity_period(text: &str) -> Result<Duration> {
-    let d = crate::duration::parse_go_duration(text.trim())
+    let d = crate::inputs::duration::parse_go_duration(text.trim())
         .map_err(|m| Error::input("--validity-period", m))?;
     if d <= Duration::ZERO {
         return Err(Error::input(
@@ -109,8 +109,8 @@ pub fn validity_warning(validity: Duration) -> Option<String> {
         format!(
             "the specified certificate validity period {} is longer than the default duration {}, \
              this may increase security risks.",
-            crate::duration::format_go_duration(validity),
-            crate::duration::format_go_duration(DEFAULT_CERT_VALIDITY)
+            crate::inputs::duration::format_go_duration(validity),
+            crate::inputs::duration::format_go_duration(DEFAULT_CERT_VALIDITY)
         )
     })
 }
@@ -168,7 +168,7 @@ pub fn user_kubeconfig(req: &UserRequest<'_>, run: &Run<'_>) -> Result<String> {
         Observed::Missing => return Err(missing(&ca_key)),
         Observed::Invalid(m) => return Err(Error::file(&ca_key, m)),
     };
-    let info = crate::inspect::info(&ca.der).map_err(|m| Error::file(&ca_crt, m))?;
+    let info = crate::x509::inspect::info(&ca.der).map_err(|m| Error::file(&ca_crt, m))?;
     if !info.is_ca {
         return Err(Error::file(
             &ca_crt,

@@ -8,7 +8,7 @@
 //! Chains and usages are checked with rustls-webpki (the entry's CA as the only trust anchor,
 //! `KeyUsage::server_auth()`/`client_auth()` per the spec's EKUs, at the injected time), so "no
 //! errors" means a TLS stack accepts every certificate; fields are inspected with x509-parser
-//! ([`crate::inspect::info`]). Issues that only break an RFC recommendation on an imported tree
+//! ([`crate::x509::inspect::info`]). Issues that only break an RFC recommendation on an imported tree
 //! (keyEncipherment on an ECDSA key, a leaf without SKI) are warnings, never errors.
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,13 +18,13 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::disk::read::Observed;
 use crate::disk::{Disk, KubeconfigFile, Seen};
 use crate::error::{Error, Result};
-use crate::inspect::{self, CertInfo};
-use crate::issue::{effective_key_usages, Profile};
-use crate::keys::{algorithm_of_spki, KeyAlgorithm, PrivateKey};
-use crate::resolve::{CertEntry, Desired, Entry, KeyPairEntry, KubeconfigEntry};
-use crate::tree::Observed;
+use crate::model::resolve::{CertEntry, Desired, Entry, KeyPairEntry, KubeconfigEntry};
+use crate::x509::inspect::{self, CertInfo};
+use crate::x509::issue::{effective_key_usages, Profile};
+use crate::x509::keys::{algorithm_of_spki, KeyAlgorithm, PrivateKey};
 
 /// `apiVersion` of the JSON report.
 pub const API_VERSION: &str = "kpki/v1alpha1";
@@ -790,7 +790,7 @@ impl Verifier<'_> {
                 format!(
                     "expires on {} (within {})",
                     fmt_time(info.not_after),
-                    crate::duration::format_go_duration(self.opts.warn_within)
+                    crate::inputs::duration::format_go_duration(self.opts.warn_within)
                 ),
                 fix.clone(),
             );
@@ -1030,8 +1030,8 @@ impl Verifier<'_> {
     fn ca(
         &mut self,
         c: &CertEntry,
-        cert: &Observed<crate::tree::CertFile>,
-        key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
+        cert: &Observed<crate::disk::read::CertFile>,
+        key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
     ) {
         let x = Expect::of(c, Kind::Ca);
         let fix = self.reissue_fix(&x);
@@ -1115,8 +1115,8 @@ impl Verifier<'_> {
     fn leaf(
         &mut self,
         c: &CertEntry,
-        cert: &Observed<crate::tree::CertFile>,
-        key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
+        cert: &Observed<crate::disk::read::CertFile>,
+        key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
     ) {
         let x = Expect::of(c, Kind::Leaf);
         let fix = self.reissue_fix(&x);
@@ -1191,7 +1191,7 @@ impl Verifier<'_> {
     fn keypair(
         &mut self,
         k: &KeyPairEntry,
-        key: &Observed<std::sync::Arc<crate::tree::KeyFile>>,
+        key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
         public: &Observed<(Vec<u8>, u32)>,
     ) {
         let restore = format!(
@@ -1526,7 +1526,7 @@ pub fn render_text(r: &Report) -> String {
                 }
             ));
         }
-        out.push_str(&crate::expiration::tabwrite(&t, 0, 2));
+        out.push_str(&crate::views::expiration::tabwrite(&t, 0, 2));
         out.push('\n');
     }
     let s = &r.summary;
@@ -1550,7 +1550,7 @@ mod tests {
 
     #[test]
     fn codes_are_unique_and_documented() {
-        let docs = include_str!("../../../docs/findings.md");
+        let docs = include_str!("../../../../docs/findings.md");
         let mut seen = BTreeSet::new();
         for (code, name, sev, rule) in CODES {
             assert!(seen.insert(*name), "duplicate code {name}");
@@ -1563,7 +1563,7 @@ mod tests {
 
     use crate::entropy::SystemEntropy;
     use crate::inputs::InputArgs;
-    use crate::issue::{issue, Issuance, Issuer};
+    use crate::x509::issue::{issue, Issuance, Issuer};
     use crate::{Kpki, Run};
     use time::macros::datetime;
 
@@ -1645,7 +1645,7 @@ mod tests {
             serial: 42,
         };
         let foreign = issue(&ca.profile, &foreign_key, None, when).unwrap();
-        let key = crate::tree::read_key(&api.key_path);
+        let key = crate::disk::read::read_key(&api.key_path);
         let Observed::Present(kf) = key else {
             panic!("key")
         };
@@ -1659,7 +1659,7 @@ mod tests {
             when,
         )
         .unwrap();
-        std::fs::write(&api.cert_path, crate::issue::cert_pem(&der)).unwrap();
+        std::fs::write(&api.cert_path, crate::x509::issue::cert_pem(&der)).unwrap();
         let r = audit(&k, T0 + Duration::hours(1));
         let want: BTreeSet<(String, String)> = [
             ("cert-expired".to_string(), "apiserver".to_string()),

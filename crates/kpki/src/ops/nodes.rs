@@ -20,16 +20,17 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use crate::apply::write::ensure_dir;
+use crate::disk::read::{read_cert, read_key, Observed};
 use crate::disk::read_kubeconfig;
 use crate::error::{Error, Result};
 use crate::inputs::{parse_ip, InputArgs, Inputs, BACKDATE};
-use crate::inspect;
-use crate::issue::{cert_pem, effective_key_usages, issue, Issuance, Issuer, Profile};
-use crate::keys::PrivateKey;
 use crate::kubeconfig::{Kubeconfig, Single};
-use crate::resolve::{resolve_cert, resolve_kubeconfig, CertEntry, KubeconfigEntry, Vars};
-use crate::spec::{parse_mode, NodeSpec, Spec};
-use crate::tree::{ensure_dir, read_cert, read_key, Observed};
+use crate::model::resolve::{resolve_cert, resolve_kubeconfig, CertEntry, KubeconfigEntry, Vars};
+use crate::model::spec::{parse_mode, NodeSpec, Spec};
+use crate::x509::inspect;
+use crate::x509::issue::{cert_pem, effective_key_usages, issue, Issuance, Issuer, Profile};
+use crate::x509::keys::PrivateKey;
 use crate::Run;
 
 /// Nodes handled per parallel batch: large enough to keep every core busy, small enough that
@@ -346,7 +347,7 @@ pub fn node_inputs(spec: &Spec, args: &InputArgs) -> Result<Inputs> {
             .map(|ca| inputs.cert_dir.join(format!("{}.crt", ca.path)))
             .and_then(|p| read_cert(&p).present().cloned())
             .and_then(|c| inspect::info(&c.der).ok())
-            .and_then(|i| crate::keys::algorithm_of_spki(&i.spki).ok());
+            .and_then(|i| crate::x509::keys::algorithm_of_spki(&i.spki).ok());
         if let Some(a) = ca_algorithm {
             inputs.key_algorithm = a;
         }
@@ -934,9 +935,9 @@ impl NodeIssuer {
         progress: &dyn Progress,
     ) -> Result<Summary> {
         if !self.allow_insecure_dir {
-            crate::tree::check_dir_secure(&self.out_dir)?;
+            crate::apply::write::check_dir_secure(&self.out_dir)?;
         }
-        let _lock = crate::tree::lock_dir(&self.out_dir, self.dir_mode, self.lock_timeout)?;
+        let _lock = crate::apply::write::lock_dir(&self.out_dir, self.dir_mode, self.lock_timeout)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(run.jobs)
             .build()
@@ -1038,7 +1039,7 @@ fn check_cert(
     key: &PrivateKey,
     ca_der: &[u8],
     want: &Profile,
-    algorithm: crate::keys::KeyAlgorithm,
+    algorithm: crate::x509::keys::KeyAlgorithm,
     now: OffsetDateTime,
 ) -> std::result::Result<(), String> {
     let info = inspect::info(cert_der)?;

@@ -1,15 +1,17 @@
 //! What is on disk for each resolved entry. This is the only place the planner's inputs are
 //! read; the planner itself is pure.
 
+pub mod read;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::keys::PrivateKey;
-use crate::kubeconfig::Kubeconfig;
-use crate::resolve::{Desired, Entry};
-use crate::tree::{
+use crate::disk::read::{
     read_cert, read_key, read_optional, read_public_key, CertFile, KeyFile, Observed,
 };
+use crate::kubeconfig::Kubeconfig;
+use crate::model::resolve::{Desired, Entry};
+use crate::x509::keys::PrivateKey;
 
 /// A kubeconfig as read, with its current context decoded.
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
         let cert = |what: &str, pem: &Option<Vec<u8>>| -> Result<Option<Vec<u8>>, String> {
             pem.as_ref()
                 .map(|p| {
-                    crate::tree::parse_cert_pem(p)
+                    crate::disk::read::parse_cert_pem(p)
                         .map(|(der, _)| der)
                         .map_err(|m| format!("{what}: {m}"))
                 })

@@ -3,6 +3,9 @@
 //! The CLI hands over raw strings ([`InputArgs`]) so that every validation message names the flag
 //! or config field it came from, and so that installers calling the library get the same checks.
 
+pub mod duration;
+pub mod kubeadm_config;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +13,8 @@ use ipnet::IpNet;
 use time::Duration;
 
 use crate::error::{Error, Result};
-use crate::keys::KeyAlgorithm;
-use crate::kubeadm_config::KubeadmConfig;
+use crate::inputs::kubeadm_config::KubeadmConfig;
+use crate::x509::keys::KeyAlgorithm;
 
 /// kubeadm's default certificate validity (8760h).
 pub const DEFAULT_CERT_VALIDITY: Duration = Duration::hours(8760);
@@ -105,10 +108,10 @@ pub struct Inputs {
     /// Key algorithm for entries that follow the cluster setting.
     pub key_algorithm: KeyAlgorithm,
     /// Leaf validity.
-    #[serde(serialize_with = "crate::duration::serialize_go")]
+    #[serde(serialize_with = "crate::inputs::duration::serialize_go")]
     pub cert_validity: Duration,
     /// CA validity.
-    #[serde(serialize_with = "crate::duration::serialize_go")]
+    #[serde(serialize_with = "crate::inputs::duration::serialize_go")]
     pub ca_validity: Duration,
 }
 
@@ -421,7 +424,7 @@ fn parse_port(s: &str) -> std::result::Result<u16, String> {
 }
 
 fn parse_validity(s: &str) -> std::result::Result<Duration, String> {
-    let d = crate::duration::parse_go_duration(s)?;
+    let d = crate::inputs::duration::parse_go_duration(s)?;
     if d <= Duration::ZERO {
         return Err(format!("{s:?} must be a positive duration such as 8760h"));
     }
@@ -533,7 +536,7 @@ pub fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
         path: path.to_path_buf(),
         message: format!("cannot read kubeadm config: {e}"),
     })?;
-    crate::kubeadm_config::parse(&text).map_err(|message| Error::Config {
+    crate::inputs::kubeadm_config::parse(&text).map_err(|message| Error::Config {
         path: path.to_path_buf(),
         message,
     })

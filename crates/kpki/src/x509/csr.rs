@@ -10,8 +10,8 @@ use x509_cert::attr::Attribute;
 use x509_cert::ext::Extension;
 
 use crate::error::{Error, Result};
-use crate::issue::{any, enc, encode_subject, san_extension, usage_extensions, Profile};
-use crate::keys::{pem_config, PrivateKey};
+use crate::x509::issue::{any, enc, encode_subject, san_extension, usage_extensions, Profile};
+use crate::x509::keys::{pem_config, PrivateKey};
 
 const OID_EXTENSION_REQUEST: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
@@ -73,7 +73,7 @@ pub fn csr_pem(profile: &Profile, key: &PrivateKey) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyAlgorithm;
+    use crate::x509::keys::KeyAlgorithm;
     use x509_parser::prelude::FromDer;
 
     #[test]

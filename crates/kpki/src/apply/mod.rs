@@ -4,6 +4,8 @@
 //! CAs first); only when every entry is ready are files written, key before certificate. A failure
 //! before the write phase leaves the tree untouched.
 
+pub mod write;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,16 +13,17 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use time::OffsetDateTime;
 
+use crate::apply::write::Replace;
+use crate::disk::read::Observed;
 use crate::disk::{Disk, Seen};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::inputs::BACKDATE;
-use crate::issue::{cert_pem, issue, Issuance, Issuer};
-use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::kubeconfig::{Kubeconfig, Single};
+use crate::model::resolve::{CertEntry, Desired, Entry};
 use crate::plan::{Action, Plan};
-use crate::resolve::{CertEntry, Desired, Entry};
-use crate::tree::{Observed, Replace};
+use crate::x509::issue::{cert_pem, issue, Issuance, Issuer};
+use crate::x509::keys::{KeyAlgorithm, PrivateKey};
 
 /// How to run: the clock, the randomness and the parallelism.
 pub struct Context<'a> {
@@ -108,8 +111,11 @@ pub fn recover_pair(cert: &std::path::Path, key: &std::path::Path) -> Result<Opt
     if !staged.exists() {
         return Ok(None);
     }
-    let roll_forward = match (crate::tree::read_cert(&staged), crate::tree::read_key(key)) {
-        (Observed::Present(cf), Observed::Present(kf)) => crate::inspect::info(&cf.der)
+    let roll_forward = match (
+        crate::disk::read::read_cert(&staged),
+        crate::disk::read::read_key(key),
+    ) {
+        (Observed::Present(cf), Observed::Present(kf)) => crate::x509::inspect::info(&cf.der)
             .map(|i| kf.key.matches_spki(&i.spki))
             .unwrap_or(false),
         _ => false,
@@ -489,7 +495,7 @@ pub fn apply(
     for o in &outs {
         pending.push(match o.rename_from {
             Some(_) => None,
-            None => Some(crate::tree::stage(
+            None => Some(crate::apply::write::stage(
                 &o.path, &o.data, o.mode, modes.dir, o.replace,
             )?),
         });
@@ -500,7 +506,7 @@ pub fn apply(
     ];
     roots.dedup();
     for r in roots.iter().filter(|r| r.is_dir()) {
-        crate::tree::sync_filesystem(r)?;
+        crate::apply::write::sync_filesystem(r)?;
     }
     let mut written = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -532,7 +538,7 @@ pub fn apply(
         });
     }
     for d in &dirs {
-        crate::tree::sync_dir(d);
+        crate::apply::write::sync_dir(d);
     }
     Ok(written)
 }
@@ -546,7 +552,7 @@ fn push_backups(
     use std::os::unix::fs::MetadataExt;
     let names = backup_names(files, now);
     for ((path, default_mode), backup) in files.iter().zip(names) {
-        if let Some(data) = crate::tree::read_optional(path)? {
+        if let Some(data) = crate::disk::read::read_optional(path)? {
             let mode = std::fs::metadata(path)
                 .map(|m| m.mode() & 0o7777)
                 .unwrap_or(*default_mode);

@@ -25,7 +25,7 @@ use x509_cert::time::Time;
 use x509_parser::prelude::FromDer;
 
 use crate::error::{Error, Result};
-use crate::keys::PrivateKey;
+use crate::x509::keys::PrivateKey;
 
 /// What a certificate says about its subject: resolved from a spec entry and the inputs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -359,14 +359,14 @@ pub fn issue(
 pub fn cert_pem(der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new("CERTIFICATE", der.to_vec()),
-        crate::keys::pem_config(),
+        crate::x509::keys::pem_config(),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyAlgorithm;
+    use crate::x509::keys::KeyAlgorithm;
     use time::macros::datetime;
 
     #[test]

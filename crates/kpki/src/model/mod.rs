@@ -1,0 +1,5 @@
+//! What the tree should be: the declarative table ([`spec`]) and its resolution against the
+//! cluster inputs into concrete entries ([`resolve`]).
+
+pub mod resolve;
+pub mod spec;
