@@ -22,10 +22,7 @@ pub struct InitCmd {
 pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let opts = Options {
-        regenerate_drifted: cmd.regenerate_drifted,
-        ..Default::default()
-    };
+    let opts = Options::init(cmd.regenerate_drifted);
     let report = kpki.init(&opts, &run, cmd.dry_run)?;
     let d = &kpki.desired;
     println!(
@@ -46,12 +43,15 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
             (Action::Renew, _) => "Renewing",
             (Action::Reuse, _) => "Using the existing",
             (Action::SkipExternal, _) => "Using the externally managed",
+            (Action::Repair, false) => "Repairing the mode of",
+            (Action::Repair, true) => "Would repair the mode of",
             (Action::Error, _) => "Error in",
             (Action::Skip, _) => "Leaving",
+            (Action::Csr, _) => "Requesting",
         };
         println!("{prefix} {verb} {:?} ({})", step.entry, step.reason);
-        for w in &step.warnings {
-            eprintln!("WARNING: {}: {w}", step.entry);
+        for w in step.warnings() {
+            eprintln!("WARNING: {}: {}: {}", step.entry, w.code, w.message);
         }
     }
     if !cmd.dry_run {

@@ -54,8 +54,11 @@ fn print_steps(plan: &kpki::plan::Plan) {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         println!("{:<w$}  {:<13}  {}", s.entry, action, s.reason);
-        for warn in &s.warnings {
-            println!("{:<w$}  {:<13}  warning: {warn}", "", "");
+        for warn in s.warnings() {
+            println!(
+                "{:<w$}  {:<13}  warning: {}: {}",
+                "", "", warn.code, warn.message
+            );
         }
     }
 }
@@ -64,10 +67,7 @@ fn print_steps(plan: &kpki::plan::Plan) {
 pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let opts = Options {
-        regenerate_drifted: true,
-        ..Default::default()
-    };
+    let opts = Options::init(true);
     let plan = kpki.plan(&opts, &run);
     match cmd.output.as_str() {
         "json" => {
@@ -101,9 +101,9 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
             Action::Skip if s.reason.starts_with("MISSING!") => println!("{}", s.reason),
             _ => {}
         }
-        for w in &s.warnings {
+        for w in s.warnings() {
             if s.action != Action::Skip {
-                eprintln!("WARNING: {}: {w}", s.entry);
+                eprintln!("WARNING: {}: {}: {}", s.entry, w.code, w.message);
             }
         }
     }

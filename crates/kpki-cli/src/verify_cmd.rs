@@ -59,7 +59,12 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
     let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
     verify::check_dirs(&desired)?;
     let disk = kpki::disk::observe(&desired);
-    let report = verify::verify(&desired, &disk, run.now, &Options { warn_within });
+    let report = verify::verify(
+        &desired,
+        &disk,
+        run.now,
+        &Options::default().warn_within(warn_within),
+    );
     match cmd.output {
         VerifyOutput::Text => print!("{}", verify::render_text(&report)),
         VerifyOutput::Json => print!("{}", report.to_json()?),

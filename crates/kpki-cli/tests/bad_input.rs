@@ -369,7 +369,7 @@ fn cases(spec: &str) -> Vec<Case> {
         tree_case("key of another certificate", &["{pki}/apiserver.key", "does not match"], |c| {
             replace_file(&c.pki.join("apiserver.key"), &read(&c.pki.join("front-proxy-client.key")))
         }),
-        tree_case("CA certificate corrupt", &["{pki}/ca.crt", "will not replace a CA"], |c| replace_file(&c.pki.join("ca.crt"), b"junk\n")),
+        tree_case("CA certificate corrupt", &["{pki}/ca.crt", "never replaces a CA"], |c| replace_file(&c.pki.join("ca.crt"), b"junk\n")),
         tree_case("CA key of another CA", &["{pki}/ca.key", "does not match"], |c| {
             replace_file(&c.pki.join("ca.key"), &read(&c.pki.join("front-proxy-ca.key")))
         }),

@@ -983,7 +983,7 @@ fn json_report_follows_the_documented_schema() {
     for f in r["findings"].as_array().unwrap() {
         assert_eq!(
             keys(f),
-            strs(&["code", "severity", "entry", "path", "message", "fix"])
+            strs(&["code", "severity", "entry", "path", "message", "fix", "remedy"])
         );
         let sev = f["severity"].as_str().unwrap();
         assert!(["error", "warning", "info"].contains(&sev));

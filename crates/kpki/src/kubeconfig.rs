@@ -168,6 +168,12 @@ pub struct Current {
     pub client_key_pem: Option<Vec<u8>>,
     /// Token, if any.
     pub token: Option<String>,
+    /// `certificate-authority`: the CA certificate referenced by path.
+    pub ca_file: Option<String>,
+    /// `client-certificate`: the client certificate referenced by path.
+    pub client_cert_file: Option<String>,
+    /// `client-key`: the client key referenced by path.
+    pub client_key_file: Option<String>,
 }
 
 /// The names and credentials of a kubeconfig with one cluster, user and context.
@@ -303,6 +309,9 @@ impl Kubeconfig {
             )?,
             client_key_pem: dec("client-key-data", &user.user.client_key_data)?,
             token: user.user.token.clone(),
+            ca_file: cluster.cluster.certificate_authority.clone(),
+            client_cert_file: user.user.client_certificate.clone(),
+            client_key_file: user.user.client_key.clone(),
         })
     }
 

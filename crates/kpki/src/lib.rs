@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod assess;
 pub mod disk;
 pub mod entropy;
 pub mod error;
@@ -147,7 +148,8 @@ impl Kpki {
     }
 
     /// Lock, recover an interrupted pair replacement, observe, plan (on the desired entries as
-    /// `adjust` shapes them after seeing the disk), check, apply. Shared by init and renew.
+    /// `adjust` shapes them after seeing the disk), check, apply. Every writing command of the
+    /// tree goes through here.
     fn execute(
         &self,
         opts: &plan::Options,
@@ -155,10 +157,14 @@ impl Kpki {
         dry_run: bool,
         adjust: impl Fn(&disk::Disk, &model::resolve::Desired) -> model::resolve::Desired,
     ) -> Result<InitReport> {
+        let dir_mode = match opts.view {
+            plan::View::Csr => 0o700,
+            _ => self.desired.modes.dir,
+        };
         let _lock = if dry_run {
             None
         } else {
-            let lock = self.prepare_write(self.desired.modes.dir)?;
+            let lock = self.prepare_write(dir_mode)?;
             apply::recover_pending(&self.desired)?;
             Some(lock)
         };
@@ -174,7 +180,8 @@ impl Kpki {
                 entropy: run.entropy,
                 jobs: run.jobs,
             };
-            apply::apply(&desired, &disk, &plan, &ctx, !opts.renew.is_empty())?
+            let backups = matches!(opts.view, plan::View::Renew(_));
+            apply::apply(&desired, &disk, &plan, &ctx, backups)?
         };
         Ok(InitReport { plan, written })
     }
@@ -197,10 +204,25 @@ impl Kpki {
             .collect()
     }
 
-    /// Renews the named entries (`all` = every renewable one): new key (current algorithm), new
-    /// serial, fresh validity, subject and SANs from the spec and inputs (or the old certificate's
-    /// SANs with `keep_sans`, as kubeadm does). Replaced files are kept as `<file>.bak-<UTC>`.
-    /// CAs are never touched; entries whose CA is external are skipped.
+    /// The entries `renew all` means: the renewable ones whose spec entry has `renew_all` (the
+    /// default spec leaves kubelet.conf out, as kubeadm does: the kubelet rotates it).
+    pub fn renew_all_names(&self) -> Vec<String> {
+        self.desired
+            .entries
+            .iter()
+            .filter(|e| match e {
+                model::resolve::Entry::Leaf(c) => c.renew_all,
+                model::resolve::Entry::Kubeconfig(k) => k.renew_all,
+                _ => false,
+            })
+            .map(|e| e.name().to_string())
+            .collect()
+    }
+
+    /// Renews the named entries (`all` = every entry the spec marks `renew_all`): new key
+    /// (current algorithm), new serial, fresh validity, subject and SANs from the spec and inputs
+    /// (or the old certificate's SANs with `keep_sans`, as kubeadm does). Replaced files are kept
+    /// as `<file>.bak-<UTC>`. CAs are never touched; entries whose CA is external are skipped.
     pub fn renew(
         &self,
         targets: &[String],
@@ -212,7 +234,7 @@ impl Kpki {
         let mut names = Vec::new();
         for t in targets {
             if t == "all" {
-                names.extend(known.iter().cloned());
+                names.extend(self.renew_all_names());
             } else if known.contains(t) {
                 names.push(t.clone());
             } else {
@@ -231,108 +253,29 @@ impl Kpki {
                 message: "name at least one certificate, or all".into(),
             });
         }
-        let opts = plan::Options {
-            regenerate_drifted: false,
-            renew: names,
-        };
-        self.execute(&opts, run, dry_run, |disk, desired| {
-            let mut desired = desired.clone();
-            if keep_sans {
-                keep_existing_sans(&mut desired, disk);
-            }
-            desired
-        })
+        names.dedup();
+        self.execute(
+            &plan::Options::renew(names),
+            run,
+            dry_run,
+            |disk, desired| {
+                let mut desired = desired.clone();
+                if keep_sans {
+                    keep_existing_sans(&mut desired, disk);
+                }
+                desired
+            },
+        )
     }
 
     /// Writes a key and a CSR for every leaf (`<path>.key`, `<path>.csr`) and, for every kubeconfig,
     /// the kubeconfig holding only its client key plus `<file>.csr` (kubeadm's external-CA layout).
-    /// Refuses, writing nothing, when any of those files exists.
+    /// Refuses, writing nothing, when any of those files exists (checked for every entry under
+    /// the lock before the first write).
     pub fn generate_csr(&self, run: &Run<'_>) -> Result<Vec<apply::Written>> {
-        use std::os::unix::ffi::OsStrExt;
-        let csr_path = |p: &Path, strip_ext: bool| -> std::path::PathBuf {
-            let base = if strip_ext {
-                p.with_extension("")
-            } else {
-                p.to_path_buf()
-            };
-            let mut s = base.as_os_str().as_bytes().to_vec();
-            s.extend_from_slice(b".csr");
-            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&s))
-        };
-        let mut outs: Vec<(String, std::path::PathBuf, Vec<u8>, u32)> = Vec::new();
-        let m = &self.desired.modes;
-        for e in &self.desired.entries {
-            match e {
-                model::resolve::Entry::Leaf(c) => {
-                    let csr = csr_path(&c.cert_path, true);
-                    for p in [&c.key_path, &csr] {
-                        if p.exists() {
-                            return Err(Error::file(p, "file already exists: key or CSR; kpki generate-csr never overwrites"));
-                        }
-                    }
-                    let key = run.entropy.key(c.algorithm)?;
-                    outs.push((
-                        c.name.clone(),
-                        c.key_path.clone(),
-                        key.pem().as_bytes().to_vec(),
-                        m.key,
-                    ));
-                    outs.push((
-                        c.name.clone(),
-                        csr,
-                        x509::csr::csr_pem(&c.profile, &key)?.into_bytes(),
-                        m.key,
-                    ));
-                }
-                model::resolve::Entry::Kubeconfig(k) => {
-                    let csr = csr_path(&k.path, false);
-                    for p in [&k.path, &csr] {
-                        if p.exists() {
-                            return Err(Error::file(
-                                p,
-                                "file already exists; kpki generate-csr never overwrites",
-                            ));
-                        }
-                    }
-                    let key = run.entropy.key(k.algorithm)?;
-                    let cfg = kubeconfig::Kubeconfig::single(kubeconfig::Single {
-                        cluster_name: &k.cluster_name,
-                        server: &k.server,
-                        ca_pem: None,
-                        user: &k.profile.cn,
-                        auth: kubeconfig::AuthInfo {
-                            client_key_data: Some(base64::Engine::encode(
-                                &base64::engine::general_purpose::STANDARD,
-                                key.pem(),
-                            )),
-                            ..Default::default()
-                        },
-                    });
-                    let yaml = cfg.to_yaml().map_err(|msg| Error::file(&k.path, msg))?;
-                    outs.push((
-                        k.name.clone(),
-                        k.path.clone(),
-                        yaml.into_bytes(),
-                        m.kubeconfig,
-                    ));
-                    outs.push((
-                        k.name.clone(),
-                        csr,
-                        x509::csr::csr_pem(&k.profile, &key)?.into_bytes(),
-                        m.key,
-                    ));
-                }
-                _ => {}
-            }
-        }
-        let _lock = self.prepare_write(0o700)?;
-        let mut written = Vec::new();
-        for (entry, path, data, mode) in outs {
-            // kubeadm creates CSR directories 0700.
-            apply::write::write_atomic(&path, &data, mode, 0o700, apply::write::Replace::Never)?;
-            written.push(apply::Written { entry, path });
-        }
-        Ok(written)
+        Ok(self
+            .execute(&plan::Options::csr(), run, false, |_, d| d.clone())?
+            .written)
     }
 }
 

@@ -1,17 +1,22 @@
-//! The planner: a pure function from (desired entries, what is on disk, now, options) to one
-//! action per entry with its reason. `init`, `--dry-run` and `plan` all run through it; `apply`
-//! carries the actions out.
+//! The planner: a pure function from (desired entries, the assessment of what is on disk,
+//! options) to one action per entry with its reason.
+//!
+//! The planner judges nothing itself: [`crate::assess`] says what is wrong with each entry and
+//! how it can be cured, and the plan maps that to an action. An error that re-issuing cures makes
+//! the step `regenerate` (or refuses, naming it, unless the caller allows re-issuing); an error
+//! only the operator can fix makes it `error`; a mode kpki can tighten makes it `repair`;
+//! warnings keep `reuse` and travel with the step. So `plan`, `init`, `renew`, `nodes` and
+//! `verify` cannot disagree about a file.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::disk::read::Observed;
-use crate::disk::{Disk, KubeconfigFile, Seen};
+use crate::assess::{self, fmt_time, Assessment, EntryAssessment, Finding, Severity, State};
+use crate::disk::Disk;
 use crate::error::Error;
-use crate::model::resolve::{CertEntry, Desired, Entry, KubeconfigEntry};
-use crate::x509::inspect;
+use crate::model::resolve::{Desired, Entry};
 
 /// What to do with an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,12 +30,26 @@ pub enum Action {
     Renew,
     /// There but drifted from the spec (e.g. a SAN added): issue it again from the spec.
     Regenerate,
+    /// There and right but for a file mode: tighten the mode in place.
+    Repair,
     /// Its CA is external (no key): it can only be checked, not made.
     SkipExternal,
-    /// Left alone: not selected (renew of other entries), or selected but missing.
+    /// Left alone: not selected (renew of other entries), selected but missing, or owned by
+    /// someone else (the kubelet's rotated client certificate).
     Skip,
     /// Wrong in a way kpki will not fix on its own; the reason says what to do.
     Error,
+    /// `generate-csr`: a new key and a certificate signing request for an external CA.
+    Csr,
+}
+
+/// A file mode to set in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    /// The file.
+    pub path: String,
+    /// The mode the spec asks for.
+    pub mode: u32,
 }
 
 /// The planned action for one entry.
@@ -44,12 +63,39 @@ pub struct Step {
     pub reason: String,
     /// The file the reason is about.
     pub path: String,
-    /// Non-fatal observations (e.g. a kubeconfig's server URL differs).
+    /// The assessment's findings for this entry (errors and warnings; information is left to
+    /// `verify`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    pub findings: Vec<Finding>,
     /// For `Create`: an orphan key on disk is reused instead of generating one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_key: bool,
+    /// For `Repair`: the modes to set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<Repair>,
+    /// NotAfter of the certificate on disk (RFC 3339), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// NotAfter a certificate issued by this step gets (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_expires: Option<String>,
+}
+
+impl Step {
+    /// Warning findings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+    }
+
+    /// True when the step writes a certificate.
+    pub fn issues(&self) -> bool {
+        matches!(
+            self.action,
+            Action::Create | Action::Renew | Action::Regenerate
+        )
+    }
 }
 
 /// `kpki plan -o json`: a versioned, documented contract (docs/plan.md).
@@ -60,6 +106,9 @@ pub struct PlanDocument {
     pub api_version: String,
     /// `Plan`.
     pub kind: String,
+    /// Findings about the inputs (an input that contradicts the tree).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Finding>,
     /// One step per spec entry, in spec order (CAs first).
     pub steps: Vec<Step>,
 }
@@ -69,23 +118,72 @@ impl From<&Plan> for PlanDocument {
         PlanDocument {
             api_version: "kpki/v1alpha1".into(),
             kind: "Plan".into(),
+            inputs: p.inputs.clone(),
             steps: p.steps.clone(),
         }
     }
 }
 
+/// Which command the plan is for: the same assessment, seen through the command's rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum View {
+    /// `init`: create what is missing, keep what is right.
+    #[default]
+    Init,
+    /// `certs renew NAMES`: re-issue exactly these; CAs and everything else are left alone.
+    Renew(Vec<String>),
+    /// `certs generate-csr`: keys and CSRs for every leaf and kubeconfig, nothing may exist.
+    Csr,
+}
+
 /// What the caller wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
-    /// Re-issue certificates whose SANs no longer cover the inputs instead of failing.
+    /// Re-issue entries with errors that re-issuing cures instead of refusing.
     pub regenerate_drifted: bool,
-    /// Entries to renew (`certs renew`); empty for `init`.
-    pub renew: Vec<String>,
+    /// The command's rules.
+    pub view: View,
+    /// Judge with this expiry warning horizon.
+    pub assess: assess::Options,
+}
+
+impl Options {
+    /// `init`'s options.
+    pub fn init(regenerate_drifted: bool) -> Options {
+        Options {
+            regenerate_drifted,
+            ..Default::default()
+        }
+    }
+
+    /// `certs renew`'s options for these entries.
+    pub fn renew(names: Vec<String>) -> Options {
+        Options {
+            view: View::Renew(names),
+            ..Default::default()
+        }
+    }
+
+    /// `certs generate-csr`'s options.
+    pub fn csr() -> Options {
+        Options {
+            view: View::Csr,
+            ..Default::default()
+        }
+    }
+
+    fn selected(&self, name: &str) -> bool {
+        matches!(&self.view, View::Renew(n) if n.iter().any(|x| x == name))
+    }
 }
 
 /// The plan for a whole tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// Findings about the inputs.
+    pub inputs: Vec<Finding>,
     /// One step per entry, in entry order.
     pub steps: Vec<Step>,
 }
@@ -101,8 +199,15 @@ impl Plan {
         self.steps.iter().filter(|s| s.action == Action::Error)
     }
 
-    /// The first blocking step as an [`Error`], if any.
+    /// The first blocking problem as an [`Error`], if any: an input that contradicts the tree,
+    /// or a step that is an error.
     pub fn check(&self) -> Result<(), Error> {
+        if let Some(f) = self.inputs.iter().find(|f| f.severity == Severity::Error) {
+            return Err(Error::input(
+                f.entry.clone(),
+                format!("{}; {}", f.message, f.fix),
+            ));
+        }
         match self.errors().next() {
             None => Ok(()),
             Some(s) => Err(Error::Conflict {
@@ -115,82 +220,403 @@ impl Plan {
 
     /// True when applying would write nothing.
     pub fn is_noop(&self) -> bool {
-        self.steps
-            .iter()
-            .all(|s| matches!(s.action, Action::Reuse | Action::SkipExternal))
+        self.steps.iter().all(|s| {
+            matches!(
+                s.action,
+                Action::Reuse | Action::SkipExternal | Action::Skip
+            )
+        })
     }
 }
 
-/// The state of a CA after planning, which its leaves depend on.
-#[derive(Debug, Clone)]
+/// The state of a CA after planning, which its dependants depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CaState {
-    /// Being made now: existing leaves cannot chain to it.
+    /// Being made now.
     New,
-    /// Kept; its certificate (and key, unless external) is usable.
-    Kept { der: Vec<u8>, external: bool },
-    /// Broken: dependants are errors too.
+    /// Kept, with its key: it can sign.
+    Kept,
+    /// Kept without its key: external CA mode.
+    External,
+    /// Broken: it can sign nothing.
     Broken,
 }
 
-fn step(entry: &str, action: Action, path: &std::path::Path, reason: impl Into<String>) -> Step {
-    Step {
-        entry: entry.to_string(),
-        action,
-        reason: reason.into(),
-        path: path.display().to_string(),
-        warnings: vec![],
-        keep_key: false,
+/// Assesses `disk` and plans every entry of `desired` at time `now`.
+pub fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Plan {
+    let a = assess::assess(desired, disk, now, &opts.assess);
+    plan_assessed(desired, &a, now, opts)
+}
+
+/// Plans every entry of `desired` from its assessment (pure).
+pub fn plan_assessed(
+    desired: &Desired,
+    a: &Assessment,
+    now: OffsetDateTime,
+    opts: &Options,
+) -> Plan {
+    let mut cas: HashMap<String, CaState> = HashMap::new();
+    let mut steps = Vec::with_capacity(desired.entries.len());
+    for (e, ea) in desired.entries.iter().zip(&a.entries) {
+        let s = plan_entry(desired, e, ea, &mut cas, now, opts);
+        steps.push(match &opts.view {
+            View::Init => s,
+            View::Renew(_) => renew_view(e, s, opts),
+            View::Csr => csr_view(e, ea),
+        });
+    }
+    Plan {
+        inputs: a.inputs.clone(),
+        steps,
     }
 }
 
-/// Plans every entry of `desired` against `disk` at time `now`.
-pub fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Plan {
-    let mut cas: HashMap<String, CaState> = HashMap::new();
-    let mut steps = Vec::new();
-    for e in &desired.entries {
-        let seen = disk.entries.get(e.name());
-        let s = match (e, seen) {
-            (Entry::Ca(c), Some(Seen::Cert { cert, key })) => {
-                let (s, st) = plan_ca(c, cert, key, &cas, opts);
-                cas.insert(c.name.clone(), st);
-                s
-            }
-            (Entry::Leaf(c), Some(Seen::Cert { cert, key })) => plan_leaf(c, cert, key, &cas, now, opts),
-            (Entry::KeyPair(k), Some(Seen::KeyPair { key, public })) => match (key, public) {
-                (Observed::Invalid(m), _) => step(&k.name, Action::Error, &k.key_path, format!("{m}; fix or remove the file")),
-                (Observed::Present(kf), Observed::Present((spki, _))) => {
-                    if kf.key.matches_spki(spki) {
-                        step(&k.name, Action::Reuse, &k.key_path, "key pair present and matching")
-                    } else {
-                        step(&k.name, Action::Error, &k.pub_path, "does not match the private key; remove it to derive it again from the key")
-                    }
-                }
-                (Observed::Present(_), Observed::Missing) => {
-                    let mut s = step(&k.name, Action::Create, &k.pub_path, "public key missing; derived from the existing private key");
-                    s.keep_key = true;
-                    s
-                }
-                (Observed::Present(_), Observed::Invalid(m)) => step(&k.name, Action::Error, &k.pub_path, format!("{m}; remove it to derive it again from the key")),
-                (Observed::Missing, Observed::Present(_)) => step(&k.name, Action::Error, &k.key_path, "is missing but its public key exists; restore the key or remove the public key too"),
-                (Observed::Missing, _) => step(&k.name, Action::Create, &k.key_path, "not present"),
-            },
-            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(obs))) => plan_kubeconfig(k, obs, disk.signed.get(&k.name), &cas, now, opts),
-            (e, _) => step(e.name(), Action::Error, e.main_path(), "internal: the disk was not observed for this entry"),
-        };
-        let s = if opts.renew.is_empty() {
-            s
-        } else {
-            renew_view(e, s, opts)
-        };
-        steps.push(s);
+fn base_step(e: &Entry, ea: &EntryAssessment, action: Action, reason: impl Into<String>) -> Step {
+    Step {
+        entry: e.name().to_string(),
+        action,
+        reason: reason.into(),
+        path: e.main_path().display().to_string(),
+        findings: ea
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Info)
+            .cloned()
+            .collect(),
+        keep_key: false,
+        repairs: vec![],
+        expires: ea.not_after.map(fmt_time),
+        new_expires: None,
     }
-    Plan { steps }
+}
+
+/// A finding in words, with its fix.
+fn explain(f: &Finding) -> String {
+    if f.fix.is_empty() {
+        f.message.clone()
+    } else {
+        format!("{}; {}", f.message, f.fix)
+    }
+}
+
+/// Several findings of one entry in words (with their codes), then the first one's fix.
+fn explain_all(fs: &[&Finding]) -> String {
+    let what = fs
+        .iter()
+        .map(|f| format!("{} ({})", f.message, f.code))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match fs.first() {
+        Some(f) if !f.fix.is_empty() => format!("{what}; {}", f.fix),
+        _ => what,
+    }
+}
+
+/// The error findings only the operator can fix, on the file of the first one.
+fn manual_errors(ea: &EntryAssessment) -> Vec<&Finding> {
+    let first = match ea.manual_error() {
+        Some(f) => f,
+        None => return vec![],
+    };
+    ea.errors()
+        .filter(|f| f.remedy == assess::Remedy::Manual && f.path == first.path)
+        .collect()
+}
+
+/// An `error` step about the file a finding names.
+fn error_step(e: &Entry, ea: &EntryAssessment, f: &Finding, reason: String) -> Step {
+    let mut s = base_step(e, ea, Action::Error, reason);
+    s.path = f.path.clone();
+    s
+}
+
+fn validity_of(e: &Entry) -> Option<time::Duration> {
+    match e {
+        Entry::Ca(c) | Entry::Leaf(c) => Some(c.validity),
+        Entry::Kubeconfig(k) => Some(k.validity),
+        Entry::KeyPair(_) => None,
+    }
+}
+
+fn plan_entry(
+    desired: &Desired,
+    e: &Entry,
+    ea: &EntryAssessment,
+    cas: &mut HashMap<String, CaState>,
+    now: OffsetDateTime,
+    opts: &Options,
+) -> Step {
+    let new_expires = validity_of(e)
+        .and_then(|v| now.checked_add(v))
+        .map(fmt_time);
+    let issuing = |mut s: Step| {
+        s.new_expires = new_expires.clone();
+        s
+    };
+    let parent = match e {
+        Entry::Ca(c) => c.ca.clone(),
+        Entry::Leaf(c) => c.ca.clone(),
+        Entry::Kubeconfig(k) => Some(k.ca.clone()),
+        Entry::KeyPair(_) => None,
+    };
+    let parent_state = parent
+        .as_ref()
+        .map(|p| cas.get(p).copied().unwrap_or(CaState::Broken));
+    let can_sign = matches!(parent_state, None | Some(CaState::New | CaState::Kept));
+    let parent_name = parent.clone().unwrap_or_default();
+
+    if let Entry::Ca(c) = e {
+        if let Some(f) = ea.manual_error() {
+            cas.insert(c.name.clone(), CaState::Broken);
+            return error_step(e, ea, f, explain(f));
+        }
+        let (step, st) = match ea.state {
+            State::Missing | State::KeyOnly if !can_sign => (
+                base_step(
+                    e,
+                    ea,
+                    Action::Error,
+                    format!("its signing CA {parent_name} cannot sign"),
+                ),
+                CaState::Broken,
+            ),
+            State::Missing => (
+                issuing(base_step(e, ea, Action::Create, "not present")),
+                CaState::New,
+            ),
+            State::KeyOnly => {
+                let mut s = issuing(base_step(e, ea, Action::Create, "CA key exists without a certificate; issuing a certificate for the existing key (the key is kept)"));
+                s.keep_key = true;
+                (s, CaState::New)
+            }
+            _ => {
+                if let Some(f) = ea.errors().find(|f| f.remedy != assess::Remedy::Repair) {
+                    (error_step(e, ea, f, explain(f)), CaState::Broken)
+                } else if let Some(p) =
+                    parent_state.filter(|p| matches!(p, CaState::New | CaState::Broken))
+                {
+                    let why = if p == CaState::New {
+                        "is being created now"
+                    } else {
+                        "has a problem"
+                    };
+                    (
+                        base_step(
+                            e,
+                            ea,
+                            Action::Error,
+                            format!("its signing CA {parent_name} {why}, so it cannot be kept"),
+                        ),
+                        CaState::Broken,
+                    )
+                } else {
+                    let external = ea.ca.as_ref().is_some_and(assess::CaView::external);
+                    let st = if external {
+                        CaState::External
+                    } else {
+                        CaState::Kept
+                    };
+                    let s = if ea.repairs().next().is_some() {
+                        repair_step(desired, e, ea)
+                    } else if external {
+                        base_step(e, ea, Action::SkipExternal, format!("external CA: {} is absent, so every certificate it signs must already exist", c.key_path.display()))
+                    } else {
+                        base_step(e, ea, Action::Reuse, "CA certificate and key present")
+                    };
+                    (s, st)
+                }
+            }
+        };
+        cas.insert(c.name.clone(), st);
+        return step;
+    }
+
+    let external = parent_state == Some(CaState::External);
+    let manual = manual_errors(ea);
+    if let Some(f) = manual.first() {
+        return error_step(e, ea, f, explain_all(&manual));
+    }
+    match ea.state {
+        State::Missing | State::KeyOnly => {
+            let keep = ea.state == State::KeyOnly;
+            if let Entry::KeyPair(_) = e {
+                let mut s = issuing(base_step(
+                    e,
+                    ea,
+                    Action::Create,
+                    if keep {
+                        "public key missing; derived from the existing private key"
+                    } else {
+                        "not present"
+                    },
+                ));
+                s.new_expires = None;
+                s.keep_key = keep;
+                if keep {
+                    s.path = match e {
+                        Entry::KeyPair(k) => k.pub_path.display().to_string(),
+                        _ => s.path,
+                    };
+                }
+                return s;
+            }
+            if external {
+                return base_step(e, ea, Action::Error, format!("is missing and its CA {parent_name} is external (no key): have the external CA sign it (see kpki certs generate-csr)"));
+            }
+            if !can_sign {
+                return base_step(
+                    e,
+                    ea,
+                    Action::Error,
+                    format!("cannot be issued: its CA {parent_name} has a problem"),
+                );
+            }
+            let mut s = issuing(base_step(
+                e,
+                ea,
+                Action::Create,
+                if keep {
+                    "key exists without a certificate; issuing a certificate for the existing key"
+                } else {
+                    "not present"
+                },
+            ));
+            s.keep_key = keep;
+            s
+        }
+        State::SignedElsewhere => {
+            let mut s = base_step(
+                e,
+                ea,
+                Action::Create,
+                ea.findings
+                    .iter()
+                    .find(|f| f.code == assess::Code::KubeconfigNoClientCert)
+                    .map(|f| f.message.clone())
+                    .unwrap_or_else(|| "embedding the externally signed certificate".into()),
+            );
+            s.keep_key = true;
+            s
+        }
+        State::Present => {
+            if parent_state == Some(CaState::Broken) {
+                return base_step(
+                    e,
+                    ea,
+                    Action::Error,
+                    format!("its CA {parent_name} has a problem"),
+                );
+            }
+            let drift: Vec<&Finding> = ea.reissue_errors().collect();
+            let selected = opts.selected(e.name());
+            if let Some(first) = drift.first() {
+                return if opts.regenerate_drifted || selected {
+                    let what = drift
+                        .iter()
+                        .map(|f| format!("{} ({})", f.message, f.code))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    issuing(base_step(
+                        e,
+                        ea,
+                        Action::Regenerate,
+                        format!("{what}; re-issuing it from the spec"),
+                    ))
+                } else {
+                    error_step(
+                        e,
+                        ea,
+                        first,
+                        format!("{}, or pass --regenerate-drifted", explain_all(&drift)),
+                    )
+                };
+            }
+            if selected {
+                if external {
+                    let long = match e {
+                        Entry::Leaf(c) if !c.long_name.is_empty() => c.long_name.clone(),
+                        _ => e.name().to_string(),
+                    };
+                    return base_step(
+                        e,
+                        ea,
+                        Action::SkipExternal,
+                        format!("Detected external {parent_name}, {long} can't be renewed"),
+                    );
+                }
+                if ea.credentials_elsewhere {
+                    return base_step(e, ea, Action::Skip, "its client certificate is a file kpki does not manage (the kubelet rotates kubelet-client-current.pem); left alone");
+                }
+                let old = ea.not_after.map(fmt_time).unwrap_or_default();
+                return issuing(base_step(
+                    e,
+                    ea,
+                    Action::Renew,
+                    format!("renewal requested (expires {old})"),
+                ));
+            }
+            if ea.repairs().next().is_some() {
+                return repair_step(desired, e, ea);
+            }
+            if external {
+                return base_step(
+                    e,
+                    ea,
+                    Action::SkipExternal,
+                    "present and valid; its CA is external",
+                );
+            }
+            let why = match e {
+                Entry::Leaf(_) => "present, signed by its CA, key matches, matches the spec",
+                Entry::KeyPair(_) => "key pair present and matching",
+                Entry::Kubeconfig(_) if ea.credentials_elsewhere => "present; trusts the CA, its client certificate file (rotated by its owner) chains and matches its key",
+                Entry::Kubeconfig(_) => "present, trusts the CA, client certificate chains and matches its key",
+                Entry::Ca(_) => "present",
+            };
+            base_step(e, ea, Action::Reuse, why)
+        }
+    }
+}
+
+/// A `repair` step: the modes the spec asks for on the files the assessment flagged.
+fn repair_step(desired: &Desired, e: &Entry, ea: &EntryAssessment) -> Step {
+    let m = &desired.modes;
+    let mode_of = |path: &str| -> u32 {
+        let p = std::path::Path::new(path);
+        match e {
+            Entry::Ca(c) | Entry::Leaf(c) if p == c.key_path => m.key,
+            Entry::Ca(_) | Entry::Leaf(_) => m.cert,
+            Entry::KeyPair(k) if p == k.key_path => m.key,
+            Entry::KeyPair(_) => m.public,
+            Entry::Kubeconfig(_) => m.kubeconfig,
+        }
+    };
+    let repairs: Vec<Repair> = ea
+        .repairs()
+        .map(|f| Repair {
+            path: f.path.clone(),
+            mode: mode_of(&f.path),
+        })
+        .collect();
+    let what = repairs
+        .iter()
+        .map(|r| format!("{} -> {:04o}", r.path, r.mode))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut s = base_step(
+        e,
+        ea,
+        Action::Repair,
+        format!("present and right, but for file modes: {what}"),
+    );
+    s.repairs = repairs;
+    s
 }
 
 /// `certs renew` sees the init plan through this: CAs are never made or renewed, entries not
 /// asked for are left alone, and asked-for entries that are missing are reported, not created.
 fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
-    let selected = opts.renew.iter().any(|n| n == e.name());
+    let selected = opts.selected(e.name());
     match e {
         Entry::Ca(c) if s.action == Action::Create => {
             s.action = Action::Error;
@@ -199,18 +625,22 @@ fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
                 c.name
             );
         }
+        Entry::Ca(_) if s.action == Action::Repair => {
+            s.action = Action::Reuse;
+            s.repairs.clear();
+        }
         Entry::Ca(_) => {}
         _ if !selected => {
-            if s.action == Action::Error {
-                s.warnings.push(s.reason.clone());
-            }
             s.action = Action::Skip;
             s.reason = "not selected for renewal".into();
             s.keep_key = false;
+            s.repairs.clear();
+            s.new_expires = None;
         }
         Entry::KeyPair(k) => {
             s.action = Action::Skip;
             s.reason = format!("{} is a bare key pair; it is not renewed", k.name);
+            s.new_expires = None;
         }
         _ if s.action == Action::Create => {
             let long = match e {
@@ -220,329 +650,39 @@ fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
             s.action = Action::Skip;
             s.reason = format!("MISSING! {long}");
             s.keep_key = false;
+            s.new_expires = None;
         }
         _ => {}
     }
     s
 }
 
-fn plan_ca(
-    c: &CertEntry,
-    cert: &Observed<crate::disk::read::CertFile>,
-    key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
-    cas: &HashMap<String, CaState>,
-    _opts: &Options,
-) -> (Step, CaState) {
-    let err =
-        |p: &std::path::Path, m: String| (step(&c.name, Action::Error, p, m), CaState::Broken);
-    match (cert, key) {
-        (Observed::Invalid(m), _) => err(
-            &c.cert_path,
-            format!("{m}; kpki will not replace a CA: fix or restore it"),
-        ),
-        (_, Observed::Invalid(m)) => err(
-            &c.key_path,
-            format!("{m}; kpki will not replace a CA key: fix or restore it"),
-        ),
-        (Observed::Present(cf), k) => {
-            let info = match inspect::info(&cf.der) {
-                Ok(i) => i,
-                Err(m) => return err(&c.cert_path, m),
-            };
-            if !info.is_ca {
-                return err(
-                    &c.cert_path,
-                    "is not a CA certificate (basicConstraints CA:TRUE missing)".into(),
-                );
-            }
-            if let Some(parent) = &c.ca {
-                match cas.get(parent) {
-                    Some(CaState::Kept { der, .. }) => {
-                        if let Err(m) = inspect::signed_by(&cf.der, der) {
-                            return err(&c.cert_path, format!("is not signed by CA {parent}: {m}"));
-                        }
-                    }
-                    _ => {
-                        return err(
-                            &c.cert_path,
-                            format!("its signing CA {parent} is missing or broken"),
-                        )
-                    }
-                }
-            }
-            match k {
-                Observed::Present(kf) => {
-                    if !kf.key.matches_spki(&info.spki) {
-                        return err(&c.key_path, format!("does not match {}", c.cert_path.display()));
-                    }
-                    (step(&c.name, Action::Reuse, &c.cert_path, "CA certificate and key present"), CaState::Kept { der: cf.der.clone(), external: false })
-                }
-                _ => (
-                    step(&c.name, Action::SkipExternal, &c.cert_path, format!("external CA: {} is absent, so every certificate it signs must already exist", c.key_path.display())),
-                    CaState::Kept { der: cf.der.clone(), external: true },
-                ),
-            }
-        }
-        (Observed::Missing, Observed::Present(_)) => {
-            if let Some(parent) = &c.ca {
-                if !matches!(
-                    cas.get(parent),
-                    Some(CaState::New)
-                        | Some(CaState::Kept {
-                            external: false,
-                            ..
-                        })
-                ) {
-                    return err(&c.cert_path, format!("its signing CA {parent} cannot sign"));
-                }
-            }
-            let mut s = step(&c.name, Action::Create, &c.cert_path, "CA key exists without a certificate; issuing a certificate for the existing key (the key is kept)");
-            s.keep_key = true;
-            (s, CaState::New)
-        }
-        (Observed::Missing, Observed::Missing) => {
-            if let Some(parent) = &c.ca {
-                if !matches!(
-                    cas.get(parent),
-                    Some(CaState::New)
-                        | Some(CaState::Kept {
-                            external: false,
-                            ..
-                        })
-                ) {
-                    return err(&c.cert_path, format!("its signing CA {parent} cannot sign"));
-                }
-            }
-            (
-                step(&c.name, Action::Create, &c.cert_path, "not present"),
-                CaState::New,
-            )
-        }
-    }
-}
-
-fn plan_leaf(
-    c: &CertEntry,
-    cert: &Observed<crate::disk::read::CertFile>,
-    key: &Observed<std::sync::Arc<crate::disk::read::KeyFile>>,
-    cas: &HashMap<String, CaState>,
-    now: OffsetDateTime,
-    opts: &Options,
-) -> Step {
-    let ca_name = c.ca.clone().unwrap_or_default();
-    let ca = cas.get(&ca_name).cloned().unwrap_or(CaState::Broken);
-    let renew = opts.renew.iter().any(|n| n == &c.name);
-    match (cert, key) {
-        (Observed::Invalid(m), _) => step(&c.name, Action::Error, &c.cert_path, format!("{m}; remove it to have it generated again")),
-        (_, Observed::Invalid(m)) => step(&c.name, Action::Error, &c.key_path, format!("{m}; remove it to have it generated again")),
-        (Observed::Missing, k) => match ca {
-            CaState::Broken => step(&c.name, Action::Error, &c.cert_path, format!("cannot be issued: its CA {ca_name} has a problem")),
-            CaState::Kept { external: true, .. } => step(
-                &c.name,
-                Action::Error,
-                &c.cert_path,
-                format!("is missing and its CA {ca_name} is external (no key): have the external CA sign it (see kpki certs generate-csr)"),
-            ),
-            _ => {
-                let mut s = step(&c.name, Action::Create, &c.cert_path, "not present");
-                if k.exists() {
-                    s.reason = "key exists without a certificate; issuing a certificate for the existing key".into();
-                    s.keep_key = true;
-                }
-                s
-            }
-        },
-        (Observed::Present(_), Observed::Missing) => step(&c.name, Action::Error, &c.key_path, format!("is missing while {} exists; restore the key or remove the certificate", c.cert_path.display())),
-        (Observed::Present(cf), Observed::Present(kf)) => {
-            let info = match inspect::info(&cf.der) {
-                Ok(i) => i,
-                Err(m) => return step(&c.name, Action::Error, &c.cert_path, m),
-            };
-            if !kf.key.matches_spki(&info.spki) {
-                return step(&c.name, Action::Error, &c.key_path, format!("does not match {}; remove both to have them generated again", c.cert_path.display()));
-            }
-            let ca_der = match &ca {
-                CaState::Kept { der, .. } => der,
-                CaState::New => return step(&c.name, Action::Error, &c.cert_path, format!("exists but its CA {ca_name} is being created now, so it cannot chain to it; remove it to have it generated again")),
-                CaState::Broken => return step(&c.name, Action::Error, &c.cert_path, format!("its CA {ca_name} has a problem")),
-            };
-            if let Err(m) = inspect::signed_by(&cf.der, ca_der) {
-                return step(&c.name, Action::Error, &c.cert_path, format!("is not signed by CA {ca_name}: {m}"));
-            }
-            let external = matches!(ca, CaState::Kept { external: true, .. });
-            let missing = inspect::missing_sans(&info, &c.profile.dns, &c.profile.ips);
-            if !missing.is_empty() {
-                let described: Vec<String> = missing
-                    .iter()
-                    .map(|m| match c.san_origins.iter().find(|(san, _)| san == m) {
-                        Some((_, origin)) => format!("{m} (from {origin})"),
-                        None => m.clone(),
-                    })
-                    .collect();
-                let what = format!("does not cover the expected SAN(s) {}", described.join(", "));
-                return if external {
-                    step(&c.name, Action::Error, &c.cert_path, format!("{what}; have the external CA issue it again"))
-                } else if opts.regenerate_drifted || renew {
-                    step(&c.name, Action::Regenerate, &c.cert_path, format!("{what}; re-issuing it from the spec"))
-                } else {
-                    step(&c.name, Action::Error, &c.cert_path, format!("{what}; run with --regenerate-drifted or `kpki certs renew {}`", c.name))
-                };
-            }
-            if renew {
-                return if external {
-                    step(&c.name, Action::SkipExternal, &c.cert_path, format!("Detected external {ca_name}, {} can't be renewed", if c.long_name.is_empty() { &c.name } else { &c.long_name }))
-                } else {
-                    step(&c.name, Action::Renew, &c.cert_path, format!("renewal requested (expires {})", fmt_time(info.not_after)))
-                };
-            }
-            let mut s = step(&c.name, if external { Action::SkipExternal } else { Action::Reuse }, &c.cert_path, "present, signed by its CA, key matches, SANs cover the inputs");
-            expiry_warning(&mut s, info.not_after, now);
-            s
-        }
-    }
-}
-
-/// Adds "expired" / "expires in Nd" (within 30 days) to a step's warnings.
-fn expiry_warning(s: &mut Step, not_after: OffsetDateTime, now: OffsetDateTime) {
-    let left = not_after - now;
-    if left <= time::Duration::ZERO {
-        s.warnings
-            .push(format!("expired on {}", fmt_time(not_after)));
-    } else if left < time::Duration::days(30) {
-        s.warnings.push(format!(
-            "expires in {}d ({})",
-            left.whole_days(),
-            fmt_time(not_after)
-        ));
-    }
-}
-
-fn plan_kubeconfig(
-    k: &KubeconfigEntry,
-    obs: &Observed<KubeconfigFile>,
-    signed: Option<&Observed<crate::disk::read::CertFile>>,
-    cas: &HashMap<String, CaState>,
-    now: OffsetDateTime,
-    opts: &Options,
-) -> Step {
-    let ca = cas.get(&k.ca).cloned().unwrap_or(CaState::Broken);
-    let renew = opts.renew.iter().any(|n| n == &k.name);
-    match obs {
-        Observed::Invalid(m) => step(&k.name, Action::Error, &k.path, format!("{m}; fix or remove it to have it generated again")),
-        Observed::Missing => match ca {
-            CaState::Broken => step(&k.name, Action::Error, &k.path, format!("cannot be issued: its CA {} has a problem", k.ca)),
-            CaState::Kept { external: true, .. } => step(&k.name, Action::Error, &k.path, format!("is missing and its CA {} is external (no key): provide it signed by the external CA", k.ca)),
-            _ => step(&k.name, Action::Create, &k.path, "not present"),
-        },
-        Observed::Present(kc) => {
-            let ca_der = match &ca {
-                CaState::Kept { der, .. } => der,
-                CaState::New => return step(&k.name, Action::Error, &k.path, format!("exists but its CA {} is being created now; remove it to have it generated again", k.ca)),
-                CaState::Broken => return step(&k.name, Action::Error, &k.path, format!("its CA {} has a problem", k.ca)),
-            };
-            if kc.cert_der.is_none() && kc.ca_der.is_none() {
-                // generate-csr's layout: only the client key so far.
-                return complete_external(k, kc, signed, ca_der);
-            }
-            if kc.ca_der.as_deref() != Some(ca_der.as_slice()) {
-                return step(&k.name, Action::Error, &k.path, format!("exists already but has got the wrong CA cert (its certificate-authority-data is not {})", k.ca));
-            }
-            let (Some(cert), Some(key)) = (&kc.cert_der, &kc.key) else {
-                return complete_external(k, kc, signed, ca_der);
-            };
-            let info = match inspect::info(cert) {
-                Ok(i) => i,
-                Err(m) => return step(&k.name, Action::Error, &k.path, format!("client-certificate-data: {m}")),
-            };
-            if !key.matches_spki(&info.spki) {
-                return step(&k.name, Action::Error, &k.path, "client-key-data does not match client-certificate-data");
-            }
-            if let Err(m) = inspect::signed_by(cert, ca_der) {
-                return step(&k.name, Action::Error, &k.path, format!("client certificate is not signed by CA {}: {m}", k.ca));
-            }
-            let external = matches!(ca, CaState::Kept { external: true, .. });
-            let mut s = if renew && !external {
-                step(&k.name, Action::Renew, &k.path, format!("renewal requested (expires {})", fmt_time(info.not_after)))
-            } else if renew {
-                step(&k.name, Action::SkipExternal, &k.path, format!("Detected external {}, {} can't be renewed", k.ca, k.name))
+/// `certs generate-csr`: every leaf and kubeconfig gets a key and a CSR; nothing may be in the
+/// way (checked for all entries before anything is written).
+fn csr_view(e: &Entry, ea: &EntryAssessment) -> Step {
+    match e {
+        Entry::Leaf(_) | Entry::Kubeconfig(_) => {
+            if ea.state == State::Missing && !ea.request_exists {
+                base_step(
+                    e,
+                    ea,
+                    Action::Csr,
+                    "a new key and a certificate signing request for the external CA",
+                )
             } else {
-                step(&k.name, if external { Action::SkipExternal } else { Action::Reuse }, &k.path, "present, embeds the CA, client certificate chains and matches its key")
-            };
-            if kc.server != k.server {
-                s.warnings.push(format!("a kubeconfig file {:?} exists already but has an unexpected API Server URL: expected: {}, got: {}", k.path.display().to_string(), k.server, kc.server));
+                base_step(
+                    e,
+                    ea,
+                    Action::Error,
+                    "already exists (its certificate or key); kpki generate-csr never overwrites",
+                )
             }
-            expiry_warning(&mut s, info.not_after, now);
-            s
         }
+        _ => base_step(
+            e,
+            ea,
+            Action::Skip,
+            "CAs and key pairs are not part of the external CA's requests",
+        ),
     }
-}
-
-/// RFC 3339 for messages.
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
-}
-
-/// A kubeconfig written by `generate-csr` holds only the client key; once the outside CA's
-/// signature is dropped in as `<file>.crt`, `init` embeds it (and the CA) to complete the file.
-fn complete_external(
-    k: &KubeconfigEntry,
-    kc: &KubeconfigFile,
-    signed: Option<&Observed<crate::disk::read::CertFile>>,
-    ca_der: &[u8],
-) -> Step {
-    let crt = format!("{}.crt", k.path.display());
-    let Some(key) = &kc.key else {
-        return step(
-            &k.name,
-            Action::Error,
-            &k.path,
-            "has no embedded client certificate and key for its current user",
-        );
-    };
-    let cf = match signed {
-        Some(Observed::Present(cf)) => cf,
-        Some(Observed::Invalid(m)) => return step(&k.name, Action::Error, std::path::Path::new(&crt), m.clone()),
-        _ => return step(&k.name, Action::Error, &k.path, format!("holds a client key but no certificate: have {crt} signed by the external CA ({}.csr) and place it there", k.path.display())),
-    };
-    let info = match inspect::info(&cf.der) {
-        Ok(i) => i,
-        Err(m) => return step(&k.name, Action::Error, std::path::Path::new(&crt), m),
-    };
-    if !key.matches_spki(&info.spki) {
-        return step(
-            &k.name,
-            Action::Error,
-            std::path::Path::new(&crt),
-            format!("does not match the client key in {}", k.path.display()),
-        );
-    }
-    if let Err(m) = inspect::signed_by(&cf.der, ca_der) {
-        return step(
-            &k.name,
-            Action::Error,
-            std::path::Path::new(&crt),
-            format!("is not signed by CA {}: {m}", k.ca),
-        );
-    }
-    if info.cn.first() != Some(&k.profile.cn) {
-        return step(
-            &k.name,
-            Action::Error,
-            std::path::Path::new(&crt),
-            format!(
-                "has CN {:?}, the spec wants {:?}",
-                info.cn.first().cloned().unwrap_or_default(),
-                k.profile.cn
-            ),
-        );
-    }
-    let mut s = step(
-        &k.name,
-        Action::Create,
-        &k.path,
-        format!("embedding the externally signed {crt}"),
-    );
-    s.keep_key = true;
-    s
 }

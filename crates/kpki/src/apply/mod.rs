@@ -50,9 +50,35 @@ struct Out {
     path: PathBuf,
     data: Vec<u8>,
     mode: u32,
+    /// Mode of directories created for it.
+    dir_mode: u32,
     replace: Replace,
     /// Move this already written file into place instead of writing `data`.
     rename_from: Option<PathBuf>,
+    /// Only set the mode of the existing file (a `repair` step).
+    chmod_only: bool,
+}
+
+impl Out {
+    fn write(
+        entry: &str,
+        path: &std::path::Path,
+        data: Vec<u8>,
+        mode: u32,
+        dir_mode: u32,
+        replace: Replace,
+    ) -> Out {
+        Out {
+            entry: entry.to_string(),
+            path: path.to_path_buf(),
+            data,
+            mode,
+            dir_mode,
+            replace,
+            rename_from: None,
+            chmod_only: false,
+        }
+    }
 }
 
 /// Where a replacement certificate waits while its key is swapped in (see [`recover_pending`]).
@@ -198,7 +224,7 @@ pub fn apply(
     for (e, s) in desired.entries.iter().zip(&plan.steps) {
         let needs = matches!(
             s.action,
-            Action::Create | Action::Renew | Action::Regenerate
+            Action::Create | Action::Renew | Action::Regenerate | Action::Csr
         ) && !s.keep_key;
         if needs {
             let alg = match e {
@@ -253,15 +279,106 @@ pub fn apply(
         }
     };
     let issuance = |c_validity: time::Duration| -> Result<Issuance> {
+        let not_after = ctx.now.checked_add(c_validity).ok_or_else(|| {
+            Error::input(
+                "--now",
+                format!(
+                    "{} plus the validity is past the year 9999",
+                    crate::assess::fmt_time(ctx.now)
+                ),
+            )
+        })?;
         Ok(Issuance {
             not_before,
-            not_after: ctx.now + c_validity,
+            not_after,
             serial: ctx.entropy.serial()?,
         })
     };
 
     for (e, s) in desired.entries.iter().zip(&plan.steps) {
         match (e, s.action) {
+            (_, Action::Repair) => {
+                for r in &s.repairs {
+                    outs.push(Out {
+                        chmod_only: true,
+                        ..Out::write(
+                            e.name(),
+                            std::path::Path::new(&r.path),
+                            Vec::new(),
+                            r.mode,
+                            modes.dir,
+                            Replace::Allow,
+                        )
+                    });
+                }
+                if let Entry::Ca(c) = e {
+                    if let Some(der) = existing_cert(&c.name) {
+                        if let Some(key) = existing_key(&c.name) {
+                            ca_material.insert(c.name.clone(), (der.clone(), key));
+                        }
+                        ca_certs.insert(c.name.clone(), der);
+                    }
+                }
+            }
+            (Entry::Leaf(c), Action::Csr) => {
+                let key = take_key(&c.name, false)?;
+                let csr_path = e
+                    .csr_path()
+                    .ok_or_else(|| Error::file(&c.cert_path, "has no request path"))?;
+                // kubeadm creates the request directories 0700.
+                outs.push(Out::write(
+                    &c.name,
+                    &c.key_path,
+                    key.pem().as_bytes().to_vec(),
+                    modes.key,
+                    0o700,
+                    Replace::Never,
+                ));
+                outs.push(Out::write(
+                    &c.name,
+                    &csr_path,
+                    crate::x509::csr::csr_pem(&c.profile, &key)?.into_bytes(),
+                    modes.key,
+                    0o700,
+                    Replace::Never,
+                ));
+            }
+            (Entry::Kubeconfig(k), Action::Csr) => {
+                let key = take_key(&k.name, false)?;
+                let csr_path = e
+                    .csr_path()
+                    .ok_or_else(|| Error::file(&k.path, "has no request path"))?;
+                let cfg = Kubeconfig::single(Single {
+                    cluster_name: &k.cluster_name,
+                    server: &k.server,
+                    ca_pem: None,
+                    user: &k.profile.cn,
+                    auth: crate::kubeconfig::AuthInfo {
+                        client_key_data: Some(base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            key.pem(),
+                        )),
+                        ..Default::default()
+                    },
+                });
+                let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
+                outs.push(Out::write(
+                    &k.name,
+                    &k.path,
+                    yaml.into_bytes(),
+                    modes.kubeconfig,
+                    0o700,
+                    Replace::Never,
+                ));
+                outs.push(Out::write(
+                    &k.name,
+                    &csr_path,
+                    crate::x509::csr::csr_pem(&k.profile, &key)?.into_bytes(),
+                    modes.key,
+                    0o700,
+                    Replace::Never,
+                ));
+            }
             (Entry::Ca(c), Action::Reuse | Action::SkipExternal) => {
                 if let Some(der) = existing_cert(&c.name) {
                     if let Some(key) = existing_key(&c.name) {
@@ -295,14 +412,14 @@ pub fn apply(
                 cfg.set_credentials(Some(&cert_pem(ca_der)), &cert_pem(&signed.der), key.pem())
                     .map_err(|m| Error::file(&k.path, m))?;
                 let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
-                outs.push(Out {
-                    entry: k.name.clone(),
-                    path: k.path.clone(),
-                    data: yaml.into_bytes(),
-                    mode: modes.kubeconfig,
-                    replace: Replace::Allow,
-                    rename_from: None,
-                });
+                outs.push(Out::write(
+                    &k.name,
+                    &k.path,
+                    yaml.into_bytes(),
+                    modes.kubeconfig,
+                    modes.dir,
+                    Replace::Allow,
+                ));
             }
             (Entry::Ca(c), Action::Create) => {
                 let key = take_key(&c.name, s.keep_key)?;
@@ -315,23 +432,23 @@ pub fn apply(
                     issue(&c.profile, &key, issuer, issuance(c.validity)?)?
                 };
                 if !s.keep_key {
-                    outs.push(Out {
-                        entry: c.name.clone(),
-                        path: c.key_path.clone(),
-                        data: key.pem().as_bytes().to_vec(),
-                        mode: modes.key,
-                        replace: Replace::Never,
-                        rename_from: None,
-                    });
+                    outs.push(Out::write(
+                        &c.name,
+                        &c.key_path,
+                        key.pem().as_bytes().to_vec(),
+                        modes.key,
+                        modes.dir,
+                        Replace::Never,
+                    ));
                 }
-                outs.push(Out {
-                    entry: c.name.clone(),
-                    path: c.cert_path.clone(),
-                    data: cert_pem(&der).into_bytes(),
-                    mode: modes.cert,
-                    replace: Replace::Allow,
-                    rename_from: None,
-                });
+                outs.push(Out::write(
+                    &c.name,
+                    &c.cert_path,
+                    cert_pem(&der).into_bytes(),
+                    modes.cert,
+                    modes.dir,
+                    Replace::Allow,
+                ));
                 ca_certs.insert(c.name.clone(), der.clone());
                 ca_material.insert(c.name.clone(), (der, key));
             }
@@ -350,71 +467,74 @@ pub fn apply(
                 if s.action != Action::Create && !s.keep_key {
                     // Replacing a pair: stage the cert, swap the key, then move the cert in.
                     let staged = staged_path(&c.cert_path);
+                    outs.push(Out::write(
+                        &c.name,
+                        &staged,
+                        cert_bytes,
+                        modes.cert,
+                        modes.dir,
+                        Replace::Allow,
+                    ));
+                    outs.push(Out::write(
+                        &c.name,
+                        &c.key_path,
+                        key.pem().as_bytes().to_vec(),
+                        modes.key,
+                        modes.dir,
+                        Replace::Allow,
+                    ));
                     outs.push(Out {
-                        entry: c.name.clone(),
-                        path: staged.clone(),
-                        data: cert_bytes,
-                        mode: modes.cert,
-                        replace: Replace::Allow,
-                        rename_from: None,
-                    });
-                    outs.push(Out {
-                        entry: c.name.clone(),
-                        path: c.key_path.clone(),
-                        data: key.pem().as_bytes().to_vec(),
-                        mode: modes.key,
-                        replace: Replace::Allow,
-                        rename_from: None,
-                    });
-                    outs.push(Out {
-                        entry: c.name.clone(),
-                        path: c.cert_path.clone(),
-                        data: Vec::new(),
-                        mode: modes.cert,
-                        replace: Replace::Allow,
                         rename_from: Some(staged),
+                        ..Out::write(
+                            &c.name,
+                            &c.cert_path,
+                            Vec::new(),
+                            modes.cert,
+                            modes.dir,
+                            Replace::Allow,
+                        )
                     });
                     continue;
                 }
                 if !s.keep_key {
-                    outs.push(Out {
-                        entry: c.name.clone(),
-                        path: c.key_path.clone(),
-                        data: key.pem().as_bytes().to_vec(),
-                        mode: modes.key,
-                        replace: Replace::Allow,
-                        rename_from: None,
-                    });
+                    outs.push(Out::write(
+                        &c.name,
+                        &c.key_path,
+                        key.pem().as_bytes().to_vec(),
+                        modes.key,
+                        modes.dir,
+                        Replace::Allow,
+                    ));
                 }
-                outs.push(Out {
-                    entry: c.name.clone(),
-                    path: c.cert_path.clone(),
-                    data: cert_bytes,
-                    mode: modes.cert,
-                    replace: Replace::Allow,
-                    rename_from: None,
-                });
+                outs.push(Out::write(
+                    &c.name,
+                    &c.cert_path,
+                    cert_bytes,
+                    modes.cert,
+                    modes.dir,
+                    Replace::Allow,
+                ));
             }
             (Entry::KeyPair(k), Action::Create) => {
                 let key = take_key(&k.name, s.keep_key)?;
                 if !s.keep_key {
-                    outs.push(Out {
-                        entry: k.name.clone(),
-                        path: k.key_path.clone(),
-                        data: key.pem().as_bytes().to_vec(),
-                        mode: modes.key,
-                        replace: Replace::Allow,
-                        rename_from: None,
-                    });
+                    outs.push(Out::write(
+                        &k.name,
+                        &k.key_path,
+                        key.pem().as_bytes().to_vec(),
+                        modes.key,
+                        modes.dir,
+                        Replace::Allow,
+                    ));
                 }
-                outs.push(Out {
-                    entry: k.name.clone(),
-                    path: k.pub_path.clone(),
-                    data: key.public_key_pem().into_bytes(),
-                    mode: modes.public,
-                    replace: Replace::Allow,
-                    rename_from: None,
-                });
+                outs.push(Out::write(
+                    &k.name,
+                    &k.pub_path,
+                    key.public_key_pem().into_bytes(),
+                    modes.public,
+                    modes.dir,
+                    Replace::Allow,
+                ));
             }
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
                 let key = take_key(&k.name, false)?;
@@ -459,14 +579,14 @@ pub fn apply(
                     }),
                 };
                 let yaml = config.to_yaml().map_err(|m| Error::file(&k.path, m))?;
-                outs.push(Out {
-                    entry: k.name.clone(),
-                    path: k.path.clone(),
-                    data: yaml.into_bytes(),
-                    mode: modes.kubeconfig,
-                    replace: Replace::Allow,
-                    rename_from: None,
-                });
+                outs.push(Out::write(
+                    &k.name,
+                    &k.path,
+                    yaml.into_bytes(),
+                    modes.kubeconfig,
+                    modes.dir,
+                    Replace::Allow,
+                ));
             }
             _ => {}
         }
@@ -493,10 +613,10 @@ pub fn apply(
     //    leaves only complete files under final names.
     let mut pending = Vec::with_capacity(outs.len());
     for o in &outs {
-        pending.push(match o.rename_from {
-            Some(_) => None,
-            None => Some(crate::apply::write::stage(
-                &o.path, &o.data, o.mode, modes.dir, o.replace,
+        pending.push(match (&o.rename_from, o.chmod_only) {
+            (Some(_), _) | (None, true) => None,
+            (None, false) => Some(crate::apply::write::stage(
+                &o.path, &o.data, o.mode, o.dir_mode, o.replace,
             )?),
         });
     }
@@ -525,6 +645,7 @@ pub fn apply(
             (None, Some(from)) => {
                 std::fs::rename(from, &o.path).map_err(|e| Error::file(&o.path, e))?
             }
+            (None, None) if o.chmod_only => crate::apply::write::set_mode(&o.path, o.mode)?,
             (None, None) => {}
         }
         if let Some(d) = o.path.parent() {
@@ -556,14 +677,14 @@ fn push_backups(
             let mode = std::fs::metadata(path)
                 .map(|m| m.mode() & 0o7777)
                 .unwrap_or(*default_mode);
-            outs.push(Out {
-                entry: entry.to_string(),
-                path: backup,
+            outs.push(Out::write(
+                entry,
+                &backup,
                 data,
                 mode,
-                replace: Replace::Never,
-                rename_from: None,
-            });
+                0o700,
+                Replace::Never,
+            ));
         }
     }
     Ok(())

@@ -157,6 +157,29 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// Sets the mode of an existing regular file without following a link (a `repair` step):
+/// the file is opened with `O_NOFOLLOW` (non-blocking, so a FIFO cannot hang it) and its mode
+/// set on the descriptor.
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
+        .open(path)
+        .map_err(|e| Error::file(path, format!("cannot open to set its mode: {e}")))?;
+    let m = f.metadata().map_err(|e| Error::file(path, e))?;
+    if !m.is_file() {
+        return Err(Error::file(
+            path,
+            "is not a regular file; its mode is left alone",
+        ));
+    }
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::file(path, e))
+}
+
 /// An exclusive advisory lock (flock) on a directory, held until dropped, so two kpki processes
 /// never interleave writes in one tree. The directory itself is locked: no lock file is left behind.
 #[derive(Debug)]

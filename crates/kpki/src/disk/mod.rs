@@ -4,6 +4,7 @@
 pub mod read;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::disk::read::{
@@ -13,25 +14,54 @@ use crate::kubeconfig::Kubeconfig;
 use crate::model::resolve::{Desired, Entry};
 use crate::x509::keys::PrivateKey;
 
-/// A kubeconfig as read, with its current context decoded.
+/// A kubeconfig as read, with its current context decoded. Credentials referenced by path
+/// (`certificate-authority`, `client-certificate`, `client-key`: a kubeadm node after
+/// kubelet-finalize points kubelet.conf at the kubelet's rotated certificate) are read too, so
+/// they are checked like embedded ones.
 #[derive(Debug, Clone)]
 pub struct KubeconfigFile {
     /// The parsed file.
     pub config: Kubeconfig,
     /// Server URL of the current context.
     pub server: String,
-    /// DER of the embedded CA certificate, if any.
+    /// Cluster entry name of the current context.
+    pub cluster_name: String,
+    /// User entry name of the current context.
+    pub user_name: String,
+    /// Context name.
+    pub context_name: String,
+    /// DER of the CA certificate (embedded, or read from its referenced file).
     pub ca_der: Option<Vec<u8>>,
-    /// DER of the embedded client certificate, if any.
+    /// DER of the client certificate (embedded, or read from its referenced file).
     pub cert_der: Option<Vec<u8>>,
-    /// The embedded client key, if any.
+    /// The client key (embedded, or read from its referenced file).
     pub key: Option<Arc<PrivateKey>>,
+    /// The CA certificate's file, when referenced by path.
+    pub ca_ref: Option<Reference>,
+    /// The client certificate's file, when referenced by path.
+    pub cert_ref: Option<Reference>,
+    /// The client key's file, when referenced by path.
+    pub key_ref: Option<Reference>,
     /// File mode bits.
     pub mode: u32,
 }
 
+/// A credential a kubeconfig references by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The path as written in the kubeconfig.
+    pub written: String,
+    /// Where it was read from (relative paths resolve against the kubeconfig's directory, as
+    /// client-go does).
+    pub path: PathBuf,
+    /// Why it could not be used, if it could not.
+    pub problem: Option<String>,
+}
+
 /// Observed state of one entry.
 #[derive(Debug, Clone)]
+// One value per entry, moved rarely: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Seen {
     /// A `.crt`/`.key` pair.
     Cert {
@@ -59,6 +89,9 @@ pub struct Disk {
     /// Kubeconfig entry name → `<file>.crt`, a client certificate signed by an external CA
     /// for a kubeconfig that `generate-csr` left with only its key.
     pub signed: HashMap<String, Observed<CertFile>>,
+    /// Entry name -> whether its `generate-csr` request file exists (anything at that name,
+    /// a dangling link included).
+    pub csr: HashMap<String, bool>,
 }
 
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
@@ -70,13 +103,14 @@ fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
 }
 
 /// Reads a kubeconfig file and decodes its current context.
-pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
+pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
     use std::os::unix::fs::MetadataExt;
     let bytes = match read_optional(path) {
         Ok(None) => return Observed::Missing,
         Ok(Some(b)) => b,
         Err(e) => return Observed::Invalid(e.to_string()),
     };
+    let base = path.parent().unwrap_or(Path::new("."));
     let parse = || -> Result<KubeconfigFile, String> {
         let text = std::str::from_utf8(&bytes).map_err(|_| "not a text file".to_string())?;
         let config = Kubeconfig::from_yaml(text)?;
@@ -90,9 +124,9 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
                 })
                 .transpose()
         };
-        let ca_der = cert("certificate-authority-data", &cur.ca_pem)?;
-        let cert_der = cert("client-certificate-data", &cur.client_cert_pem)?;
-        let key = cur
+        let mut ca_der = cert("certificate-authority-data", &cur.ca_pem)?;
+        let mut cert_der = cert("client-certificate-data", &cur.client_cert_pem)?;
+        let mut key = cur
             .client_key_pem
             .as_ref()
             .map(|p| {
@@ -104,12 +138,61 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
             })
             .transpose()?
             .map(Arc::new);
+        let reference = |written: &String| -> Reference {
+            let p = Path::new(written);
+            Reference {
+                written: written.clone(),
+                path: if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    base.join(p)
+                },
+                problem: None,
+            }
+        };
+        // Embedded data wins over a path, as in client-go.
+        let mut ca_ref = None;
+        if let (None, Some(f)) = (&ca_der, &cur.ca_file) {
+            let mut r = reference(f);
+            match read_cert(&r.path) {
+                Observed::Present(c) => ca_der = Some(c.der),
+                Observed::Missing => r.problem = Some("does not exist".into()),
+                Observed::Invalid(m) => r.problem = Some(m),
+            }
+            ca_ref = Some(r);
+        }
+        let mut cert_ref = None;
+        if let (None, Some(f)) = (&cert_der, &cur.client_cert_file) {
+            let mut r = reference(f);
+            match read_cert(&r.path) {
+                Observed::Present(c) => cert_der = Some(c.der),
+                Observed::Missing => r.problem = Some("does not exist".into()),
+                Observed::Invalid(m) => r.problem = Some(m),
+            }
+            cert_ref = Some(r);
+        }
+        let mut key_ref = None;
+        if let (None, Some(f)) = (&key, &cur.client_key_file) {
+            let mut r = reference(f);
+            match read_key(&r.path) {
+                Observed::Present(k) => key = Some(Arc::new(k.key)),
+                Observed::Missing => r.problem = Some("does not exist".into()),
+                Observed::Invalid(m) => r.problem = Some(m),
+            }
+            key_ref = Some(r);
+        }
         Ok(KubeconfigFile {
             server: cur.server.clone(),
+            cluster_name: cur.cluster_name.clone(),
+            user_name: cur.user_name.clone(),
+            context_name: config.current_context.clone(),
             config,
             ca_der,
             cert_der,
             key,
+            ca_ref,
+            cert_ref,
+            key_ref,
             mode: std::fs::metadata(path)
                 .map(|m| m.mode() & 0o7777)
                 .unwrap_or(0),
@@ -125,7 +208,11 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Observed<KubeconfigFile> {
 pub fn observe(desired: &Desired) -> Disk {
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
+    let mut csr = HashMap::new();
     for e in &desired.entries {
+        if let Some(p) = e.csr_path() {
+            csr.insert(e.name().to_string(), std::fs::symlink_metadata(&p).is_ok());
+        }
         if let Entry::Kubeconfig(k) = e {
             let mut crt = k.path.as_os_str().to_owned();
             crt.push(".crt");
@@ -144,5 +231,9 @@ pub fn observe(desired: &Desired) -> Disk {
         };
         entries.insert(e.name().to_string(), seen);
     }
-    Disk { entries, signed }
+    Disk {
+        entries,
+        signed,
+        csr,
+    }
 }

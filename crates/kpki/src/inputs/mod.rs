@@ -113,6 +113,9 @@ pub struct Inputs {
     /// CA validity.
     #[serde(serialize_with = "crate::inputs::duration::serialize_go")]
     pub ca_validity: Duration,
+    /// What resolving the inputs found wrong with them (an input that contradicts the tree).
+    #[serde(skip)]
+    pub notes: Vec<crate::assess::Finding>,
 }
 
 impl Inputs {
@@ -354,7 +357,13 @@ impl Inputs {
             key_algorithm,
             cert_validity,
             ca_validity,
+            notes: Vec::new(),
         })
+    }
+
+    /// Findings about the inputs themselves, for the assessment.
+    pub fn findings(&self) -> Vec<crate::assess::Finding> {
+        self.notes.clone()
     }
 
     /// The API server's service IP: first address after the network of the first service CIDR.

@@ -57,6 +57,8 @@ pub struct CertEntry {
     /// so drift reports can say which input added it.
     #[serde(skip)]
     pub san_origins: Vec<(String, String)>,
+    /// Renewed by `certs renew all`.
+    pub renew_all: bool,
 }
 
 /// Which input a SAN template draws from, in the operator's words.
@@ -126,6 +128,8 @@ pub struct KubeconfigEntry {
     pub server: String,
     /// Cluster entry name.
     pub cluster_name: String,
+    /// Renewed by `certs renew all`.
+    pub renew_all: bool,
 }
 
 /// One resolved entry.
@@ -150,6 +154,20 @@ impl Entry {
             Entry::KeyPair(k) => &k.name,
             Entry::Kubeconfig(k) => &k.name,
         }
+    }
+
+    /// Where `generate-csr` writes the entry's certificate signing request: `<cert path without
+    /// .crt>.csr` for a leaf, `<kubeconfig>.csr` for a kubeconfig (kubeadm's layout).
+    pub fn csr_path(&self) -> Option<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let base = match self {
+            Entry::Leaf(c) => c.cert_path.with_extension(""),
+            Entry::Kubeconfig(k) => k.path.clone(),
+            _ => return None,
+        };
+        let mut s = base.as_os_str().as_bytes().to_vec();
+        s.extend_from_slice(b".csr");
+        Some(PathBuf::from(std::ffi::OsStr::from_bytes(&s)))
     }
 
     /// The file that best identifies the entry in messages.
@@ -355,6 +373,7 @@ pub fn resolve_cert(
         algorithm: algorithm(spec, &c.key_algorithm, inputs),
         validity: validity(&c.validity, inputs),
         san_origins,
+        renew_all: c.renew_all,
     })
 }
 
@@ -391,6 +410,7 @@ pub fn resolve_kubeconfig(
         validity: validity(&k.validity, inputs),
         server,
         cluster_name: inputs.cluster_name.clone(),
+        renew_all: k.renew_all,
     })
 }
 

@@ -83,6 +83,10 @@ pub struct Defaults {
     pub kubeconfig_mode: String,
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn cluster() -> String {
     "cluster".into()
 }
@@ -146,6 +150,10 @@ pub struct CertSpec {
     /// Condition (`local_etcd`).
     #[serde(default)]
     pub when: Option<String>,
+    /// Whether `certs renew all` renews it (default true; kubelet.conf says false: the kubelet
+    /// rotates its own client certificate, and kubeadm's `renew all` leaves it alone).
+    #[serde(default = "yes")]
+    pub renew_all: bool,
 }
 
 /// A bare key pair (no certificate).
@@ -202,6 +210,10 @@ pub struct KubeconfigSpec {
     /// Condition (`local_etcd`).
     #[serde(default)]
     pub when: Option<String>,
+    /// Whether `certs renew all` renews it (default true; kubelet.conf says false: the kubelet
+    /// rotates its own client certificate, and kubeadm's `renew all` leaves it alone).
+    #[serde(default = "yes")]
+    pub renew_all: bool,
 }
 
 /// Per-node credentials (`kpki nodes`). `{node_name}` and `{node_ips}` are the node's own values.

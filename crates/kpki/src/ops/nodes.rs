@@ -1053,13 +1053,13 @@ fn check_cert(
     if info.not_after <= now {
         return Err(format!(
             "expired at {}",
-            crate::plan::fmt_time(info.not_after)
+            crate::assess::fmt_time(info.not_after)
         ));
     }
     if info.not_before > now {
         return Err(format!(
             "not valid before {}",
-            crate::plan::fmt_time(info.not_before)
+            crate::assess::fmt_time(info.not_before)
         ));
     }
     if info.cn != [want.cn.clone()] {

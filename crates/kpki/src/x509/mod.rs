@@ -2,6 +2,7 @@
 //! certificate encoding and signing ([`issue`]), CSRs ([`csr`]) and read-only questions about a
 //! certificate ([`inspect`]).
 
+pub mod chain;
 pub mod csr;
 pub mod inspect;
 pub mod issue;
