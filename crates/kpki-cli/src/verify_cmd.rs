@@ -46,25 +46,16 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
             format!("--warn-within: {:?} must not be negative", cmd.warn_within),
         ));
     }
-    let spec = load_spec(cli)?;
-    let inputs = kpki::inputs::Inputs::from_args(&cmd.inputs.args()).map_err(|e| match e {
-        kpki::Error::Input { ref field, .. } if field == "--apiserver-advertise-address" => Fail(
+    let kpki = crate::load(cli, &cmd.inputs.args()).map_err(|f| match f {
+        Fail(2, m) if m.starts_with("--apiserver-advertise-address") => Fail(
             2,
             format!(
-                "{e} (verify checks SANs and server URLs against the cluster inputs: pass --config FILE or the init flags)"
+                "{m} (verify checks SANs and server URLs against the cluster inputs: pass --config FILE or the init flags)"
             ),
         ),
-        e => e.into(),
+        f => f,
     })?;
-    let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
-    verify::check_dirs(&desired)?;
-    let disk = kpki::disk::observe(&desired);
-    let report = verify::verify(
-        &desired,
-        &disk,
-        run.now,
-        &Options::default().warn_within(warn_within),
-    );
+    let report = kpki.verify(&Options::default().warn_within(warn_within), &run)?;
     match cmd.output {
         VerifyOutput::Text => print!("{}", verify::render_text(&report)),
         VerifyOutput::Json => print!("{}", report.to_json()?),

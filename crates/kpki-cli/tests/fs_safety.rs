@@ -488,7 +488,8 @@ fn no_command_or_flag_replaces_an_existing_ca() {
             true,
         ),
         (vec!["certs", "renew", "all"], FLAGS, true),
-        (vec!["certs", "renew", "all", "--keep-sans"], drifted, true),
+        // A node name that contradicts the tree is refused (identity never changes silently).
+        (vec!["certs", "renew", "all", "--keep-sans"], drifted, false),
         (vec!["certs", "renew", "apiserver"], FLAGS, true),
         (vec!["certs", "renew", "ca"], FLAGS, false),
         (vec!["certs", "renew", "etcd-ca"], FLAGS, false),

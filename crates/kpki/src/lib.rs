@@ -97,14 +97,15 @@ pub struct Kpki {
 }
 
 impl Kpki {
-    /// Loads the spec (`None`: the embedded default) and resolves it against the inputs
-    /// (flags plus the kubeadm config file they name).
+    /// Loads the spec (`None`: the embedded default) and resolves it against the inputs: flags,
+    /// then the kubeadm config file they name, then what the existing tree says (so a tree made
+    /// for node `cp-1` stays `cp-1`), then kubeadm's defaults.
     pub fn new(spec_path: Option<&Path>, args: &inputs::InputArgs) -> Result<Kpki> {
         let spec = match spec_path {
             Some(p) => model::spec::Spec::load(p)?,
             None => model::spec::Spec::default_spec()?,
         };
-        let inputs = inputs::Inputs::from_args(args)?;
+        let inputs = inputs::Inputs::discovered_from_tree(&spec, args)?;
         Kpki::from_parts(spec, inputs)
     }
 
@@ -133,6 +134,14 @@ impl Kpki {
             }
         }
         apply::write::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
+    }
+
+    /// Audits the tree against the spec and the inputs (no writes): the report of the one
+    /// assessment `plan` acts on. Fails only when the tree's directories cannot be read.
+    pub fn verify(&self, opts: &assess::Options, run: &Run<'_>) -> Result<views::verify::Report> {
+        views::verify::check_dirs(&self.desired)?;
+        let disk = disk::observe(&self.desired);
+        Ok(views::verify::verify(&self.desired, &disk, run.now, opts))
     }
 
     /// Reads the tree and plans every entry (no writes).

@@ -184,6 +184,9 @@ impl Options {
 pub struct Plan {
     /// Findings about the inputs.
     pub inputs: Vec<Finding>,
+    /// The caller allows re-issuing, so an input that contradicts the tree does not block.
+    #[serde(skip)]
+    pub regenerating: bool,
     /// One step per entry, in entry order.
     pub steps: Vec<Step>,
 }
@@ -202,7 +205,11 @@ impl Plan {
     /// The first blocking problem as an [`Error`], if any: an input that contradicts the tree,
     /// or a step that is an error.
     pub fn check(&self) -> Result<(), Error> {
-        if let Some(f) = self.inputs.iter().find(|f| f.severity == Severity::Error) {
+        if let Some(f) = self
+            .inputs
+            .iter()
+            .find(|f| f.severity == Severity::Error && !self.regenerating)
+        {
             return Err(Error::input(
                 f.entry.clone(),
                 format!("{}; {}", f.message, f.fix),
@@ -267,6 +274,7 @@ pub fn plan_assessed(
     }
     Plan {
         inputs: a.inputs.clone(),
+        regenerating: opts.regenerate_drifted,
         steps,
     }
 }

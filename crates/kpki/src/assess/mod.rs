@@ -173,7 +173,8 @@ impl Assessment {
 /// Assesses every entry of `desired` against `disk` at `now`: CAs first (entries are in signing
 /// order), so each entry is judged against its CA as found.
 pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Assessment {
-    let mut a = Assessor::new(now, opts.clone());
+    let notes = desired.inputs.findings();
+    let mut a = Assessor::new(now, opts.clone()).with_input_conflicts(&notes);
     let entries = desired
         .entries
         .iter()
@@ -188,7 +189,7 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
         .collect();
     Assessment {
         entries,
-        inputs: desired.inputs.findings(),
+        inputs: notes,
     }
 }
 
@@ -210,6 +211,8 @@ struct Expect<'a> {
     /// Signing CA name (None: self-signed root).
     ca: Option<&'a str>,
     san_origins: &'a [(String, String)],
+    /// The input the CN comes from.
+    cn_origin: &'a str,
 }
 
 impl<'a> Expect<'a> {
@@ -222,6 +225,7 @@ impl<'a> Expect<'a> {
             kind,
             ca: c.ca.as_deref(),
             san_origins: &c.san_origins,
+            cn_origin: &c.cn_origin,
         }
     }
 
@@ -234,6 +238,7 @@ impl<'a> Expect<'a> {
             kind: Kind::Kubeconfig,
             ca: Some(&k.ca),
             san_origins: &[],
+            cn_origin: &k.cn_origin,
         }
     }
 }
@@ -247,6 +252,8 @@ pub struct Assessor {
     cas: HashMap<String, CaView>,
     /// Public keys of the CAs seen so far: a leaf must not reuse one.
     ca_keys: Vec<(String, Vec<u8>)>,
+    /// Inputs that contradict the tree (flag name -> the fix to give instead of a re-issue).
+    conflicts: HashMap<String, String>,
 }
 
 /// Collects one entry's findings.
@@ -346,7 +353,28 @@ impl Assessor {
             opts,
             cas: HashMap::new(),
             ca_keys: Vec::new(),
+            conflicts: HashMap::new(),
         }
+    }
+
+    /// Tells the judge which inputs contradict the tree, so findings they cause say so instead
+    /// of suggesting a re-issue.
+    pub fn with_input_conflicts(mut self, findings: &[Finding]) -> Assessor {
+        for f in findings.iter().filter(|f| f.code == Code::InputConflict) {
+            self.conflicts
+                .insert(f.entry.clone(), format!("{} ({})", f.fix, f.message));
+        }
+        self
+    }
+
+    /// The fix for a finding caused by the value of `origin` (an input's flag name, possibly
+    /// with a config field after " / "): the conflict's fix when that input contradicts the tree.
+    fn fix_for_origin(&self, origin: &str, default: &str) -> String {
+        self.conflicts
+            .iter()
+            .find(|(input, _)| origin.split(" / ").any(|o| o == input.as_str()))
+            .map(|(_, fix)| fix.clone())
+            .unwrap_or_else(|| default.to_string())
     }
 
     /// What the CA `name` offers, as assessed so far.
@@ -520,6 +548,11 @@ impl Assessor {
         // SANs.
         let missing = inspect::missing_sans(&info, &x.profile.dns, &x.profile.ips);
         if !missing.is_empty() {
+            let origins: Vec<&str> = missing
+                .iter()
+                .filter_map(|m| x.san_origins.iter().find(|(san, _)| san == m))
+                .map(|(_, o)| o.as_str())
+                .collect();
             let described: Vec<String> = missing
                 .iter()
                 .map(|m| match x.san_origins.iter().find(|(san, _)| san == m) {
@@ -527,10 +560,15 @@ impl Assessor {
                     _ => m.clone(),
                 })
                 .collect();
+            let fix = origins
+                .iter()
+                .map(|o| self.fix_for_origin(o, &fix))
+                .find(|f| *f != fix)
+                .unwrap_or(fix.clone());
             let (code, f) = if is_ca {
                 (Code::CaSanMissing, String::new())
             } else {
-                (Code::SanMissing, fix.clone())
+                (Code::SanMissing, fix)
             };
             s.push(
                 code,
@@ -715,7 +753,7 @@ impl Assessor {
                     info.cn.join(", "),
                     x.profile.cn
                 ),
-                fix,
+                self.fix_for_origin(x.cn_origin, fix),
             );
         }
         let want_o = set(&x.profile.orgs);

@@ -3,6 +3,7 @@
 //! The CLI hands over raw strings ([`InputArgs`]) so that every validation message names the flag
 //! or config field it came from, and so that installers calling the library get the same checks.
 
+pub mod discover;
 pub mod duration;
 pub mod kubeadm_config;
 
@@ -116,6 +117,9 @@ pub struct Inputs {
     /// What resolving the inputs found wrong with them (an input that contradicts the tree).
     #[serde(skip)]
     pub notes: Vec<crate::assess::Finding>,
+    /// Inputs that neither a flag nor the config gave, read from the existing tree.
+    #[serde(skip)]
+    pub discovered: Vec<discover::Fact>,
 }
 
 impl Inputs {
@@ -358,7 +362,26 @@ impl Inputs {
             cert_validity,
             ca_validity,
             notes: Vec::new(),
+            discovered: Vec::new(),
         })
+    }
+
+    /// Resolves flags over the config over what the existing tree says (see [`discover`]),
+    /// applying kubeadm's defaults last. Input conflicts with the tree's identity and
+    /// disagreeing sources are kept as findings ([`Inputs::findings`]).
+    pub fn discovered_from_tree(
+        spec: &crate::model::spec::Spec,
+        args: &InputArgs,
+    ) -> Result<Inputs> {
+        let cfg = load_config(args.config.as_deref())?;
+        // Where the tree is: the directories do not depend on anything the tree says.
+        let probe = Inputs::names_only(args)?;
+        let found = discover::discover(spec, &probe.cert_dir, &probe.kubeconfig_dir);
+        let (filled, used, notes) = discover::fill(&found, args, &cfg);
+        let mut inputs = Inputs::resolve_naming_config(&filled, &cfg)?;
+        inputs.notes.extend(notes);
+        inputs.discovered = used;
+        Ok(inputs)
     }
 
     /// Findings about the inputs themselves, for the assessment.

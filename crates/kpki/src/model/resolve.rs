@@ -57,6 +57,9 @@ pub struct CertEntry {
     /// so drift reports can say which input added it.
     #[serde(skip)]
     pub san_origins: Vec<(String, String)>,
+    /// Which input the CN comes from ("the spec" when it is literal).
+    #[serde(skip)]
+    pub cn_origin: String,
     /// Renewed by `certs renew all`.
     pub renew_all: bool,
 }
@@ -128,6 +131,9 @@ pub struct KubeconfigEntry {
     pub server: String,
     /// Cluster entry name.
     pub cluster_name: String,
+    /// Which input the CN comes from ("the spec" when it is literal).
+    #[serde(skip)]
+    pub cn_origin: String,
     /// Renewed by `certs renew all`.
     pub renew_all: bool,
 }
@@ -373,6 +379,7 @@ pub fn resolve_cert(
         algorithm: algorithm(spec, &c.key_algorithm, inputs),
         validity: validity(&c.validity, inputs),
         san_origins,
+        cn_origin: template_origin(&c.cn).to_string(),
         renew_all: c.renew_all,
     })
 }
@@ -410,6 +417,7 @@ pub fn resolve_kubeconfig(
         validity: validity(&k.validity, inputs),
         server,
         cluster_name: inputs.cluster_name.clone(),
+        cn_origin: template_origin(&k.cn).to_string(),
         renew_all: k.renew_all,
     })
 }
