@@ -79,6 +79,24 @@ fn is_stdin(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
+/// The API server stores at most 1 MiB per Secret; `kubectl get -o yaml` of one stays far below
+/// this. A bigger input (or `/dev/zero`) is refused instead of read into memory.
+const MAX_SECRET_TEXT: u64 = 8 << 20;
+/// A certificate key file holds 64 hex digits and white space.
+const MAX_KEY_TEXT: u64 = 4096;
+
+/// Reads at most `limit` bytes of text from `r`; more is an error.
+fn read_limited(r: impl Read, limit: u64) -> std::io::Result<String> {
+    let mut text = String::new();
+    r.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {limit} bytes; not what kpki expects here"
+        )));
+    }
+    Ok(text)
+}
+
 fn read_key(flags: &KeyFlags) -> Result<Option<CertificateKey>, Fail> {
     if let Some(hex) = &flags.certificate_key {
         return Ok(Some(CertificateKey::from_hex(hex, "--certificate-key")?));
@@ -86,13 +104,12 @@ fn read_key(flags: &KeyFlags) -> Result<Option<CertificateKey>, Fail> {
     let Some(path) = &flags.certificate_key_file else {
         return Ok(None);
     };
-    let mut text = String::new();
     let res = if is_stdin(path) {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
+        read_limited(std::io::stdin(), MAX_KEY_TEXT)
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+        std::fs::File::open(path).and_then(|f| read_limited(f, MAX_KEY_TEXT))
     };
-    res.map_err(|e| {
+    let text = res.map_err(|e| {
         Fail(
             2,
             format!("--certificate-key-file: {}: {e}", path.display()),
@@ -178,13 +195,12 @@ pub fn download(cli: &Cli, cmd: &DownloadBundleCmd) -> Result<(), Fail> {
         )
     })?;
     let (origin, text) = if is_stdin(&cmd.from) {
-        let mut t = String::new();
-        std::io::stdin()
-            .read_to_string(&mut t)
+        let t = read_limited(std::io::stdin(), MAX_SECRET_TEXT)
             .map_err(|e| Fail(2, format!("--from -: cannot read standard input: {e}")))?;
         ("<stdin>".to_string(), t)
     } else {
-        let t = std::fs::read_to_string(&cmd.from)
+        let t = std::fs::File::open(&cmd.from)
+            .and_then(|f| read_limited(f, MAX_SECRET_TEXT))
             .map_err(|e| Fail(2, format!("{}: cannot read: {e}", cmd.from.display())))?;
         (cmd.from.display().to_string(), t)
     };

@@ -763,6 +763,16 @@ fn bad_bundles_exit_2_with_one_line_and_write_nothing() {
         ("token Secret", vec!["--certificate-key".into(), key.clone(), "--from".into(), s(&token).into()], "found Secret kube-system/bootstrap-token-f1ggk1"),
         ("RBAC List", vec!["--certificate-key".into(), key.clone(), "--from".into(), s(&rbac).into()], "found Role kube-system/kubeadm:kubeadm-certs, RoleBinding kube-system/kubeadm:kubeadm-certs"),
         ("not YAML", vec!["--certificate-key".into(), key.clone(), "--from".into(), garbage], "not a Kubernetes object"),
+        (
+            "endless input",
+            vec![
+                "--certificate-key".into(),
+                key.clone(),
+                "--from".into(),
+                "/dev/zero".into(),
+            ],
+            "/dev/zero: cannot read: larger than",
+        ),
         ("no key", vec!["--from".into(), s(&good).into()], "--certificate-key or --certificate-key-file is required"),
     ];
     let secret_text = fs::read_to_string(&good).unwrap();
