@@ -285,7 +285,51 @@ fn download_bundle_gives_kubeadms_files_byte_for_byte() {
     );
     ok(&out, "download-bundle with the key on stdin");
     assert_eq!(files(&tmp.path().join("other/pki")), want);
+
+    // Uploading the restored tree again, owned by the captured token, gives kubeadm's Secret but
+    // for the nonces: same fields and values once the server's are dropped, every value of the
+    // same length, each decrypting (with the same key) to the same file.
+    let ours = tmp.path().join("again.yaml");
+    let yaml = kpki_ok([
+        "certs",
+        "upload-bundle",
+        "--cert-dir",
+        s(&pki),
+        "--certificate-key",
+        &key,
+        "--token-id",
+        "f1ggk1",
+        "--owner-uid",
+        "9e689798-2d65-4481-976d-706e7376c40c",
+    ]);
+    fs::write(&ours, yaml).unwrap();
+    let report = String::from_utf8(tool_ok(
+        "python3",
+        ["-c", PY_SAME_BUT_NONCES, s(&ours), s(&secret), &key],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(report.trim(), "same but nonces: 8");
 }
+
+/// kpki's Secret (argv[1], first item of its List) against kubeadm's (argv[2]).
+const PY_SAME_BUT_NONCES: &str = r#"
+import base64, sys, yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+ours = yaml.safe_load(open(sys.argv[1]))['items'][0]
+theirs = yaml.safe_load(open(sys.argv[2]))
+for k in ('creationTimestamp', 'resourceVersion', 'uid'):
+    theirs['metadata'].pop(k)
+aes = AESGCM(bytes.fromhex(sys.argv[3]))
+a, b = ours.pop('data'), theirs.pop('data')
+assert ours == theirs, (ours, theirs)
+assert set(a) == set(b)
+for k in a:
+    x, y = base64.b64decode(a[k]), base64.b64decode(b[k])
+    assert len(x) == len(y) and x[:12] != y[:12], k
+    assert aes.decrypt(x[:12], x[12:], None) == aes.decrypt(y[:12], y[12:], None), k
+print('same but nonces:', len(a))
+"#;
 
 // ------------------------------------------------------------------ upload: what kubeadm makes
 
