@@ -652,7 +652,7 @@ fn second_control_plane_joins_with_the_bundle() {
         ["admin.conf", "controller-manager.conf", "scheduler.conf"]
     );
 
-    // verify --join passes on B; plain verify expects the first node's files.
+    // verify --join passes on B (with B's inputs); plain verify expects the first node's files.
     let common = [
         "--cert-dir",
         s(&b),
@@ -660,6 +660,8 @@ fn second_control_plane_joins_with_the_bundle() {
         "cp-2",
         "--apiserver-advertise-address",
         "10.0.0.11",
+        "--encryption-algorithm",
+        "ECDSA-P256",
     ];
     let mut args = vec!["verify", "--join"];
     args.extend(common);
