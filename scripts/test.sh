@@ -18,8 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# check-expiration's YAML output is read back with PyYAML (an independent parser).
+# check-expiration's YAML output is read back with PyYAML (an independent parser); the join bundle
+# is decrypted with the `cryptography` package's AESGCM (an independent AES-GCM).
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
+python3 -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>/dev/null || python3 -m pip install -q cryptography
 
 cargo test --workspace --all-targets "$@"
 

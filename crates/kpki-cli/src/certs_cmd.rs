@@ -25,6 +25,10 @@ pub enum CertsCommand {
     GenerateCsr(Box<crate::lifecycle_cmd::GenerateCsrCmd>),
     /// Print a random 32-byte key, hex-encoded (kubeadm certs certificate-key).
     CertificateKey,
+    /// Encrypt the CAs and sa keys into kubeadm's kubeadm-certs Secret (+ TTL token, RBAC), as YAML/JSON for kubectl apply.
+    UploadBundle(Box<crate::bundle_cmd::UploadBundleCmd>),
+    /// Decrypt a kubeadm-certs Secret (kubeadm's or kpki's) into the cert dir of a joining control-plane node.
+    DownloadBundle(Box<crate::bundle_cmd::DownloadBundleCmd>),
 }
 
 /// Output formats of `certs check-expiration`.
@@ -57,6 +61,8 @@ pub fn run(cli: &Cli, cmd: &CertsCmd) -> Result<(), Fail> {
         CertsCommand::Renew(c) => crate::lifecycle_cmd::renew(cli, c),
         CertsCommand::GenerateCsr(c) => crate::lifecycle_cmd::generate_csr(cli, c),
         CertsCommand::CertificateKey => crate::lifecycle_cmd::certificate_key(cli),
+        CertsCommand::UploadBundle(c) => crate::bundle_cmd::upload(cli, c),
+        CertsCommand::DownloadBundle(c) => crate::bundle_cmd::download(cli, c),
     }
 }
 

@@ -50,6 +50,11 @@ pub struct InputFlags {
     /// CA validity as a Go duration (default 87600h).
     #[arg(long)]
     ca_validity: Option<String>,
+    /// A control-plane node joining an existing cluster (kubeadm join --control-plane): no
+    /// super-admin.conf or kubelet.conf, and the CAs and sa keys must already be there (kpki certs
+    /// download-bundle).
+    #[arg(long)]
+    join: bool,
 }
 
 impl InputFlags {
@@ -69,6 +74,7 @@ impl InputFlags {
             encryption_algorithm: self.encryption_algorithm.clone(),
             cert_validity: self.cert_validity.clone(),
             ca_validity: self.ca_validity.clone(),
+            join: self.join,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kpki::Run;
 
+mod bundle_cmd;
 mod certs_cmd;
 mod flags;
 mod init;
@@ -56,7 +57,7 @@ enum Command {
     Token(nodes_cmd::TokenCmd),
     /// Audit the whole tree against the spec and the inputs (findings; exit 1 on errors).
     Verify(Box<verify_cmd::VerifyCmd>),
-    /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key. renew, generate-csr, certificate-key.
+    /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key, upload-bundle, download-bundle.
     Certs(certs_cmd::CertsCmd),
     /// Print the embedded default spec.
     Spec,
@@ -74,9 +75,16 @@ impl From<kpki::Error> for Fail {
 /// Loads the spec and resolves the inputs, applying the global write-safety flags.
 pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fail> {
     let mut k = kpki::Kpki::new(cli.spec.as_deref(), args)?;
+    k.lock_timeout = lock_timeout(cli)?;
+    k.allow_insecure_dir = cli.allow_insecure_dir;
+    Ok(k)
+}
+
+/// `--lock-timeout` as a duration.
+pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
     let t = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)
         .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
-    k.lock_timeout = std::time::Duration::try_from(t).map_err(|_| {
+    std::time::Duration::try_from(t).map_err(|_| {
         Fail(
             2,
             format!(
@@ -84,9 +92,7 @@ pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fai
                 cli.lock_timeout
             ),
         )
-    })?;
-    k.allow_insecure_dir = cli.allow_insecure_dir;
-    Ok(k)
+    })
 }
 
 /// The clock, randomness and parallelism for this invocation.

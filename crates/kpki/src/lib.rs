@@ -152,7 +152,11 @@ impl Kpki {
 
     /// Creates what is missing and keeps what is right; refuses (writing nothing) when anything
     /// on disk conflicts with the spec. Re-running on a complete tree changes no byte.
+    /// With `--join` (`inputs.join`), the bundle entries (CAs, sa) must already be there.
     pub fn init(&self, opts: &plan::Options, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+        if self.desired.inputs.join {
+            ops::bundle::check_joinable(&self.spec, &self.desired)?;
+        }
         self.execute(opts, run, dry_run, |_, desired| desired.clone())
     }
 

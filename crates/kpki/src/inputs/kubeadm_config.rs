@@ -58,6 +58,12 @@ pub struct KubeadmConfig {
     pub etcd_peer_cert_sans: Vec<String>,
     /// True when ClusterConfiguration sets `etcd.external`: kubeadm then creates no etcd PKI.
     pub etcd_external: bool,
+    /// ClusterConfiguration `etcd.external.caFile` (travels in the join bundle).
+    pub etcd_external_ca_file: Option<String>,
+    /// ClusterConfiguration `etcd.external.certFile`.
+    pub etcd_external_cert_file: Option<String>,
+    /// ClusterConfiguration `etcd.external.keyFile`.
+    pub etcd_external_key_file: Option<String>,
     /// ClusterConfiguration `networking.serviceSubnet`.
     pub service_subnet: Option<String>,
     /// ClusterConfiguration `networking.dnsDomain`.
@@ -222,6 +228,11 @@ fn read_cluster(obj: &Obj<'_>, cfg: &mut KubeadmConfig) -> Result<(), String> {
             ));
         }
         cfg.etcd_external = external.is_some();
+        if let Some(external) = external {
+            cfg.etcd_external_ca_file = external.string("caFile")?;
+            cfg.etcd_external_cert_file = external.string("certFile")?;
+            cfg.etcd_external_key_file = external.string("keyFile")?;
+        }
         if let Some(local) = local {
             cfg.etcd_server_cert_sans = local.strings("serverCertSANs")?;
             cfg.etcd_peer_cert_sans = local.strings("peerCertSANs")?;
@@ -748,6 +759,26 @@ etcd:
         let cfg = parse(text).expect("should parse");
         assert!(cfg.etcd_external);
         assert!(cfg.etcd_server_cert_sans.is_empty());
+        // The files travel in the join bundle; unset ones stay None.
+        assert_eq!(
+            cfg.etcd_external_ca_file.as_deref(),
+            Some("/etc/etcd/ca.crt")
+        );
+        assert_eq!(cfg.etcd_external_cert_file, None);
+        let with_files =
+            format!("{text}    certFile: /etc/etcd/c.crt\n    keyFile: /etc/etcd/c.key\n");
+        let cfg = parse(&with_files).expect("should parse");
+        assert_eq!(
+            cfg.etcd_external_cert_file.as_deref(),
+            Some("/etc/etcd/c.crt")
+        );
+        assert_eq!(
+            cfg.etcd_external_key_file.as_deref(),
+            Some("/etc/etcd/c.key")
+        );
+        assert!(
+            err(&format!("{text}    keyFile: 5\n")).contains("etcd.external.keyFile: invalid type")
+        );
 
         // Local etcd, or `external: null`, is not external.
         assert!(!parse(V1BETA4).expect("should parse").etcd_external);

@@ -55,6 +55,8 @@ pub struct InputArgs {
     pub cert_validity: Option<String>,
     /// `--ca-validity` (Go duration).
     pub ca_validity: Option<String>,
+    /// `--join`: this node joins an existing control plane (`kubeadm join --control-plane`).
+    pub join: bool,
 }
 
 /// A `host:port` endpoint.
@@ -75,6 +77,18 @@ impl Endpoint {
             format!("https://{}:{}", self.host, self.port)
         }
     }
+}
+
+/// `etcd.external.caFile` / `certFile` / `keyFile` of the kubeadm config (paths as written;
+/// kubeadm reads them relative to its working directory). Unset fields are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExternalEtcd {
+    /// `etcd.external.caFile`.
+    pub ca_file: Option<PathBuf>,
+    /// `etcd.external.certFile`.
+    pub cert_file: Option<PathBuf>,
+    /// `etcd.external.keyFile`.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Validated cluster inputs: everything the spec's templates and the kubeconfigs need.
@@ -106,6 +120,12 @@ pub struct Inputs {
     pub etcd_peer_extra_sans: Vec<String>,
     /// False with an external etcd: entries marked `when = "local_etcd"` are left out.
     pub local_etcd: bool,
+    /// The `etcd.external` files of the kubeadm config (set exactly when `local_etcd` is false
+    /// because the config says `etcd.external`); they travel in the join bundle.
+    pub external_etcd: Option<ExternalEtcd>,
+    /// A control-plane node joining an existing cluster (`--join`): entries marked
+    /// `when = "first_control_plane"` are left out, and the bundle entries must already be there.
+    pub join: bool,
     /// Key algorithm for entries that follow the cluster setting.
     pub key_algorithm: KeyAlgorithm,
     /// Leaf validity.
@@ -358,6 +378,12 @@ impl Inputs {
             etcd_server_extra_sans,
             etcd_peer_extra_sans,
             local_etcd: !cfg.etcd_external,
+            external_etcd: cfg.etcd_external.then(|| ExternalEtcd {
+                ca_file: cfg.etcd_external_ca_file.as_ref().map(PathBuf::from),
+                cert_file: cfg.etcd_external_cert_file.as_ref().map(PathBuf::from),
+                key_file: cfg.etcd_external_key_file.as_ref().map(PathBuf::from),
+            }),
+            join: args.join,
             key_algorithm,
             cert_validity,
             ca_validity,

@@ -336,6 +336,7 @@ fn validity(v: &Option<String>, inputs: &Inputs) -> Duration {
 fn when_ok(when: &Option<String>, inputs: &Inputs) -> bool {
     match when.as_deref() {
         Some("local_etcd") => inputs.local_etcd,
+        Some("first_control_plane") => !inputs.join,
         _ => true,
     }
 }
@@ -544,6 +545,29 @@ mod tests {
             panic!("no admin.conf")
         };
         assert_eq!(a.server, "https://k8s.example.internal:6443");
+    }
+
+    #[test]
+    fn join_drops_what_only_the_first_control_plane_gets() {
+        let args = InputArgs {
+            node_name: Some("cp-2".into()),
+            advertise_address: Some("10.0.0.11".into()),
+            join: true,
+            ..Default::default()
+        };
+        let inputs = Inputs::resolve(&args, &KubeadmConfig::default()).expect("inputs");
+        let d = resolve(&Spec::default_spec().expect("spec"), &inputs).expect("resolve");
+        let kubeconfigs: Vec<&str> = d
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Kubeconfig(_)))
+            .map(Entry::name)
+            .collect();
+        assert_eq!(
+            kubeconfigs,
+            ["admin.conf", "controller-manager.conf", "scheduler.conf"]
+        );
+        assert!(d.get("etcd-peer").is_some() && d.get("ca").is_some());
     }
 
     #[test]

@@ -154,6 +154,10 @@ pub struct CertSpec {
     /// rotates its own client certificate, and kubeadm's `renew all` leaves it alone).
     #[serde(default = "yes")]
     pub renew_all: bool,
+    /// Travels in the control-plane join bundle (`kpki certs upload-bundle`): CAs only, since
+    /// every node issues its own leaves.
+    #[serde(default)]
+    pub bundle: bool,
 }
 
 /// A bare key pair (no certificate).
@@ -176,6 +180,9 @@ pub struct KeyPairSpec {
     /// Condition (`local_etcd`).
     #[serde(default)]
     pub when: Option<String>,
+    /// Travels in the control-plane join bundle (both files).
+    #[serde(default)]
+    pub bundle: bool,
 }
 
 /// A kubeconfig with an embedded client certificate.
@@ -344,8 +351,10 @@ pub const EXT_KEY_USAGES: &[&str] = &[
     "ocsp_signing",
 ];
 
-/// Conditions accepted in `when`.
-pub const CONDITIONS: &[&str] = &["local_etcd"];
+/// Conditions accepted in `when`: `local_etcd` (no `etcd.external` in the config) and
+/// `first_control_plane` (not `--join`: what `kubeadm init` writes but `kubeadm join
+/// --control-plane` does not).
+pub const CONDITIONS: &[&str] = &["local_etcd", "first_control_plane"];
 
 impl Spec {
     /// The embedded default spec.
@@ -461,6 +470,7 @@ impl Spec {
             }
             check_when(&k.when).map_err(|m| (k.name.clone(), m))?;
         }
+        self.check_bundle_keys()?;
         for k in &self.kubeconfigs {
             claim(&mut kc_files, &k.name, &k.file)?;
             self.check_kubeconfig(k, SCALAR_VARS)?;
@@ -509,6 +519,11 @@ impl Spec {
             Template::parse(s, scalars, lists).map_err(|m| e(format!("sans: {m}")))?;
         }
         check_usages(&c.key_usages, &c.ext_key_usages).map_err(e)?;
+        if c.bundle && !is_ca {
+            return Err(e(
+                "bundle = true is only for [[ca]] and [[keypair]] entries: every node issues its own leaves".into(),
+            ));
+        }
         let signs = c.key_usages.iter().any(|u| u == "key_cert_sign");
         if is_ca && !signs {
             return Err(e(
@@ -572,6 +587,42 @@ impl Spec {
         }
         check_when(&k.when).map_err(e)?;
         self.check_when_implies(&k.name, &k.when, Some(&k.ca))
+    }
+
+    /// The join bundle's files: `(data key, entry, path under the cert dir)` of every entry with
+    /// `bundle = true`, CAs (key, then certificate) before key pairs (key, then public key).
+    pub fn bundle_files(&self) -> Vec<(String, &str, String)> {
+        let mut out = Vec::new();
+        for c in self.ca_order().into_iter().filter(|c| c.bundle) {
+            for ext in ["key", "crt"] {
+                let rel = format!("{}.{ext}", c.path);
+                out.push((bundle_key(&rel), c.name.as_str(), rel));
+            }
+        }
+        for k in self.keypairs.iter().filter(|k| k.bundle) {
+            for rel in [&k.key, &k.public] {
+                out.push((bundle_key(rel), k.name.as_str(), rel.clone()));
+            }
+        }
+        out
+    }
+
+    /// Two files must not map to one Secret data key (`a/b-c` and `a-b/c` both give `a-b-c`),
+    /// nor to one of the external-etcd keys kubeadm reserves.
+    fn check_bundle_keys(&self) -> std::result::Result<(), (String, String)> {
+        let mut seen: BTreeMap<String, String> = EXTERNAL_ETCD_BUNDLE_KEYS
+            .iter()
+            .map(|k| (k.to_string(), "etcd.external (kubeadm)".to_string()))
+            .collect();
+        for (key, entry, _) in self.bundle_files() {
+            if let Some(other) = seen.insert(key.clone(), entry.to_string()) {
+                return Err((
+                    entry.to_string(),
+                    format!("bundle data key {key:?} is already used by {other}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An entry signed by a conditional CA must carry the same condition, or it would be left
@@ -641,6 +692,19 @@ impl Spec {
         }
         out
     }
+}
+
+/// Data keys kubeadm gives the `etcd.external` files in the join bundle (CA, client cert, key).
+pub const EXTERNAL_ETCD_BUNDLE_KEYS: [&str; 3] = [
+    "external-etcd-ca.crt",
+    "external-etcd.crt",
+    "external-etcd.key",
+];
+
+/// The join bundle's data key for a file: its path under the cert dir with `/` replaced by `-`
+/// (kubeadm's `certOrKeyNameToSecretName`: `etcd/ca.crt` -> `etcd-ca.crt`).
+pub fn bundle_key(rel_path: &str) -> String {
+    rel_path.replace('/', "-")
 }
 
 /// Parses an octal file mode such as `"0600"`.
@@ -851,6 +915,61 @@ mod tests {
             )
         });
         assert!(e.contains("must stand alone"), "{e}");
+    }
+
+    #[test]
+    fn bundle_entries_and_conditions() {
+        let s = Spec::default_spec().expect("default spec");
+        let keys: Vec<String> = s.bundle_files().into_iter().map(|(k, _, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "ca.key",
+                "ca.crt",
+                "front-proxy-ca.key",
+                "front-proxy-ca.crt",
+                "etcd-ca.key",
+                "etcd-ca.crt",
+                "sa.key",
+                "sa.pub"
+            ]
+        );
+        let e = broken(|s| {
+            s.replacen(
+                "name = \"apiserver\"",
+                "name = \"apiserver\"\nbundle = true",
+                1,
+            )
+        });
+        assert!(
+            e.contains("apiserver") && e.contains("only for [[ca]] and [[keypair]]"),
+            "{e}"
+        );
+        // `a/b-c` and `a-b/c` would share one data key; so would kubeadm's external-etcd names.
+        let e = broken(|s| s.replacen("path = \"front-proxy-ca\"", "path = \"etcd-ca\"", 1));
+        assert!(e.contains("bundle data key \"etcd-ca.key\""), "{e}");
+        let e = broken(|s| {
+            s.replacen(
+                "path = \"front-proxy-ca\"",
+                "path = \"external-etcd-ca\"",
+                1,
+            )
+        });
+        assert!(
+            e.contains("external-etcd-ca.crt") && e.contains("etcd.external"),
+            "{e}"
+        );
+        let e = broken(|s| {
+            s.replacen(
+                "\nwhen = \"first_control_plane\"",
+                "\nwhen = \"first_node\"",
+                1,
+            )
+        });
+        assert!(
+            e.contains("unknown condition") && e.contains("first_control_plane"),
+            "{e}"
+        );
     }
 
     #[test]
