@@ -58,6 +58,7 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
     })?;
     let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
     verify::check_dirs(&desired)?;
+    crate::print_warnings(&inputs);
     let disk = kpki::disk::observe(&desired);
     let report = verify::verify(
         &desired,

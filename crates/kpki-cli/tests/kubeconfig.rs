@@ -310,7 +310,17 @@ fn names_in(dir: &Path) -> Vec<String> {
 #[test]
 fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!("{FIXTURE}/kubeadm-config.yaml");
+    // The fixture's config without its kubernetesVersion (v1.28.4), so kpki follows the newest
+    // kubeadm and this test keeps comparing the newest layout with kubeadm 1.28's files.
+    let text = fs::read_to_string(format!("{FIXTURE}/kubeadm-config.yaml")).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("kubernetesVersion:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config_path = tmp.path().join("kubeadm-config.yaml");
+    fs::write(&config_path, text).unwrap();
+    let config = config_path.to_str().unwrap().to_string();
     let (pki, kc) = init_tree(tmp.path(), &["--config", &config]);
     let fixture_kc = Path::new(FIXTURE).join("kubeconfig");
     let fixture_ca = fs::read(Path::new(FIXTURE).join("pki/ca.crt")).unwrap();

@@ -621,7 +621,7 @@ impl Spec {
                 return Err((
                     name.to_string(),
                     format!(
-                        "its CA {:?} has when = {:?}; the entry's condition must include it",
+                        "its CA {:?} has when = {:?}; the entry must have the same condition (or one that includes it)",
                         ca.name,
                         ca.when.as_deref().unwrap_or("")
                     ),
