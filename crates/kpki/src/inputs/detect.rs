@@ -68,7 +68,11 @@ pub fn default_routes_v6(table: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 10 && f[0] == "00000000000000000000000000000000" && f[1] == "00")
+            // Column 8 holds the flags: skip reject routes (RTF_REJECT, 0x0200), such as the
+            // "unreachable" ::/0 on lo that every network namespace has.
+            let reject = u32::from_str_radix(f.get(8).copied().unwrap_or("0"), 16)
+                .is_ok_and(|flags| flags & 0x0200 != 0);
+            (f.len() >= 10 && f[0] == "00000000000000000000000000000000" && f[1] == "00" && !reject)
                 .then(|| f[9].to_string())
         })
         .collect()
@@ -210,6 +214,12 @@ eth0\t00000000\t0102000A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
             (d.address.to_string(), d.interface.as_str()),
             ("2001:db8::5".into(), "eth2")
         );
+    }
+
+    #[test]
+    fn reject_routes_are_not_default_routes() {
+        assert!(default_routes_v6("00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n").is_empty());
+        assert_eq!(default_routes_v6(ROUTE6), ["eth2"]);
     }
 
     #[test]
