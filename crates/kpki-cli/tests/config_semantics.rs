@@ -168,13 +168,13 @@ fn cases() -> Vec<Case> {
         c("unknown feature gate", v4("v1.33.0", "featureGates:\n  Nope: true\n"), &[], Want::Refused(&["featureGates.Nope", "Nope is not a valid feature name."])),
         c("map extraArgs in v1beta4", v4("v1.33.0", "apiServer:\n  extraArgs:\n    v: \"4\"\n"), &[], Want::Refused(&["apiServer.extraArgs", "expected a list of {name, value}"])),
         c("list extraArgs in v1beta3", v3("v1.30.0", "apiServer:\n  extraArgs:\n  - name: v\n    value: \"4\"\n"), &[], Want::Refused(&["apiServer.extraArgs", "expected a mapping of flag names"])),
-        c("kubeletExtraArgs map in v1beta4", format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.10\nnodeRegistration:\n  name: cp-1\n  kubeletExtraArgs:\n    node-ip: 10.0.0.10\n"), &[], Want::Refused(&["nodeRegistration.kubeletExtraArgs"])),
+        c("kubeletExtraArgs map in v1beta4", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 10.0.0.10\nnodeRegistration:\n  name: cp-1\n  kubeletExtraArgs:\n    node-ip: 10.0.0.10\n".to_string(), &[], Want::Refused(&["nodeRegistration.kubeletExtraArgs"])),
         c("invalid certSAN in the file", v4("v1.33.0", "apiServer:\n  certSANs: [ok.example.com, \"bad name\"]\n"), &[], Want::Refused(&["apiServer.certSANs[1]", "altname is not a valid IP address"])),
         c("etcd local and external", v4("v1.33.0", "etcd:\n  local:\n    dataDir: /var/lib/etcd\n  external:\n    endpoints: [https://10.0.0.5:2379]\n"), &[], Want::Refused(&["etcd", "mutually exclusive"])),
         c("external etcd: no etcd PKI", v4("v1.33.0", "etcd:\n  external:\n    endpoints: [https://10.0.0.5:2379]\n    caFile: /etc/etcd/ca.crt\n    certFile: /etc/etcd/c.crt\n    keyFile: /etc/etcd/c.key\n"), &[], Want::Ok(Layout { etcd: false, ..newest() })),
         c("service subnet too large", v4("v1.33.0", "networking:\n  serviceSubnet: 10.0.0.0/8\n"), &[], Want::Refused(&["networking.serviceSubnet", "too large"])),
         // --- networks ------------------------------------------------------------------------
-        c("IPv6 advertise address and service subnet", format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: \"fd00::10\"\nnodeRegistration:\n  name: cp-1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.0\nnetworking:\n  serviceSubnet: fd00:96::/112\n"), &[], Want::Ok(Layout { apiserver_ips: Some(&["fd00:96::1", "fd00::10"]), ..newest() })),
+        c("IPv6 advertise address and service subnet", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: \"fd00::10\"\nnodeRegistration:\n  name: cp-1\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.0\nnetworking:\n  serviceSubnet: fd00:96::/112\n".to_string(), &[], Want::Ok(Layout { apiserver_ips: Some(&["fd00:96::1", "fd00::10"]), ..newest() })),
         c("dual-stack service subnets: first family only", v4("v1.33.0", "networking:\n  serviceSubnet: 10.96.0.0/16,fd00:96::/112\n"), &[], Want::Ok(Layout { apiserver_ips: Some(&["10.96.0.1", "10.0.0.10"]), ..newest() })),
         // --- defect 8: flags and --config merge ------------------------------------------------
         c("--apiserver-cert-extra-sans adds to certSANs", v4("v1.33.0", "apiServer:\n  certSANs: [from-file.example.com, 192.0.2.7]\n"), &["--apiserver-cert-extra-sans", "from-flag.example.com,192.0.2.8"], Want::Ok(Layout { apiserver_ips: Some(&["10.96.0.1", "10.0.0.10", "192.0.2.7", "192.0.2.8"]), apiserver_dns: &["from-file.example.com", "from-flag.example.com", "cp.example.internal"], ..newest() })),
@@ -458,7 +458,7 @@ fn advertise_address_detection_in_a_network_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_kpki");
     for (name, yaml) in [
-        ("only-cluster.yaml", format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.0\n")),
+        ("only-cluster.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.0\n".to_string()),
         ("zero.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 0.0.0.0\nnodeRegistration:\n  name: cp-1\n".to_string()),
         ("empty-endpoint.yaml", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint: {}\nnodeRegistration:\n  name: cp-1\n".to_string()),
     ] {
