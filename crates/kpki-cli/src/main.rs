@@ -82,7 +82,7 @@ pub fn print_warnings(inputs: &kpki::inputs::Inputs) {
 
 /// Prints how the inputs were chosen (target kubeadm, a detected address) as `[inputs]` lines.
 pub fn print_notes(inputs: &kpki::inputs::Inputs, to_stderr: bool) {
-    for n in inputs.notes() {
+    for n in inputs.choices() {
         if to_stderr {
             eprintln!("[inputs] {n}");
         } else {
