@@ -11,12 +11,16 @@ pub struct InputFlags {
     /// Certificate directory.
     #[arg(long = "cert-dir", visible_alias = "out", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// Kubeconfig directory (default: the parent of the cert dir).
+    /// Kubeconfig directory (default: the parent of --cert-dir if given, else /etc/kubernetes).
     #[arg(long, value_name = "DIR")]
     pub kubeconfig_dir: Option<PathBuf>,
     /// kubeadm config file (InitConfiguration / ClusterConfiguration, v1beta3 or v1beta4).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Follow this kubeadm's layout and config rules (1.28-1.35; default: the minor of the
+    /// config's kubernetesVersion, else the newest). kubeadm deploys its own minor and one older.
+    #[arg(long, value_name = "VERSION")]
+    pub kubeadm_version: Option<String>,
     /// Node name (default: the host name, lower-cased).
     #[arg(long)]
     node_name: Option<String>,
@@ -29,7 +33,8 @@ pub struct InputFlags {
     /// Stable host[:port] for the control plane.
     #[arg(long)]
     control_plane_endpoint: Option<String>,
-    /// Extra API server SANs (IPs or DNS names, comma-separated; repeatable).
+    /// Extra API server SANs (IPs or DNS names, comma-separated; repeatable); added to the
+    /// config file's apiServer.certSANs.
     #[arg(long)]
     apiserver_cert_extra_sans: Vec<String>,
     /// Service CIDR(s) (default 10.96.0.0/12).
@@ -63,6 +68,7 @@ impl InputFlags {
             cert_dir: self.cert_dir.clone(),
             kubeconfig_dir: self.kubeconfig_dir.clone(),
             config: self.config.clone(),
+            kubeadm_version: self.kubeadm_version.clone(),
             node_name: self.node_name.clone(),
             advertise_address: self.apiserver_advertise_address.clone(),
             bind_port: self.apiserver_bind_port.clone(),

@@ -25,6 +25,8 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
     let opts = Options::init(cmd.regenerate_drifted);
     let report = kpki.init(&opts, &run, cmd.dry_run)?;
     let d = &kpki.desired;
+    crate::print_notes(&d.inputs, false);
+    crate::print_warnings(&d.inputs);
     println!(
         "[certs] Using certificateDir folder {:?}",
         d.inputs.cert_dir.display().to_string()

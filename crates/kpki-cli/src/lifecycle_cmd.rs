@@ -63,19 +63,72 @@ fn print_steps(plan: &kpki::plan::Plan) {
     }
 }
 
+/// The inputs and where each came from (flag, config file line, default, detected), then the
+/// extra SANs one by one: the merge of flags and --config made visible.
+fn print_inputs_table(i: &kpki::inputs::Inputs) {
+    let show = |name: &str, value: String| {
+        let origin = i
+            .origin(name)
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!("{name:<22}  {value:<40}  {origin}");
+    };
+    println!("{:<22}  {:<40}  FROM", "INPUT", "VALUE");
+    show("target", i.target.kubeadm());
+    show("cert_dir", i.cert_dir.display().to_string());
+    show("kubeconfig_dir", i.kubeconfig_dir.display().to_string());
+    show("node_name", i.node_name.clone());
+    show("advertise_address", i.advertise_address.to_string());
+    show("bind_port", i.bind_port.to_string());
+    if let Some(e) = &i.control_plane_endpoint {
+        show("control_plane_endpoint", format!("{}:{}", e.host, e.port));
+    }
+    show(
+        "service_cidrs",
+        i.service_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    show("dns_domain", i.dns_domain.clone());
+    show("cluster_name", i.cluster_name.clone());
+    show("key_algorithm", i.key_algorithm.to_string());
+    show(
+        "cert_validity",
+        kpki::inputs::duration::format_go_duration(i.cert_validity),
+    );
+    show(
+        "ca_validity",
+        kpki::inputs::duration::format_go_duration(i.ca_validity),
+    );
+    for (san, origin) in i
+        .apiserver_extra_sans
+        .iter()
+        .zip(&i.apiserver_extra_san_origins)
+    {
+        println!("{:<22}  {san:<40}  {origin}", "apiserver_extra_san");
+    }
+    println!();
+}
+
 /// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
 pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args())?;
     let opts = Options::init(true);
     let plan = kpki.plan(&opts, &run);
+    crate::print_warnings(&kpki.desired.inputs);
     match cmd.output.as_str() {
         "json" => {
             let doc = PlanDocument::from(&plan);
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Fail(2, e.to_string()))?;
             println!("{text}");
         }
-        "text" => print_steps(&plan),
+        "text" => {
+            print_inputs_table(&kpki.desired.inputs);
+            print_steps(&plan)
+        }
         other => {
             return Err(Fail(
                 2,
@@ -91,6 +144,7 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args())?;
     let report = kpki.renew(&cmd.names, cmd.keep_sans, &run, cmd.dry_run)?;
+    crate::print_warnings(&kpki.desired.inputs);
     for s in &report.plan.steps {
         match s.action {
             Action::Renew | Action::Regenerate if cmd.dry_run => {

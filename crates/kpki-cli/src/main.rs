@@ -72,6 +72,26 @@ impl From<kpki::Error> for Fail {
     }
 }
 
+/// Prints the warnings the library returned about the inputs (kubeadm's validity warnings,
+/// ignored fields, deprecated settings), on stderr. Called once the command has succeeded, so a
+/// failing command still prints exactly one `error:` line.
+pub fn print_warnings(inputs: &kpki::inputs::Inputs) {
+    for w in &inputs.warnings {
+        eprintln!("WARNING: {w}");
+    }
+}
+
+/// Prints how the inputs were chosen (target kubeadm, a detected address) as `[inputs]` lines.
+pub fn print_notes(inputs: &kpki::inputs::Inputs, to_stderr: bool) {
+    for n in inputs.choices() {
+        if to_stderr {
+            eprintln!("[inputs] {n}");
+        } else {
+            println!("[inputs] {n}");
+        }
+    }
+}
+
 /// Loads the spec and resolves the inputs, applying the global write-safety flags.
 pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fail> {
     let mut k = kpki::Kpki::new(cli.spec.as_deref(), args)?;

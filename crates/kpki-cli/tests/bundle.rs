@@ -927,7 +927,8 @@ fn external_etcd_files_travel_from_and_to_their_config_paths() {
             if key_file {
                 format!("    keyFile: {}\n", ext.join("client-key.pem").display())
             } else {
-                String::new()
+                // kubeadm's validation wants both or neither: name a file that is not there.
+                format!("    keyFile: {}\n", ext.join("absent-key.pem").display())
             }
         );
         let p = tmp.path().join(format!(
@@ -939,10 +940,14 @@ fn external_etcd_files_travel_from_and_to_their_config_paths() {
     };
     let a = tmp.path().join("a/pki");
     let cfg_a = config(&a, &ext_a, true);
+    let a_kubeconfigs = tmp.path().join("a");
     kpki_ok([
         "init",
         "--config",
         s(&cfg_a),
+        // certificatesDir does not move the kubeconfigs (kubeadm writes them to /etc/kubernetes)
+        "--kubeconfig-dir",
+        s(&a_kubeconfigs),
         "--node-name",
         "cp-1",
         "--apiserver-advertise-address",
@@ -1016,8 +1021,8 @@ fn external_etcd_files_travel_from_and_to_their_config_paths() {
     assert_eq!(mode(&ext_b), 0o755);
     assert!(!b.join("etcd").exists());
 
-    // Without keyFile in the config, the key travels as an empty value (kubeadm: a file it
-    // cannot read is empty).
+    // With keyFile naming a file that is not there, the key travels as an empty value
+    // (kubeadm: a file it cannot read is empty).
     let cfg_nokey = config(&a, &ext_a, false);
     let yaml = kpki_ok([
         "certs",

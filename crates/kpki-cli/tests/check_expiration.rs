@@ -149,9 +149,23 @@ fn fixture_matches_kubeadm_byte_for_byte() {
     assert_eq!(got, kubeadm_output());
 }
 
+/// The fixture's args, following kubeadm 1.29 (which deploys the fixture's v1.28.4 control
+/// plane and expects super-admin.conf).
+fn fixture_args_129() -> Vec<String> {
+    let mut a = fixture_args();
+    a.extend(["--kubeadm-version".to_string(), "1.29".to_string()]);
+    a
+}
+
 #[test]
-fn default_spec_adds_only_the_missing_super_admin_row() {
-    let got = check_expiration(&[], &fixture_args(), &["--kubeadm-rows"]);
+fn default_spec_follows_the_kubeadm_version() {
+    // kubernetesVersion v1.28.4: kubeadm 1.28's rows, byte for byte, with the default spec.
+    assert_eq!(
+        check_expiration(&[], &fixture_args(), &["--kubeadm-rows"]),
+        kubeadm_output()
+    );
+    // kubeadm 1.29 also expects super-admin.conf: the only difference is its MISSING row.
+    let got = check_expiration(&[], &fixture_args_129(), &["--kubeadm-rows"]);
     let want = with_missing_super_admin(&kubeadm_output());
     assert_eq!(got, want);
     assert!(got.contains("\n!MISSING! super-admin.conf   "), "{got}");
@@ -163,7 +177,7 @@ fn default_spec_adds_only_the_missing_super_admin_row() {
 #[test]
 fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
     let got = check_expiration(&[], &fixture_args(), &[]);
-    let kubeadm_rows = with_missing_super_admin(&kubeadm_output());
+    let kubeadm_rows = kubeadm_output();
     let date = not_after(&kubeconfig_cert(
         &Path::new(FIXTURE).join("kubeconfig/kubelet.conf"),
     ));
@@ -177,7 +191,7 @@ fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
         (11, 28, 8, 43)
     );
     let row = format!(
-        "{:<29}{:<25}{:<16}{:<24}{:<8}\n",
+        "{:<27}{:<25}{:<16}{:<24}{:<8}\n",
         "kubelet.conf", "Nov 28, 2027 08:43 UTC", "364d", "ca", "no"
     );
     let at = kubeadm_rows.find("scheduler.conf").unwrap();
@@ -216,7 +230,7 @@ fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
 
 #[test]
 fn json_and_yaml_follow_v1alpha3() {
-    let json = check_expiration(&[], &fixture_args(), &["-o", "json"]);
+    let json = check_expiration(&[], &fixture_args_129(), &["-o", "json"]);
     assert!(json.starts_with("{\n    \"kind\": \"CertificateExpirationInfo\",\n    \"apiVersion\": \"output.kubeadm.k8s.io/v1alpha3\",\n"), "{json}");
     assert!(json.ends_with("}\n"));
     let v: Value = serde_json::from_str(&json).unwrap();
@@ -323,7 +337,7 @@ fn json_and_yaml_follow_v1alpha3() {
     assert_eq!(typed.certificates.len(), 12);
 
     // YAML: the same object, keys sorted (read back with an independent YAML parser).
-    let yaml = check_expiration(&[], &fixture_args(), &["-o", "yaml"]);
+    let yaml = check_expiration(&[], &fixture_args_129(), &["-o", "yaml"]);
     assert!(yaml.starts_with("apiVersion: output.kubeadm.k8s.io/v1alpha3\ncertificateAuthorities:\n- expirationDate: \""), "{yaml}");
     assert!(
         yaml.ends_with("kind: CertificateExpirationInfo\n"),

@@ -25,10 +25,11 @@ fn require_tools() {
     }
 }
 
-fn init_tree(dir: &Path, algorithm: &str) -> PathBuf {
+fn init_tree(dir: &Path, algorithm: &str, extra: &[&str]) -> PathBuf {
     let pki = dir.join("pki");
     let out = Command::new(KPKI)
         .args(["init", "--node-name", NODE])
+        .args(extra)
         .args(["--apiserver-advertise-address", "10.0.0.10"])
         .args(["--encryption-algorithm", algorithm])
         .arg("--cert-dir")
@@ -181,11 +182,11 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn etcd_accepts_kpki_certificates(algorithm: &str) {
+fn etcd_accepts_kpki_certificates(algorithm: &str, extra: &[&str]) {
     require_tools();
     let tmp = tempfile::tempdir().unwrap();
-    let pki = init_tree(&tmp.path().join("tree"), algorithm);
-    let other = init_tree(&tmp.path().join("other"), "ECDSA-P256");
+    let pki = init_tree(&tmp.path().join("tree"), algorithm, extra);
+    let other = init_tree(&tmp.path().join("other"), "ECDSA-P256", &[]);
     // Two members: a write needs both, so the peer certificates must work in both directions.
     let etcd = Etcd::start(&pki, tmp.path(), &[NODE, "cp-2"]);
 
@@ -247,10 +248,38 @@ fn etcd_accepts_kpki_certificates(algorithm: &str) {
 
 #[test]
 fn etcd_accepts_kpki_certificates_rsa2048() {
-    etcd_accepts_kpki_certificates("RSA-2048");
+    etcd_accepts_kpki_certificates("RSA-2048", &[]);
+}
+
+/// A tree for kubeadm 1.28 (kubernetesVersion v1.28.4): the etcd clients carry O=system:masters
+/// as 1.28 wrote them; etcd must accept them all the same (issue 12).
+#[test]
+fn etcd_accepts_a_kubeadm_1_28_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("kubeadm-1.28.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.4\n",
+    )
+    .unwrap();
+    etcd_accepts_kpki_certificates("RSA-2048", &["--config", cfg.to_str().unwrap()]);
+    let pki = init_tree(
+        &tmp.path().join("check"),
+        "RSA-2048",
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(pki.join("apiserver-etcd-client.crt"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "subject=O = system:masters, CN = kube-apiserver-etcd-client"
+    );
 }
 
 #[test]
 fn etcd_accepts_kpki_certificates_ecdsa_p256() {
-    etcd_accepts_kpki_certificates("ECDSA-P256");
+    etcd_accepts_kpki_certificates("ECDSA-P256", &[]);
 }

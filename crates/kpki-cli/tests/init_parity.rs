@@ -32,27 +32,6 @@ struct Deviation {
 
 const DEVIATIONS: &[Deviation] = &[
     Deviation {
-        cert: "apiserver-kubelet-client.crt",
-        field: "subject",
-        kubeadm: "CN=PRINTABLESTRING:kube-apiserver-kubelet-client,O=PRINTABLESTRING:system:masters",
-        kpki: "CN=PRINTABLESTRING:kube-apiserver-kubelet-client,O=PRINTABLESTRING:kubeadm:cluster-admins",
-        why: "kubeadm 1.29 (k/k PR #121837): O system:masters -> kubeadm:cluster-admins",
-    },
-    Deviation {
-        cert: "etcd/healthcheck-client.crt",
-        field: "subject",
-        kubeadm: "CN=PRINTABLESTRING:kube-etcd-healthcheck-client,O=PRINTABLESTRING:system:masters",
-        kpki: "CN=PRINTABLESTRING:kube-etcd-healthcheck-client",
-        why: "kubeadm 1.29 (k/k PRs #119859, #120521): no O",
-    },
-    Deviation {
-        cert: "apiserver-etcd-client.crt",
-        field: "subject",
-        kubeadm: "CN=PRINTABLESTRING:kube-apiserver-etcd-client,O=PRINTABLESTRING:system:masters",
-        kpki: "CN=PRINTABLESTRING:kube-apiserver-etcd-client",
-        why: "kubeadm 1.29 (k/k PRs #119859, #120521): no O",
-    },
-    Deviation {
         cert: "*leaf",
         field: "subjectKeyIdentifier",
         kubeadm: "absent",
@@ -68,22 +47,9 @@ const DEVIATIONS: &[Deviation] = &[
     },
 ];
 
-/// Kubeconfig differences between kubeadm v1.28.4 and kpki (kubeadm 1.33+ layout).
+/// Kubeconfig differences between kubeadm v1.28.4 and kpki following kubeadm 1.28 (the fixture
+/// config's kubernetesVersion): the O values, super-admin.conf and kubelet.conf's server now match.
 const KUBECONFIG_DEVIATIONS: &[Deviation] = &[
-    Deviation {
-        cert: "admin.conf",
-        field: "subject",
-        kubeadm: "CN=PRINTABLESTRING:kubernetes-admin,O=PRINTABLESTRING:system:masters",
-        kpki: "CN=PRINTABLESTRING:kubernetes-admin,O=PRINTABLESTRING:kubeadm:cluster-admins",
-        why: "kubeadm 1.29 (KEP-4214): admin.conf is kubeadm:cluster-admins",
-    },
-    Deviation {
-        cert: "kubelet.conf",
-        field: "server",
-        kubeadm: "https://k8s.example.internal:6443",
-        kpki: "https://10.0.0.10:6443",
-        why: "kubeadm 1.33 (ControlPlaneKubeletLocalMode on by default): local API endpoint",
-    },
     Deviation {
         cert: "*leaf",
         field: "subjectKeyIdentifier",
@@ -412,13 +378,18 @@ fn rsa_kubeconfigs_match_kubeadm_v1_28_fixture() {
     let theirs_dir = fixture().join("kubeconfig");
     let theirs: BTreeSet<String> = files(&theirs_dir);
     let ours: BTreeSet<String> = KUBECONFIGS.iter().map(|s| s.to_string()).collect();
-    // kubeadm 1.29+ adds super-admin.conf (KEP-4214); every other file is kubeadm's
-    let mut want = theirs.clone();
-    want.insert("super-admin.conf".into());
-    assert_eq!(ours, want);
-    for name in &ours {
-        assert!(kube.join(name).is_file(), "{name} missing");
-    }
+    // kubernetesVersion v1.28.4: kubeadm 1.28's files, no super-admin.conf (added in 1.29)
+    let mut all = theirs.clone();
+    all.insert("super-admin.conf".into());
+    assert_eq!(ours, all);
+    assert_eq!(
+        files(&kube)
+            .into_iter()
+            .filter(|f| f.ends_with(".conf"))
+            .collect::<BTreeSet<_>>(),
+        theirs
+    );
+    assert!(!kube.join("super-admin.conf").exists());
     let scratch = tempfile::tempdir().unwrap();
     let ca_a = facts(&fixture().join("pki/ca.crt"));
     let ca_b = facts(&kube.join("pki/ca.crt"));
@@ -477,8 +448,18 @@ fn rsa_kubeconfigs_match_kubeadm_v1_28_fixture() {
         );
         assert_eq!(fb.issuer_raw, ca_b.subject_raw, "{name} issuer DER");
     }
-    // super-admin.conf: kubeadm 1.29+ content
-    let s = kubeconfig_facts(&kube.join("super-admin.conf"));
+    // super-admin.conf: kubeadm 1.29+ content (kubeadm 1.29 also deploys v1.28.4)
+    let kube129 = tmp.path().join("kube129");
+    kpki_ok([
+        "init".as_ref(),
+        "--config".as_ref(),
+        fixture().join("kubeadm-config.yaml").as_os_str(),
+        "--kubeadm-version".as_ref(),
+        "1.29".as_ref(),
+        "--cert-dir".as_ref(),
+        kube129.join("pki").as_os_str(),
+    ]);
+    let s = kubeconfig_facts(&kube129.join("super-admin.conf"));
     let crt = write_file(scratch.path(), "super.crt", &s.cert_pem);
     assert_eq!(
         openssl_name(&crt, "subject"),
@@ -507,7 +488,13 @@ fn rsa_kubeconfigs_match_kubeadm_v1_28_fixture() {
 fn rsa_tree_verifies_with_openssl_and_every_key_matches() {
     let tmp = tempfile::tempdir().unwrap();
     let (kube, _) = init_like_fixture(tmp.path());
-    check_tree(&kube.join("pki"), &kube, Alg::Rsa2048);
+    // The fixture config targets v1.28.4: kubeadm 1.28's layout has no super-admin.conf.
+    check_tree_without(
+        &kube.join("pki"),
+        &kube,
+        Alg::Rsa2048,
+        &["super-admin.conf"],
+    );
 }
 
 fn init_ecdsa(tmp: &Path, alg: Alg, extra: &[&str]) -> std::path::PathBuf {

@@ -411,6 +411,9 @@ fn renew_all_on_the_kubeadm_fixture_moves_o_values_to_1_29() {
         s(&pki),
         "--kubeconfig-dir",
         s(&kc),
+        // kubeadm 1.29 deploys the fixture's v1.28.4 control plane and writes the 1.29 O values.
+        "--kubeadm-version",
+        "1.29",
         "--now",
         "2026-11-28T09:00:00Z",
     ]);

@@ -887,6 +887,12 @@ pub fn assert_key_alg(key: &Path, alg: Alg) {
 /// matches its certificate and has the right algorithm and PEM type, sa.pub matches sa.key,
 /// modes are kubeadm's, kubeconfig client certificates verify against ca.crt.
 pub fn check_tree(pki: &Path, kubeconfig_dir: &Path, alg: Alg) {
+    check_tree_without(pki, kubeconfig_dir, alg, &[]);
+}
+
+/// [`check_tree`] for a layout without some kubeconfigs (a kubeadm 1.28 tree has no
+/// super-admin.conf); those must not exist.
+pub fn check_tree_without(pki: &Path, kubeconfig_dir: &Path, alg: Alg, absent: &[&str]) {
     let ecdsa = alg != Alg::Rsa2048;
     for ca in CAS {
         let crt = pki.join(format!("{ca}.crt"));
@@ -954,6 +960,10 @@ pub fn check_tree(pki: &Path, kubeconfig_dir: &Path, alg: Alg) {
     let scratch = tempfile::tempdir().unwrap();
     for name in KUBECONFIGS {
         let path = kubeconfig_dir.join(name);
+        if absent.contains(name) {
+            assert!(!path.exists(), "{name} should not exist in this layout");
+            continue;
+        }
         assert_eq!(mode(&path), 0o600, "{name}");
         let k = kubeconfig_facts(&path);
         let ca = write_file(scratch.path(), &format!("{name}.ca.crt"), &k.ca_pem);

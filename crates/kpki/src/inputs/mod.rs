@@ -2,11 +2,22 @@
 //!
 //! The CLI hands over raw strings ([`InputArgs`]) so that every validation message names the flag
 //! or config field it came from, and so that installers calling the library get the same checks.
+//! Resolution picks the target kubeadm version ([`version`]), reads and validates the config for it
+//! ([`config`]), merges flags over the file (flags override scalars; `--apiserver-cert-extra-sans`
+//! adds to `apiServer.certSANs`), detects the advertise address like kubeadm when nothing gives one
+//! ([`detect`]), and records where every value came from ([`origin`]).
 
+pub mod config;
+pub mod detect;
 pub mod discover;
 pub mod duration;
-pub mod kubeadm_config;
+pub mod origin;
+pub mod version;
 
+/// The config reader's former name.
+pub use config as kubeadm_config;
+
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +25,10 @@ use ipnet::IpNet;
 use time::Duration;
 
 use crate::error::{Error, Result};
-use crate::inputs::kubeadm_config::KubeadmConfig;
+use crate::inputs::config::KubeadmConfig;
+use crate::inputs::detect::{Detected, NetState};
+use crate::inputs::origin::Origin;
+use crate::inputs::version::Target;
 use crate::x509::keys::KeyAlgorithm;
 
 /// kubeadm's default certificate validity (8760h).
@@ -23,6 +37,8 @@ pub const DEFAULT_CERT_VALIDITY: Duration = Duration::hours(8760);
 pub const DEFAULT_CA_VALIDITY: Duration = Duration::hours(87600);
 /// kubeadm back-dates NotBefore by five minutes to absorb clock skew.
 pub const BACKDATE: Duration = Duration::minutes(5);
+/// kubeadm's kubeconfig directory; `certificatesDir` does not move it.
+pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
 
 /// Raw, unvalidated inputs as given on the command line (kubeadm's flag names).
 #[derive(Debug, Clone, Default)]
@@ -33,6 +49,8 @@ pub struct InputArgs {
     pub kubeconfig_dir: Option<PathBuf>,
     /// `--config`: a kubeadm InitConfiguration/ClusterConfiguration file.
     pub config: Option<PathBuf>,
+    /// `--kubeadm-version`: the kubeadm whose layout to follow (default: kubernetesVersion's minor).
+    pub kubeadm_version: Option<String>,
     /// `--node-name`.
     pub node_name: Option<String>,
     /// `--apiserver-advertise-address`.
@@ -41,7 +59,8 @@ pub struct InputArgs {
     pub bind_port: Option<String>,
     /// `--control-plane-endpoint`.
     pub control_plane_endpoint: Option<String>,
-    /// `--apiserver-cert-extra-sans` (each value may itself be a comma list).
+    /// `--apiserver-cert-extra-sans` (each value may itself be a comma list); added to the config
+    /// file's `apiServer.certSANs`.
     pub apiserver_cert_extra_sans: Vec<String>,
     /// `--service-cidr`.
     pub service_cidr: Option<String>,
@@ -112,8 +131,10 @@ pub struct Inputs {
     pub dns_domain: String,
     /// Cluster name (kubeconfig cluster entry).
     pub cluster_name: String,
-    /// Extra API server SANs (lower-cased), IP or DNS.
+    /// Extra API server SANs (lower-cased), IP or DNS: the config file's, then the flag's.
     pub apiserver_extra_sans: Vec<String>,
+    /// Where each of `apiserver_extra_sans` came from (same order).
+    pub apiserver_extra_san_origins: Vec<Origin>,
     /// Extra etcd server SANs.
     pub etcd_server_extra_sans: Vec<String>,
     /// Extra etcd peer SANs.
@@ -140,6 +161,16 @@ pub struct Inputs {
     /// Inputs that neither a flag nor the config gave, read from the existing tree.
     #[serde(skip)]
     pub discovered: Vec<discover::Fact>,
+    /// The kubeadm version whose layout and config rules apply, with its effective feature gates.
+    pub target: Target,
+    /// Where each scalar input came from, keyed by input name (`node_name`, `advertise_address`,
+    /// `cert_dir`, `kubeconfig_dir`, `target`, ...).
+    pub origins: BTreeMap<String, Origin>,
+    /// The detection result when the advertise address was detected.
+    pub detected: Option<Detected>,
+    /// Warnings for the operator (kubeadm's validity warnings, fields of another API version,
+    /// deprecated settings, a newer-than-modeled target), one line each; the CLI prints them.
+    pub warnings: Vec<String>,
 }
 
 impl Inputs {
@@ -156,7 +187,11 @@ impl Inputs {
     pub fn names_only(args: &InputArgs) -> Result<Inputs> {
         let cfg = load_config(args.config.as_deref())?;
         let mut args = args.clone();
-        if args.advertise_address.is_none() && cfg.advertise_address.is_none() {
+        let unset = |a: &Option<String>| {
+            a.as_deref()
+                .is_none_or(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
+        };
+        if unset(&args.advertise_address) && unset(&cfg.advertise_address) {
             args.advertise_address = Some("192.0.2.1".into());
         }
         if args.node_name.is_none() && cfg.node_name.is_none() && hostname().is_none() {
@@ -165,34 +200,83 @@ impl Inputs {
         Inputs::resolve_naming_config(&args, &cfg)
     }
 
-    /// [`Inputs::resolve`], with errors in config fields also naming the config file.
+    /// [`Inputs::resolve`], with errors in config fields also naming the config file and line.
     fn resolve_naming_config(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
-        Inputs::resolve(args, cfg).map_err(|e| match (e, &args.config) {
-            // A config field at fault: name the file too.
-            (Error::Input { field, message }, Some(path)) if !field.starts_with("--") => {
-                Error::Config {
-                    path: path.clone(),
-                    message: format!("{field}: {message}"),
-                }
-            }
-            (e, _) => e,
-        })
+        Inputs::resolve(args, cfg).map_err(|e| name_config(e, args, cfg))
     }
 
-    /// Like [`Inputs::from_args`] with an already parsed config.
+    /// Like [`Inputs::from_args`] with an already parsed config; detection reads this host.
     pub fn resolve(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
-        let cert_dir = args
-            .cert_dir
+        Inputs::resolve_with(args, cfg, &NetState::system)
+    }
+
+    /// Like [`Inputs::resolve`], reading the network state for advertise-address detection from
+    /// `net` (called only when detection is needed).
+    pub fn resolve_with(
+        args: &InputArgs,
+        cfg: &KubeadmConfig,
+        net: &dyn Fn() -> std::result::Result<NetState, String>,
+    ) -> Result<Inputs> {
+        let cfg_file = args
+            .config
             .clone()
-            .or_else(|| cfg.certificates_dir.as_ref().map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/etc/kubernetes/pki"));
-        let kubeconfig_dir =
-            args.kubeconfig_dir
-                .clone()
-                .unwrap_or_else(|| match cert_dir.parent() {
+            .unwrap_or_else(|| PathBuf::from("kubeadm config"));
+        let from_cfg = |field: &str| Origin::Config {
+            file: cfg_file.clone(),
+            field: field.to_string(),
+            line: cfg.line(field),
+        };
+        let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+        let mut warnings: Vec<String> = cfg.warnings.clone();
+
+        // The target kubeadm, then the config's validation for it.
+        let (mut target, w) = version::choose(
+            cfg.kubernetes_version.as_deref(),
+            args.kubeadm_version.as_deref(),
+        )
+        .map_err(|(flag, m)| {
+            if flag {
+                Error::input("--kubeadm-version", m)
+            } else {
+                Error::input("kubernetesVersion", m)
+            }
+        })?;
+        warnings.extend(w);
+        warnings.extend(
+            config::validate::check(cfg, &mut target).map_err(|message| Error::Config {
+                path: cfg_file.clone(),
+                message,
+            })?,
+        );
+        origins.insert(
+            "target".into(),
+            match (&args.kubeadm_version, &cfg.kubernetes_version) {
+                (Some(_), _) => Origin::flag("--kubeadm-version"),
+                (None, Some(_)) => from_cfg("kubernetesVersion"),
+                (None, None) => Origin::Default,
+            },
+        );
+
+        let (cert_dir, o) = match (&args.cert_dir, &cfg.certificates_dir) {
+            (Some(d), _) => (d.clone(), Origin::flag("--cert-dir")),
+            (None, Some(d)) => (PathBuf::from(d), from_cfg("certificatesDir")),
+            (None, None) => (PathBuf::from("/etc/kubernetes/pki"), Origin::Default),
+        };
+        origins.insert("cert_dir".into(), o);
+        // kubeadm writes kubeconfigs to /etc/kubernetes whatever certificatesDir says; kpki's
+        // --cert-dir/--out puts them beside the cert dir (its parent), as it always has.
+        let (kubeconfig_dir, o) = match (&args.kubeconfig_dir, &args.cert_dir) {
+            (Some(d), _) => (d.clone(), Origin::flag("--kubeconfig-dir")),
+            (None, Some(c)) => (
+                match c.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                     _ => PathBuf::from("."),
-                });
+                },
+                Origin::flag("--cert-dir"),
+            ),
+            (None, None) => (PathBuf::from(DEFAULT_KUBECONFIG_DIR), Origin::Default),
+        };
+        origins.insert("kubeconfig_dir".into(), o);
 
         let (node_name, node_field) = pick(
             &args.node_name,
@@ -201,43 +285,80 @@ impl Inputs {
             "nodeRegistration.name",
         );
         let node_name = match node_name {
-            Some(n) => n.trim().to_lowercase(),
-            None => hostname().ok_or_else(|| {
-                Error::input(
-                    "--node-name",
-                    "not given and the host name could not be read",
-                )
-            })?,
+            Some(n) => {
+                origins.insert("node_name".into(), origin_of(node_field, &from_cfg));
+                n.trim().to_lowercase()
+            }
+            None => {
+                origins.insert("node_name".into(), Origin::Hostname);
+                hostname().ok_or_else(|| {
+                    Error::input(
+                        "--node-name",
+                        "not given and the host name could not be read",
+                    )
+                })?
+            }
         };
         check_dns_subdomain(&node_name).map_err(|m| Error::input(node_field, m))?;
 
+        // Advertise address: flag > config > detection. An unspecified address (0.0.0.0, ::)
+        // means "detect", as in kubeadm's dynamic defaulting.
         let (adv, adv_field) = pick(
             &args.advertise_address,
             "--apiserver-advertise-address",
             &cfg.advertise_address,
             "localAPIEndpoint.advertiseAddress",
         );
-        let advertise_address = match adv {
-            Some(a) => parse_ip(a).map_err(|m| Error::input(adv_field, m))?,
-            None => {
-                return Err(Error::input(
-                    "--apiserver-advertise-address",
-                    "is required (kpki does not guess the host's address); pass it or set localAPIEndpoint.advertiseAddress",
-                ))
+        let given = match adv {
+            Some(a) => Some(parse_ip(a).map_err(|m| Error::input(adv_field, m))?),
+            None => None,
+        };
+        let mut detected = None;
+        let advertise_address = match given {
+            Some(ip) if !ip.is_unspecified() => {
+                origins.insert("advertise_address".into(), origin_of(adv_field, &from_cfg));
+                ip
+            }
+            _ => {
+                let why_detect = match given {
+                    Some(ip) => format!("{adv_field} is {ip}"),
+                    None => "no advertise address was given".into(),
+                };
+                let d = net().and_then(|s| detect::choose(&s)).map_err(|m| {
+                    Error::input(
+                        "--apiserver-advertise-address",
+                        format!(
+                            "{why_detect} and none could be detected like kubeadm does: {m}; pass --apiserver-advertise-address or set localAPIEndpoint.advertiseAddress"
+                        ),
+                    )
+                })?;
+                origins.insert(
+                    "advertise_address".into(),
+                    Origin::Detected {
+                        interface: d.interface.clone(),
+                    },
+                );
+                let ip = d.address.to_canonical();
+                detected = Some(d);
+                ip
             }
         };
-        if advertise_address.is_unspecified() {
-            return Err(Error::input(
-                adv_field,
-                format!(
-                    "{advertise_address} is not a usable advertise address; give the host's IP"
-                ),
-            ));
-        }
 
         let bind_port = match &args.bind_port {
-            Some(p) => parse_port(p).map_err(|m| Error::input("--apiserver-bind-port", m))?,
-            None => cfg.bind_port.unwrap_or(6443),
+            Some(p) => {
+                origins.insert("bind_port".into(), Origin::flag("--apiserver-bind-port"));
+                parse_port(p).map_err(|m| Error::input("--apiserver-bind-port", m))?
+            }
+            None => match cfg.bind_port {
+                Some(p) => {
+                    origins.insert("bind_port".into(), from_cfg("localAPIEndpoint.bindPort"));
+                    p
+                }
+                None => {
+                    origins.insert("bind_port".into(), Origin::Default);
+                    6443
+                }
+            },
         };
         if bind_port == 0 {
             return Err(Error::input(
@@ -254,6 +375,10 @@ impl Inputs {
         );
         let control_plane_endpoint = match cpe {
             Some(c) if !c.trim().is_empty() => {
+                origins.insert(
+                    "control_plane_endpoint".into(),
+                    origin_of(cpe_field, &from_cfg),
+                );
                 Some(parse_endpoint(c.trim(), bind_port).map_err(|m| Error::input(cpe_field, m))?)
             }
             _ => None,
@@ -265,6 +390,10 @@ impl Inputs {
             &cfg.service_subnet,
             "networking.serviceSubnet",
         );
+        origins.insert(
+            "service_cidrs".into(),
+            cidr.map_or(Origin::Default, |_| origin_of(cidr_field, &from_cfg)),
+        );
         let service_cidrs = parse_cidrs(cidr.map(String::as_str).unwrap_or("10.96.0.0/12"))
             .map_err(|m| Error::input(cidr_field, m))?;
 
@@ -274,6 +403,10 @@ impl Inputs {
             &cfg.dns_domain,
             "networking.dnsDomain",
         );
+        origins.insert(
+            "dns_domain".into(),
+            dom.map_or(Origin::Default, |_| origin_of(dom_field, &from_cfg)),
+        );
         let dns_domain = dom.cloned().unwrap_or_else(|| "cluster.local".into());
         check_dns_subdomain(&dns_domain).map_err(|m| Error::input(dom_field, m))?;
 
@@ -282,6 +415,10 @@ impl Inputs {
             "--cluster-name",
             &cfg.cluster_name,
             "clusterName",
+        );
+        origins.insert(
+            "cluster_name".into(),
+            cn.map_or(Origin::Default, |_| origin_of(cn_field, &from_cfg)),
         );
         let cluster_name = cn.cloned().unwrap_or_else(|| "kubernetes".into());
         if cluster_name.is_empty()
@@ -295,22 +432,28 @@ impl Inputs {
             ));
         }
 
+        // The file's certSANs first, then the flag's: a deliberate merge (kubeadm refuses the mix),
+        // so no SAN of either source is lost.
         let mut apiserver_extra_sans = Vec::new();
-        let flag_sans: Vec<String> = args
+        let mut apiserver_extra_san_origins = Vec::new();
+        for (i, s) in cfg.apiserver_cert_sans.iter().enumerate() {
+            let field = format!("apiServer.certSANs[{i}]");
+            apiserver_extra_sans
+                .push(classify_san(&s.to_lowercase()).map_err(|m| Error::input(field.clone(), m))?);
+            apiserver_extra_san_origins.push(from_cfg(&field));
+        }
+        for s in args
             .apiserver_cert_extra_sans
             .iter()
             .flat_map(|s| s.split(','))
-            .map(|s| s.trim().to_string())
+            .map(str::trim)
             .filter(|s| !s.is_empty())
-            .collect();
-        let (sans, sans_field) = if flag_sans.is_empty() {
-            (&cfg.apiserver_cert_sans, "apiServer.certSANs")
-        } else {
-            (&flag_sans, "--apiserver-cert-extra-sans")
-        };
-        for s in sans {
-            apiserver_extra_sans
-                .push(classify_san(&s.to_lowercase()).map_err(|m| Error::input(sans_field, m))?);
+        {
+            apiserver_extra_sans.push(
+                classify_san(&s.to_lowercase())
+                    .map_err(|m| Error::input("--apiserver-cert-extra-sans", m))?,
+            );
+            apiserver_extra_san_origins.push(Origin::flag("--apiserver-cert-extra-sans"));
         }
         let etcd_server_extra_sans = cfg
             .etcd_server_cert_sans
@@ -323,34 +466,53 @@ impl Inputs {
             .map(|s| classify_san(s).map_err(|m| Error::input("etcd.local.peerCertSANs", m)))
             .collect::<Result<Vec<_>>>()?;
 
-        let key_algorithm = match (
+        // kubeadm's EncryptionAlgorithmType(): the PublicKeysECDSA gate, when present, overrides
+        // encryptionAlgorithm (v1beta4; v1beta3 has no such field).
+        let (key_algorithm, o) = match (
             &args.encryption_algorithm,
             &cfg.encryption_algorithm,
             cfg.public_keys_ecdsa,
         ) {
-            (Some(a), _, _) => a
-                .parse()
-                .map_err(|m: String| Error::input("--encryption-algorithm", m))?,
-            (None, _, Some(true)) => KeyAlgorithm::EcdsaP256,
-            (None, _, Some(false)) => KeyAlgorithm::Rsa2048,
-            (None, Some(a), None) if !a.is_empty() => a
-                .parse()
-                .map_err(|m: String| Error::input("encryptionAlgorithm", m))?,
-            _ => KeyAlgorithm::Rsa2048,
+            (Some(a), _, _) => (
+                a.parse()
+                    .map_err(|m: String| Error::input("--encryption-algorithm", m))?,
+                Origin::flag("--encryption-algorithm"),
+            ),
+            (None, _, Some(b)) => (
+                if b {
+                    KeyAlgorithm::EcdsaP256
+                } else {
+                    KeyAlgorithm::Rsa2048
+                },
+                from_cfg("featureGates.PublicKeysECDSA"),
+            ),
+            (None, Some(a), None) if !a.is_empty() => (
+                a.parse()
+                    .map_err(|m: String| Error::input("encryptionAlgorithm", m))?,
+                from_cfg("encryptionAlgorithm"),
+            ),
+            _ => (KeyAlgorithm::Rsa2048, Origin::Default),
         };
+        origins.insert("key_algorithm".into(), o);
 
-        let cert_validity = match &args.cert_validity {
-            Some(v) => parse_validity(v).map_err(|m| Error::input("--cert-validity", m))?,
-            None => cfg
-                .certificate_validity_period
-                .unwrap_or(DEFAULT_CERT_VALIDITY),
+        let (cert_validity, o) = match (&args.cert_validity, cfg.certificate_validity_period) {
+            (Some(v), _) => (
+                parse_validity(v).map_err(|m| Error::input("--cert-validity", m))?,
+                Origin::flag("--cert-validity"),
+            ),
+            (None, Some(d)) => (d, from_cfg("certificateValidityPeriod")),
+            (None, None) => (DEFAULT_CERT_VALIDITY, Origin::Default),
         };
-        let ca_validity = match &args.ca_validity {
-            Some(v) => parse_validity(v).map_err(|m| Error::input("--ca-validity", m))?,
-            None => cfg
-                .ca_certificate_validity_period
-                .unwrap_or(DEFAULT_CA_VALIDITY),
+        origins.insert("cert_validity".into(), o);
+        let (ca_validity, o) = match (&args.ca_validity, cfg.ca_certificate_validity_period) {
+            (Some(v), _) => (
+                parse_validity(v).map_err(|m| Error::input("--ca-validity", m))?,
+                Origin::flag("--ca-validity"),
+            ),
+            (None, Some(d)) => (d, from_cfg("caCertificateValidityPeriod")),
+            (None, None) => (DEFAULT_CA_VALIDITY, Origin::Default),
         };
+        origins.insert("ca_validity".into(), o);
         if cert_validity <= Duration::ZERO {
             return Err(Error::input(
                 "certificateValidityPeriod",
@@ -363,6 +525,12 @@ impl Inputs {
                 "must be positive",
             ));
         }
+        warnings.extend(validity_warnings(
+            cert_validity,
+            &origins["cert_validity"],
+            ca_validity,
+            &origins["ca_validity"],
+        ));
 
         Ok(Inputs {
             cert_dir,
@@ -375,13 +543,14 @@ impl Inputs {
             dns_domain,
             cluster_name,
             apiserver_extra_sans,
+            apiserver_extra_san_origins,
             etcd_server_extra_sans,
             etcd_peer_extra_sans,
             local_etcd: !cfg.etcd_external,
             external_etcd: cfg.etcd_external.then(|| ExternalEtcd {
-                ca_file: cfg.etcd_external_ca_file.as_ref().map(PathBuf::from),
-                cert_file: cfg.etcd_external_cert_file.as_ref().map(PathBuf::from),
-                key_file: cfg.etcd_external_key_file.as_ref().map(PathBuf::from),
+                ca_file: cfg.etcd_external_files[0].as_ref().map(PathBuf::from),
+                cert_file: cfg.etcd_external_files[1].as_ref().map(PathBuf::from),
+                key_file: cfg.etcd_external_files[2].as_ref().map(PathBuf::from),
             }),
             join: args.join,
             key_algorithm,
@@ -389,6 +558,10 @@ impl Inputs {
             ca_validity,
             notes: Vec::new(),
             discovered: Vec::new(),
+            target,
+            origins,
+            detected,
+            warnings,
         })
     }
 
@@ -405,6 +578,24 @@ impl Inputs {
         let found = discover::discover(spec, &probe.cert_dir, &probe.kubeconfig_dir);
         let (filled, used, notes) = discover::fill(&found, args, &cfg);
         let mut inputs = Inputs::resolve_naming_config(&filled, &cfg)?;
+        for f in &used {
+            let key = match f.input {
+                "--node-name" => "node_name",
+                "--apiserver-advertise-address" => "advertise_address",
+                "--apiserver-bind-port" => "bind_port",
+                "--control-plane-endpoint" => "control_plane_endpoint",
+                "--service-dns-domain" => "dns_domain",
+                "--cluster-name" => "cluster_name",
+                "--encryption-algorithm" => "key_algorithm",
+                _ => continue,
+            };
+            inputs.origins.insert(
+                key.into(),
+                Origin::Tree {
+                    read: f.source.clone(),
+                },
+            );
+        }
         inputs.notes.extend(notes);
         inputs.discovered = used;
         Ok(inputs)
@@ -442,6 +633,101 @@ impl Inputs {
     /// The base directory of a path in the tree: cert dir for keys/certs, kubeconfig dir otherwise.
     pub fn cert_path(&self, rel: &str) -> PathBuf {
         self.cert_dir.join(rel)
+    }
+
+    /// Where an input came from (`node_name`, `advertise_address`, ...), if recorded.
+    pub fn origin(&self, input: &str) -> Option<&Origin> {
+        self.origins.get(input)
+    }
+
+    /// One-line notes on how the inputs were chosen (target version, a detected address), for
+    /// the CLI to print before the plan.
+    pub fn choices(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "following kubeadm {} ({})",
+            self.target.kubeadm(),
+            match (&self.target.reason, self.origins.get("target")) {
+                (version::TargetReason::Flag, _) => "--kubeadm-version".to_string(),
+                (_, Some(o @ Origin::Config { .. })) => format!(
+                    "kubernetesVersion {} from {o}",
+                    self.target.kubernetes_version.clone().unwrap_or_default()
+                ),
+                _ => "no kubernetesVersion given: the newest layout kpki models".to_string(),
+            }
+        )];
+        if let Some(d) = &self.detected {
+            out.push(format!(
+                "advertise address {} detected on interface {}{}",
+                self.advertise_address,
+                d.interface,
+                if d.interface == d.route_interface {
+                    " (the default-route interface)".to_string()
+                } else {
+                    format!(" (the default route uses {})", d.route_interface)
+                }
+            ));
+        }
+        out
+    }
+}
+
+/// kubeadm's certificate-validity warnings (validation.go `ValidateCertValidity`, 1.31+, and the
+/// leaf-longer-than-CA warning of 1.32+), for the effective values whatever their source.
+pub fn validity_warnings(
+    cert: Duration,
+    cert_origin: &Origin,
+    ca: Duration,
+    ca_origin: &Origin,
+) -> Vec<String> {
+    let go = duration::format_go_duration;
+    let mut out = Vec::new();
+    if cert > DEFAULT_CERT_VALIDITY {
+        out.push(format!(
+            "certificateValidityPeriod: the value {} ({cert_origin}) is more than the recommended default for certificate expiration: {}",
+            go(cert),
+            go(DEFAULT_CERT_VALIDITY)
+        ));
+    }
+    if ca > DEFAULT_CA_VALIDITY {
+        out.push(format!(
+            "caCertificateValidityPeriod: the value {} ({ca_origin}) is more than the recommended default for CA certificate expiration: {}",
+            go(ca),
+            go(DEFAULT_CA_VALIDITY)
+        ));
+    }
+    if cert > ca {
+        out.push(format!(
+            "certificateValidityPeriod: the value {} is more than the caCertificateValidityPeriod {}: leaf certificates would outlive their CA",
+            go(cert),
+            go(ca)
+        ));
+    }
+    out
+}
+
+/// Adds the config file (and the field's line) to an error about a config field.
+fn name_config(e: Error, args: &InputArgs, cfg: &KubeadmConfig) -> Error {
+    match (e, &args.config) {
+        (Error::Input { field, message }, Some(path)) if !field.starts_with("--") => {
+            let line = cfg.line(&field);
+            Error::Config {
+                path: path.clone(),
+                message: if line > 0 {
+                    format!("line {line}: {field}: {message}")
+                } else {
+                    format!("{field}: {message}")
+                },
+            }
+        }
+        (e, _) => e,
+    }
+}
+
+fn origin_of(field: &str, from_cfg: &dyn Fn(&str) -> Origin) -> Origin {
+    if field.starts_with("--") {
+        Origin::flag(field)
+    } else {
+        from_cfg(field)
     }
 }
 
@@ -526,9 +812,20 @@ fn parse_cidrs(s: &str) -> std::result::Result<Vec<IpNet>, String> {
         let net: IpNet = part
             .parse()
             .map_err(|_| format!("{part:?} is not a valid CIDR (e.g. 10.96.0.0/12)"))?;
-        if net.prefix_len() == net.max_prefix_len() {
+        // kubeadm's ValidateIPNetFromString (at least MinimumAddressesInServiceSubnet = 10
+        // addresses) and ValidateServiceSubnetSize (MaximumBitsForServiceSubnet = 20).
+        let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
+        if host_bits < 4 {
             return Err(format!(
-                "{part:?} leaves no room for the API server's service IP"
+                "{part:?}: subnet with {} address(es) is too small, the minimum is 10",
+                1u32 << host_bits
+            ));
+        }
+        if host_bits > 20 {
+            return Err(format!(
+                "{part:?}: specified service subnet is too large; for {}-bit addresses, the mask must be >= {}",
+                net.max_prefix_len(),
+                net.max_prefix_len() - 20
             ));
         }
         out.push(net);
@@ -594,7 +891,7 @@ pub fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
         path: path.to_path_buf(),
         message: format!("cannot read kubeadm config: {e}"),
     })?;
-    crate::inputs::kubeadm_config::parse(&text).map_err(|message| Error::Config {
+    crate::inputs::config::parse(&text).map_err(|message| Error::Config {
         path: path.to_path_buf(),
         message,
     })

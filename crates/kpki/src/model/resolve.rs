@@ -11,9 +11,11 @@ use std::path::PathBuf;
 use time::Duration;
 
 use crate::error::{Error, Result};
+use crate::inputs::origin::Origin;
 use crate::inputs::Inputs;
+use crate::model::condition::Condition;
 use crate::model::spec::{
-    parse_mode, CertSpec, KubeconfigSpec, Spec, Template, LIST_VARS, SCALAR_VARS,
+    parse_mode, CertSpec, KubeconfigSpec, Spec, Template, Variant, LIST_VARS, SCALAR_VARS,
 };
 use crate::x509::issue::Profile;
 use crate::x509::keys::KeyAlgorithm;
@@ -335,10 +337,64 @@ fn validity(v: &Option<String>, inputs: &Inputs) -> Duration {
 
 fn when_ok(when: &Option<String>, inputs: &Inputs) -> bool {
     match when.as_deref() {
-        Some("local_etcd") => inputs.local_etcd,
-        Some("first_control_plane") => !inputs.join,
-        _ => true,
+        // Validated at spec load; an unparsable condition cannot get here.
+        Some(w) => Condition::parse(w).is_ok_and(|c| c.holds(inputs)),
+        None => true,
     }
+}
+
+/// The entry's `o`, `server` and `key_algorithm` after its variants: each variant whose `when`
+/// holds for these inputs replaces the values it sets, in spec order.
+fn apply_variants<'a>(
+    variants: &'a [Variant],
+    inputs: &Inputs,
+    mut o: &'a [String],
+    mut server: &'a str,
+    mut alg: &'a Option<String>,
+) -> (&'a [String], &'a str, &'a Option<String>) {
+    for v in variants {
+        if !Condition::parse(&v.when).is_ok_and(|c| c.holds(inputs)) {
+            continue;
+        }
+        if let Some(vo) = &v.o {
+            o = vo;
+        }
+        if let Some(vs) = &v.server {
+            server = vs;
+        }
+        if v.key_algorithm.is_some() {
+            alg = &v.key_algorithm;
+        }
+    }
+    (o, server, alg)
+}
+
+/// Where each SAN a template yields comes from, in the operator's words: the config line or
+/// flag of each extra SAN, the origin of a scalar input, or the spec for literals.
+fn san_origin_texts(template: &str, values: &[String], inputs: &Inputs) -> Vec<String> {
+    let input = match template {
+        "{apiserver_extra_sans}" => {
+            return inputs
+                .apiserver_extra_san_origins
+                .iter()
+                .map(|o| o.to_string())
+                .chain(std::iter::repeat(template_origin(template).to_string()))
+                .take(values.len())
+                .collect();
+        }
+        t if t.contains("{advertise_address}") => Some("advertise_address"),
+        t if t.contains("{control_plane_host}") => Some("control_plane_endpoint"),
+        t if t.contains("{node_name}") => Some("node_name"),
+        t if t.contains("{service_ip}") => Some("service_cidrs"),
+        t if t.contains("{dns_domain}") => Some("dns_domain"),
+        t if t.contains("{cluster_name}") => Some("cluster_name"),
+        _ => None,
+    };
+    let text = match input.and_then(|i| inputs.origin(i)) {
+        Some(Origin::Default) | None => template_origin(template).to_string(),
+        Some(o) => o.to_string(),
+    };
+    vec![text; values.len()]
 }
 
 /// Resolves one certificate spec (CA, leaf or per-node serving cert) with the given variables.
@@ -354,14 +410,16 @@ pub fn resolve_cert(
     let (dns, ips) = split_sans(&sans);
     let mut san_origins = Vec::new();
     for t in &c.sans {
-        for v in vars.many(&c.name, "sans", std::slice::from_ref(t))? {
-            san_origins.push((san_text(&v), template_origin(t).to_string()));
+        let values = vars.many(&c.name, "sans", std::slice::from_ref(t))?;
+        for (v, o) in values.iter().zip(san_origin_texts(t, &values, inputs)) {
+            san_origins.push((san_text(v), o));
         }
     }
-    let orgs =
-        c.o.iter()
-            .map(|o| vars.one(&c.name, "o", o))
-            .collect::<Result<Vec<_>>>()?;
+    let (o, _, key_algorithm) = apply_variants(&c.variants, inputs, &c.o, "", &c.key_algorithm);
+    let orgs = o
+        .iter()
+        .map(|o| vars.one(&c.name, "o", o))
+        .collect::<Result<Vec<_>>>()?;
     Ok(CertEntry {
         name: c.name.clone(),
         long_name: c.long_name.clone(),
@@ -377,7 +435,7 @@ pub fn resolve_cert(
             ext_key_usages: c.ext_key_usages.clone(),
             is_ca,
         },
-        algorithm: algorithm(spec, &c.key_algorithm, inputs),
+        algorithm: algorithm(spec, key_algorithm, inputs),
         validity: validity(&c.validity, inputs),
         san_origins,
         cn_origin: template_origin(&c.cn).to_string(),
@@ -393,11 +451,13 @@ pub fn resolve_kubeconfig(
     inputs: &Inputs,
     base: &std::path::Path,
 ) -> Result<KubeconfigEntry> {
-    let orgs =
-        k.o.iter()
-            .map(|o| vars.one(&k.name, "o", o))
-            .collect::<Result<Vec<_>>>()?;
-    let server = match k.server.as_str() {
+    let (o, server, key_algorithm) =
+        apply_variants(&k.variants, inputs, &k.o, &k.server, &k.key_algorithm);
+    let orgs = o
+        .iter()
+        .map(|o| vars.one(&k.name, "o", o))
+        .collect::<Result<Vec<_>>>()?;
+    let server = match server {
         "local" => inputs.local_endpoint().url(),
         _ => inputs.control_plane().url(),
     };
@@ -414,7 +474,7 @@ pub fn resolve_kubeconfig(
             ext_key_usages: k.ext_key_usages.clone(),
             is_ca: false,
         },
-        algorithm: algorithm(spec, &k.key_algorithm, inputs),
+        algorithm: algorithm(spec, key_algorithm, inputs),
         validity: validity(&k.validity, inputs),
         server,
         cluster_name: inputs.cluster_name.clone(),
@@ -495,7 +555,7 @@ const _: (&[&str], &[&str]) = (SCALAR_VARS, LIST_VARS);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inputs::kubeadm_config::KubeadmConfig;
+    use crate::inputs::config::KubeadmConfig;
     use crate::inputs::InputArgs;
 
     #[test]

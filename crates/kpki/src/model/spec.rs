@@ -11,6 +11,7 @@ use std::path::{Component, Path};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::condition::Condition;
 use crate::x509::keys::KeyAlgorithm;
 
 /// The spec compiled into the binary: the repository's `certs-spec.toml`.
@@ -147,7 +148,7 @@ pub struct CertSpec {
     /// Overrides the default key algorithm.
     #[serde(default)]
     pub key_algorithm: Option<String>,
-    /// Condition (`local_etcd`).
+    /// Condition (see [`crate::model::condition`]): the entry exists only where it holds.
     #[serde(default)]
     pub when: Option<String>,
     /// Whether `certs renew all` renews it (default true; kubelet.conf says false: the kubelet
@@ -158,6 +159,30 @@ pub struct CertSpec {
     /// every node issues its own leaves.
     #[serde(default)]
     pub bundle: bool,
+    /// Version- or feature-dependent values, applied in order where their `when` holds.
+    #[serde(default, rename = "variant")]
+    pub variants: Vec<Variant>,
+}
+
+/// A variant of an entry: values that replace the entry's where `when` holds (e.g. the O
+/// kubeadm < 1.29 wrote, or kubelet.conf's server without `ControlPlaneKubeletLocalMode`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Condition (see [`crate::model::condition`]); required.
+    pub when: String,
+    /// Replaces `o`.
+    #[serde(default)]
+    pub o: Option<Vec<String>>,
+    /// Replaces `server` (kubeconfigs only).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Replaces `key_algorithm`.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
+    /// Why the variant exists (kubeadm version and PR); shown by nothing, read by people.
+    #[serde(default)]
+    pub why: Option<String>,
 }
 
 /// A bare key pair (no certificate).
@@ -177,7 +202,7 @@ pub struct KeyPairSpec {
     /// Overrides the default key algorithm.
     #[serde(default)]
     pub key_algorithm: Option<String>,
-    /// Condition (`local_etcd`).
+    /// Condition (see [`crate::model::condition`]).
     #[serde(default)]
     pub when: Option<String>,
     /// Travels in the control-plane join bundle (both files).
@@ -214,13 +239,16 @@ pub struct KubeconfigSpec {
     /// Overrides the default key algorithm.
     #[serde(default)]
     pub key_algorithm: Option<String>,
-    /// Condition (`local_etcd`).
+    /// Condition (see [`crate::model::condition`]).
     #[serde(default)]
     pub when: Option<String>,
     /// Whether `certs renew all` renews it (default true; kubelet.conf says false: the kubelet
     /// rotates its own client certificate, and kubeadm's `renew all` leaves it alone).
     #[serde(default = "yes")]
     pub renew_all: bool,
+    /// Version- or feature-dependent values, applied in order where their `when` holds.
+    #[serde(default, rename = "variant")]
+    pub variants: Vec<Variant>,
 }
 
 /// Per-node credentials (`kpki nodes`). `{node_name}` and `{node_ips}` are the node's own values.
@@ -350,11 +378,6 @@ pub const EXT_KEY_USAGES: &[&str] = &[
     "time_stamping",
     "ocsp_signing",
 ];
-
-/// Conditions accepted in `when`: `local_etcd` (no `etcd.external` in the config) and
-/// `first_control_plane` (not `--join`: what `kubeadm init` writes but `kubeadm join
-/// --control-plane` does not).
-pub const CONDITIONS: &[&str] = &["local_etcd", "first_control_plane"];
 
 impl Spec {
     /// The embedded default spec.
@@ -552,6 +575,9 @@ impl Spec {
             check_algorithm(a).map_err(e)?;
         }
         check_when(&c.when).map_err(e)?;
+        for v in &c.variants {
+            check_variant(v, scalars, false).map_err(e)?;
+        }
         self.check_when_implies(&c.name, &c.when, c.ca.as_deref())
     }
 
@@ -571,12 +597,7 @@ impl Spec {
         for o in &k.o {
             Template::parse(o, scalars, &[]).map_err(|m| e(format!("o: {m}")))?;
         }
-        if k.server != "control_plane" && k.server != "local" {
-            return Err(e(format!(
-                "server must be \"control_plane\" or \"local\", not {:?}",
-                k.server
-            )));
-        }
+        check_server(&k.server).map_err(e)?;
         check_usages(&k.key_usages, &k.ext_key_usages).map_err(e)?;
         if k.key_usages.iter().any(|u| u == "key_cert_sign") {
             return Err(e("key_cert_sign is only for CAs".into()));
@@ -586,6 +607,9 @@ impl Spec {
             check_algorithm(a).map_err(e)?;
         }
         check_when(&k.when).map_err(e)?;
+        for v in &k.variants {
+            check_variant(v, scalars, true).map_err(e)?;
+        }
         self.check_when_implies(&k.name, &k.when, Some(&k.ca))
     }
 
@@ -634,11 +658,19 @@ impl Spec {
         ca: Option<&str>,
     ) -> std::result::Result<(), (String, String)> {
         if let Some(ca) = ca.and_then(|n| self.ca(n)) {
-            if ca.when.is_some() && ca.when != *when {
+            let parse = |w: &Option<String>| {
+                w.as_deref()
+                    .map(Condition::parse)
+                    .transpose()
+                    .ok()
+                    .flatten()
+                    .unwrap_or(Condition { terms: vec![] })
+            };
+            if !parse(when).implies(&parse(&ca.when)) {
                 return Err((
                     name.to_string(),
                     format!(
-                        "its CA {:?} has when = {:?}; the entry must have the same condition",
+                        "its CA {:?} has when = {:?}; the entry must have the same condition (or one that includes it)",
                         ca.name,
                         ca.when.as_deref().unwrap_or("")
                     ),
@@ -804,12 +836,43 @@ fn check_algorithm(a: &str) -> std::result::Result<(), String> {
 
 fn check_when(w: &Option<String>) -> std::result::Result<(), String> {
     match w {
-        Some(c) if !CONDITIONS.contains(&c.as_str()) => Err(format!(
-            "unknown condition when = {c:?} (known: {})",
-            CONDITIONS.join(", ")
-        )),
-        _ => Ok(()),
+        Some(c) => Condition::parse(c).map(|_| ()),
+        None => Ok(()),
     }
+}
+
+fn check_server(s: &str) -> std::result::Result<(), String> {
+    if s != "control_plane" && s != "local" {
+        return Err(format!(
+            "server must be \"control_plane\" or \"local\", not {s:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A variant needs a condition and at least one value, each valid for its entry kind.
+fn check_variant(
+    v: &Variant,
+    scalars: &[&str],
+    kubeconfig: bool,
+) -> std::result::Result<(), String> {
+    let e = |m: String| format!("variant when = {:?}: {m}", v.when);
+    Condition::parse(&v.when)?;
+    if v.o.is_none() && v.server.is_none() && v.key_algorithm.is_none() {
+        return Err(e("sets nothing (give o, server or key_algorithm)".into()));
+    }
+    for o in v.o.iter().flatten() {
+        Template::parse(o, scalars, &[]).map_err(|m| e(format!("o: {m}")))?;
+    }
+    match (&v.server, kubeconfig) {
+        (Some(_), false) => return Err(e("server is only for kubeconfigs".into())),
+        (Some(s), true) => check_server(s).map_err(e)?,
+        _ => {}
+    }
+    if let Some(a) = &v.key_algorithm {
+        check_algorithm(a).map_err(e)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

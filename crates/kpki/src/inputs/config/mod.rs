@@ -1,24 +1,40 @@
-//! Reading the parts of a kubeadm config file (`kubeadm init --config`) that shape the PKI.
+//! Reading a kubeadm config file (`kubeadm init --config`): the documents, per API version.
 //!
 //! A kubeadm config is a multi-document YAML stream in which each document is a Kubernetes-style
 //! object (`apiVersion` + `kind`). Only `InitConfiguration` and `ClusterConfiguration` in
 //! `kubeadm.k8s.io/v1beta3` or `v1beta4` matter here; other kinds (`KubeletConfiguration`,
-//! `JoinConfiguration`, ...) and unknown fields are ignored, as kubeadm ignores what it does not
-//! need. Every document is first read into a small untyped tree, so a document we ignore can never
-//! fail on the types of its fields, and type errors in the documents we read name the exact field.
+//! `JoinConfiguration`, ...) are ignored, as kubeadm ignores what it does not need. Every document
+//! is first read into the span-tracking tree of [`yaml`], so a document we ignore can never fail on
+//! the types of its fields, and errors in the documents we read name the line and field.
+//!
+//! Each document is read with the field set of *its own* API version ([`v1beta3`], [`v1beta4`],
+//! transcribed from kubeadm's `cmd/kubeadm/app/apis/kubeadm/{v1beta3,v1beta4}/types.go`). kubeadm
+//! decodes strictly but only *warns* about unknown fields, dropping them; kpki does the same and
+//! names the API version that does have the field (`encryptionAlgorithm` in a v1beta3 file is
+//! dropped: 1-year RSA-2048 leaves, as kubeadm gives). Checks that depend on the target kubeadm
+//! version (feature-gate names, algorithm values, API versions) are in [`validate`].
 
-use std::fmt;
+pub mod v1beta3;
+pub mod v1beta4;
+pub mod validate;
+pub mod yaml;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{MessageFormatter, NonFiniteFloatPolicy, Spanned, UserMessageFormatter};
+use std::collections::BTreeMap;
 
-use crate::inputs::duration::parse_go_duration;
+use serde_saphyr::NonFiniteFloatPolicy;
+
+use yaml::{one_line, with_line, yaml_error, Node, Obj, Value};
 
 /// The kubeadm API group; other groups' documents are never ours, whatever their kind.
 const KUBEADM_GROUP: &str = "kubeadm.k8s.io";
 
+/// `kubeadm.k8s.io/v1beta3`.
+pub const V1BETA3: &str = "kubeadm.k8s.io/v1beta3";
+/// `kubeadm.k8s.io/v1beta4`.
+pub const V1BETA4: &str = "kubeadm.k8s.io/v1beta4";
+
 /// The kubeadm API versions kpki understands.
-const SUPPORTED_VERSIONS: &[&str] = &["kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4"];
+const SUPPORTED_VERSIONS: &[&str] = &[V1BETA3, V1BETA4];
 
 /// Deepest YAML nesting accepted (serde-saphyr's default is 64).
 const MAX_DEPTH: usize = 24;
@@ -30,14 +46,19 @@ const CLUSTER: &str = "ClusterConfiguration";
 ///
 /// Values are returned as written, without IP/CIDR/name validation. Go zero values mean "unset"
 /// to kubeadm (it then applies its defaults), so an empty string or `bindPort: 0` comes back as
-/// `None`, exactly like an absent field. Fields are read whatever the API version says; callers
-/// can use `api_version` to judge fields that only one version defines (`encryptionAlgorithm`
-/// and the validity periods are v1beta4, the `PublicKeysECDSA` gate is v1beta3-era).
+/// `None`, exactly like an absent field. A field is only read from a document whose API version
+/// defines it (`encryptionAlgorithm` and the validity periods are v1beta4's).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KubeadmConfig {
     /// `apiVersion` of the ClusterConfiguration, or of the InitConfiguration if there is no
     /// ClusterConfiguration.
     pub api_version: Option<String>,
+    /// `apiVersion` of the InitConfiguration, if there is one.
+    pub init_api_version: Option<String>,
+    /// `apiVersion` of the ClusterConfiguration, if there is one.
+    pub cluster_api_version: Option<String>,
+    /// ClusterConfiguration `kubernetesVersion`.
+    pub kubernetes_version: Option<String>,
     /// InitConfiguration `nodeRegistration.name`.
     pub node_name: Option<String>,
     /// InitConfiguration `localAPIEndpoint.advertiseAddress`.
@@ -56,14 +77,14 @@ pub struct KubeadmConfig {
     pub etcd_server_cert_sans: Vec<String>,
     /// ClusterConfiguration `etcd.local.peerCertSANs`.
     pub etcd_peer_cert_sans: Vec<String>,
+    /// ClusterConfiguration `etcd.local.dataDir`.
+    pub etcd_data_dir: Option<String>,
     /// True when ClusterConfiguration sets `etcd.external`: kubeadm then creates no etcd PKI.
     pub etcd_external: bool,
-    /// ClusterConfiguration `etcd.external.caFile` (travels in the join bundle).
-    pub etcd_external_ca_file: Option<String>,
-    /// ClusterConfiguration `etcd.external.certFile`.
-    pub etcd_external_cert_file: Option<String>,
-    /// ClusterConfiguration `etcd.external.keyFile`.
-    pub etcd_external_key_file: Option<String>,
+    /// `etcd.external.endpoints`.
+    pub etcd_external_endpoints: Vec<String>,
+    /// `etcd.external.caFile`, `certFile`, `keyFile`.
+    pub etcd_external_files: [Option<String>; 3],
     /// ClusterConfiguration `networking.serviceSubnet`.
     pub service_subnet: Option<String>,
     /// ClusterConfiguration `networking.dnsDomain`.
@@ -76,6 +97,28 @@ pub struct KubeadmConfig {
     pub ca_certificate_validity_period: Option<time::Duration>,
     /// ClusterConfiguration `featureGates.PublicKeysECDSA`.
     pub public_keys_ecdsa: Option<bool>,
+    /// ClusterConfiguration `featureGates`, every entry (names are checked per target version).
+    pub feature_gates: BTreeMap<String, bool>,
+    /// Line of each field read (`"apiServer.certSANs[1]"`, `"kubernetesVersion"`, or a document
+    /// kind for the document itself), so errors and origins can point at it.
+    pub lines: BTreeMap<String, u64>,
+    /// Warnings about the file (fields of another API version, unknown fields), one line each.
+    pub warnings: Vec<String>,
+}
+
+impl KubeadmConfig {
+    /// Line of a field, or 0 when it is not in the file.
+    pub fn line(&self, field: &str) -> u64 {
+        self.lines.get(field).copied().unwrap_or(0)
+    }
+
+    /// The API version of the document that holds `kind` (`InitConfiguration`/`ClusterConfiguration`).
+    pub fn version_of(&self, kind: &str) -> Option<&str> {
+        match kind {
+            INIT => self.init_api_version.as_deref(),
+            _ => self.cluster_api_version.as_deref(),
+        }
+    }
 }
 
 /// Parses the text of a kubeadm config file.
@@ -84,7 +127,10 @@ pub struct KubeadmConfig {
 /// kind and field (`line 14: ClusterConfiguration: networking.serviceSubnet: invalid type: ...`);
 /// the caller adds the file path.
 pub fn parse(text: &str) -> Result<KubeadmConfig, String> {
-    parse_inner(text).map_err(|e| one_line(&e))
+    parse_inner(text).map_err(|e| one_line(&e)).map(|mut c| {
+        c.warnings = c.warnings.iter().map(|w| one_line(w)).collect();
+        c
+    })
 }
 
 fn parse_inner(text: &str) -> Result<KubeadmConfig, String> {
@@ -121,10 +167,30 @@ fn parse_inner(text: &str) -> Result<KubeadmConfig, String> {
             ));
         }
         *seen = Some((doc.line, api_version.to_owned()));
+        cfg.lines.insert(kind.to_string(), doc.line);
+        let (schema, other, other_version) = match (kind, api_version) {
+            (INIT, V1BETA3) => (v1beta3::INIT, v1beta4::INIT, V1BETA4),
+            (INIT, _) => (v1beta4::INIT, v1beta3::INIT, V1BETA3),
+            (_, V1BETA3) => (v1beta3::CLUSTER, v1beta4::CLUSTER, V1BETA4),
+            _ => (v1beta4::CLUSTER, v1beta3::CLUSTER, V1BETA3),
+        };
+        check_fields(
+            &obj,
+            schema,
+            Some(other),
+            api_version,
+            other_version,
+            &mut cfg.warnings,
+        )?;
         if kind == INIT {
+            cfg.init_api_version = Some(api_version.to_owned());
             read_init(&obj, &mut cfg)?;
         } else {
+            cfg.cluster_api_version = Some(api_version.to_owned());
             read_cluster(&obj, &mut cfg)?;
+            if api_version == V1BETA4 {
+                v1beta4::read_cluster(&obj, &mut cfg)?;
+            }
         }
     }
 
@@ -196,374 +262,235 @@ fn relevant_document(doc: &Node) -> Result<Option<(&'static str, &'static str, O
     )))
 }
 
-fn read_init(obj: &Obj<'_>, cfg: &mut KubeadmConfig) -> Result<(), String> {
-    if let Some(reg) = obj.object("nodeRegistration")? {
-        cfg.node_name = reg.string("name")?;
-    }
-    if let Some(ep) = obj.object("localAPIEndpoint")? {
-        cfg.advertise_address = ep.string("advertiseAddress")?;
-        cfg.bind_port = ep.port("bindPort")?;
+/// How a field's value is checked while walking a document.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// Not checked here (read, if at all, by the typed readers).
+    Any,
+    /// A nested object with these fields.
+    Map(&'static [Field]),
+    /// v1beta3 `extraArgs`: a mapping of flag names to string values.
+    ArgsMap,
+    /// v1beta4 `extraArgs`: a list of `{name, value}`.
+    ArgsList,
+}
+
+/// A field of a kubeadm type, as its JSON tag names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// JSON name.
+    pub name: &'static str,
+    /// How the value is checked.
+    pub shape: Shape,
+}
+
+/// Shorthand for the schema tables.
+pub const fn f(name: &'static str, shape: Shape) -> Field {
+    Field { name, shape }
+}
+
+/// Walks a mapping against its field table: warns about fields the API version does not have
+/// (naming the version that has it, if any), and checks `extraArgs` shapes and nested objects.
+fn check_fields(
+    obj: &Obj<'_>,
+    fields: &[Field],
+    other: Option<&[Field]>,
+    version: &str,
+    other_version: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    for (k, v) in obj.entries {
+        let Value::Str(key) = &k.value else { continue };
+        let path = obj.field_path(key);
+        let Some(field) = fields.iter().find(|f| f.name == key) else {
+            let in_other = other.is_some_and(|o| o.iter().any(|f| f.name == key));
+            warnings.push(with_line(
+                k.line,
+                &if in_other {
+                    format!(
+                        "{}: {path} is a {other_version} field; kubeadm ignores it in a {version} document, and so does kpki",
+                        obj.kind
+                    )
+                } else {
+                    format!(
+                        "{}: unknown field {path:?} (not in {version}); kubeadm ignores it, and so does kpki",
+                        obj.kind
+                    )
+                },
+            ));
+            continue;
+        };
+        if matches!(v.value, Value::Null) {
+            continue;
+        }
+        match field.shape {
+            Shape::Any => {}
+            Shape::Map(sub) => {
+                let Value::Map(entries) = &v.value else {
+                    return Err(obj.type_error(v, &path, "a mapping"));
+                };
+                let child = Obj {
+                    entries,
+                    kind: obj.kind,
+                    path: path.clone(),
+                };
+                let other_sub = other
+                    .and_then(|o| o.iter().find(|f| f.name == key))
+                    .and_then(|f| match f.shape {
+                        Shape::Map(s) => Some(s),
+                        _ => None,
+                    });
+                check_fields(&child, sub, other_sub, version, other_version, warnings)?;
+            }
+            Shape::ArgsMap => match &v.value {
+                Value::Map(entries) => {
+                    for (ak, av) in entries {
+                        let name = match &ak.value {
+                            Value::Str(s) => s.clone(),
+                            other => other.describe(),
+                        };
+                        if !matches!(av.value, Value::Str(_) | Value::Null) {
+                            return Err(obj.type_error(av, &format!("{path}.{name}"), "a string (extraArgs values are strings; quote numbers and booleans)"));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(obj.type_error(
+                        v,
+                        &path,
+                        &format!("a mapping of flag names to values ({version}; the list of {{name, value}} is {V1BETA4}'s form)"),
+                    ))
+                }
+            },
+            Shape::ArgsList => match &v.value {
+                Value::Seq(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let Value::Map(entries) = &item.value else {
+                            return Err(obj.type_error(item, &format!("{path}[{i}]"), "a mapping with name and value"));
+                        };
+                        let arg = Obj {
+                            entries,
+                            kind: obj.kind,
+                            path: format!("{path}[{i}]"),
+                        };
+                        let name = arg.string("name")?;
+                        arg.string("value")?;
+                        if name.is_none() {
+                            // validation.go ValidateExtraArgs.
+                            return Err(obj.error(item, &format!("{path}[{i}]"), "argument has no name"));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(obj.type_error(
+                        v,
+                        &path,
+                        &format!("a list of {{name, value}} ({version}; the mapping of flag names is {V1BETA3}'s form)"),
+                    ))
+                }
+            },
+        }
     }
     Ok(())
 }
 
+/// Records the line of the value at `key` under `obj` as `obj.path + key`.
+fn note(cfg: &mut KubeadmConfig, obj: &Obj<'_>, key: &str) {
+    if let Some(n) = obj.get(key) {
+        cfg.lines.insert(obj.field_path(key), n.line);
+        if let Value::Seq(items) = &n.value {
+            for (i, item) in items.iter().enumerate() {
+                cfg.lines
+                    .insert(format!("{}[{i}]", obj.field_path(key)), item.line);
+            }
+        }
+    }
+}
+
+fn read_init(obj: &Obj<'_>, cfg: &mut KubeadmConfig) -> Result<(), String> {
+    if let Some(reg) = obj.object("nodeRegistration")? {
+        cfg.node_name = reg.string("name")?;
+        note(cfg, &reg, "name");
+    }
+    if let Some(ep) = obj.object("localAPIEndpoint")? {
+        cfg.advertise_address = ep.string("advertiseAddress")?;
+        cfg.bind_port = ep.port("bindPort")?;
+        note(cfg, &ep, "advertiseAddress");
+        note(cfg, &ep, "bindPort");
+    }
+    Ok(())
+}
+
+/// Fields both v1beta3 and v1beta4 ClusterConfigurations have.
 fn read_cluster(obj: &Obj<'_>, cfg: &mut KubeadmConfig) -> Result<(), String> {
+    cfg.kubernetes_version = obj.string("kubernetesVersion")?;
     cfg.cluster_name = obj.string("clusterName")?;
     cfg.control_plane_endpoint = obj.string("controlPlaneEndpoint")?;
     cfg.certificates_dir = obj.string("certificatesDir")?;
-    cfg.encryption_algorithm = obj.string("encryptionAlgorithm")?;
-    cfg.certificate_validity_period = obj.duration("certificateValidityPeriod")?;
-    cfg.ca_certificate_validity_period = obj.duration("caCertificateValidityPeriod")?;
+    for k in [
+        "kubernetesVersion",
+        "clusterName",
+        "controlPlaneEndpoint",
+        "certificatesDir",
+    ] {
+        note(cfg, obj, k);
+    }
 
     if let Some(api) = obj.object("apiServer")? {
         cfg.apiserver_cert_sans = api.strings("certSANs")?;
+        note(cfg, &api, "certSANs");
     }
     if let Some(etcd) = obj.object("etcd")? {
         let local = etcd.object("local")?;
         let external = etcd.object("external")?;
         if local.is_some() && external.is_some() {
+            // validation.go ValidateEtcd.
             return Err(etcd.error_at(
                 etcd.line_of("external"),
                 "local and external are mutually exclusive",
             ));
         }
         cfg.etcd_external = external.is_some();
-        if let Some(external) = external {
-            cfg.etcd_external_ca_file = external.string("caFile")?;
-            cfg.etcd_external_cert_file = external.string("certFile")?;
-            cfg.etcd_external_key_file = external.string("keyFile")?;
-        }
         if let Some(local) = local {
             cfg.etcd_server_cert_sans = local.strings("serverCertSANs")?;
             cfg.etcd_peer_cert_sans = local.strings("peerCertSANs")?;
+            cfg.etcd_data_dir = local.string("dataDir")?;
+            for k in ["serverCertSANs", "peerCertSANs", "dataDir"] {
+                note(cfg, &local, k);
+            }
+        }
+        if let Some(ext) = external {
+            cfg.etcd_external_endpoints = ext.strings("endpoints")?;
+            cfg.etcd_external_files = [
+                ext.string("caFile")?,
+                ext.string("certFile")?,
+                ext.string("keyFile")?,
+            ];
+            for k in ["endpoints", "caFile", "certFile", "keyFile"] {
+                note(cfg, &ext, k);
+            }
+            cfg.lines
+                .insert("etcd.external".into(), etcd.line_of("external"));
         }
     }
     if let Some(net) = obj.object("networking")? {
         cfg.service_subnet = net.string("serviceSubnet")?;
         cfg.dns_domain = net.string("dnsDomain")?;
+        note(cfg, &net, "serviceSubnet");
+        note(cfg, &net, "dnsDomain");
     }
     if let Some(gates) = obj.object("featureGates")? {
-        cfg.public_keys_ecdsa = gates.boolean("PublicKeysECDSA")?;
+        for (k, _) in gates.entries {
+            let Value::Str(name) = &k.value else { continue };
+            if let Some(b) = gates.boolean(name)? {
+                cfg.feature_gates.insert(name.clone(), b);
+                note(cfg, &gates, name);
+            }
+        }
+        cfg.public_keys_ecdsa = cfg.feature_gates.get("PublicKeysECDSA").copied();
     }
     Ok(())
 }
-
-/// A mapping inside a document we read, with enough context to name a field in an error.
-struct Obj<'a> {
-    entries: &'a [(Node, Node)],
-    /// Document kind, the first word of every error.
-    kind: &'a str,
-    /// Dotted path of this mapping within the document ("" at the top).
-    path: String,
-}
-
-impl<'a> Obj<'a> {
-    /// The value under `key`, or `None` when it is absent or null (Go treats both as unset).
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
-            .map(|(_, v)| v)
-            .filter(|v| !matches!(v.value, Value::Null))
-    }
-
-    fn field_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn line_of(&self, key: &str) -> u64 {
-        self.get(key).map_or(0, |n| n.line)
-    }
-
-    /// An error about this mapping itself.
-    fn error_at(&self, line: u64, msg: &str) -> String {
-        with_line(line, &format!("{}: {}: {msg}", self.kind, self.path))
-    }
-
-    /// An error about the value at `path`.
-    fn error(&self, node: &Node, path: &str, msg: &str) -> String {
-        with_line(node.line, &format!("{}: {path}: {msg}", self.kind))
-    }
-
-    fn type_error(&self, node: &Node, path: &str, expected: &str) -> String {
-        self.error(
-            node,
-            path,
-            &format!(
-                "invalid type: {}, expected {expected}",
-                node.value.describe()
-            ),
-        )
-    }
-
-    fn object(&self, key: &str) -> Result<Option<Obj<'a>>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(None);
-        };
-        let path = self.field_path(key);
-        match &node.value {
-            Value::Map(entries) => Ok(Some(Obj {
-                entries,
-                kind: self.kind,
-                path,
-            })),
-            _ => Err(self.type_error(node, &path, "a mapping")),
-        }
-    }
-
-    fn string(&self, key: &str) -> Result<Option<String>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(None);
-        };
-        match &node.value {
-            Value::Str(s) if s.is_empty() => Ok(None),
-            Value::Str(s) => Ok(Some(s.clone())),
-            _ => Err(self.type_error(node, &self.field_path(key), "a string")),
-        }
-    }
-
-    fn strings(&self, key: &str) -> Result<Vec<String>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(Vec::new());
-        };
-        let path = self.field_path(key);
-        let Value::Seq(items) = &node.value else {
-            return Err(self.type_error(node, &path, "a list of strings"));
-        };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match &item.value {
-                Value::Str(s) => Ok(s.clone()),
-                _ => Err(self.type_error(item, &format!("{path}[{i}]"), "a string")),
-            })
-            .collect()
-    }
-
-    fn port(&self, key: &str) -> Result<Option<u16>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(None);
-        };
-        let path = self.field_path(key);
-        let Value::Int(n) = node.value else {
-            return Err(self.type_error(node, &path, "an integer port"));
-        };
-        match u16::try_from(n) {
-            Ok(0) => Ok(None),
-            Ok(port) => Ok(Some(port)),
-            Err(_) => Err(self.error(node, &path, &format!("port {n} is out of range (1-65535)"))),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(None);
-        };
-        match node.value {
-            Value::Bool(b) => Ok(Some(b)),
-            _ => Err(self.type_error(node, &self.field_path(key), "a boolean")),
-        }
-    }
-
-    /// A Go duration string; like kubeadm (metav1.Duration), an empty string is an error.
-    fn duration(&self, key: &str) -> Result<Option<time::Duration>, String> {
-        let Some(node) = self.get(key) else {
-            return Ok(None);
-        };
-        let path = self.field_path(key);
-        let Value::Str(s) = &node.value else {
-            return Err(self.type_error(node, &path, "a duration string such as \"8760h0m0s\""));
-        };
-        parse_go_duration(s)
-            .map(Some)
-            .map_err(|m| self.error(node, &path, &m))
-    }
-}
-
-fn with_line(line: u64, msg: &str) -> String {
-    if line == 0 {
-        msg.to_owned()
-    } else {
-        format!("line {line}: {msg}")
-    }
-}
-
-/// Renders a serde-saphyr error as `line N: malformed YAML: <message>`.
-fn yaml_error(err: &serde_saphyr::Error) -> String {
-    let line = err.location().map_or(0, |l| l.line());
-    let mut inner = err;
-    while let serde_saphyr::Error::AliasError { error, .. }
-    | serde_saphyr::Error::WithSnippet { error, .. } = inner
-    {
-        inner = error;
-    }
-    let msg = match inner {
-        // The usual cause in kubeadm configs is an unquoted wildcard SAN.
-        serde_saphyr::Error::UnknownAnchor { .. } => {
-            "alias to an undefined anchor (a value starting with '*' must be quoted, e.g. \"*.example.com\")"
-                .into()
-        }
-        _ => UserMessageFormatter.format_message(inner),
-    };
-    with_line(line, &format!("malformed YAML: {msg}"))
-}
-
-/// Escapes control characters so the message stays on one line whatever the input held.
-fn one_line(msg: &str) -> String {
-    if !msg.chars().any(char::is_control) {
-        return msg.to_owned();
-    }
-    msg.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// A YAML node with the line it starts on, so errors can point at it.
-#[derive(Debug)]
-struct Node {
-    line: u64,
-    value: Value,
-}
-
-/// An untyped YAML value. serde-saphyr has no DOM of its own; this one is just rich enough to
-/// read headers first and report wrong types by field afterwards.
-#[derive(Debug)]
-enum Value {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Bytes,
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-impl Value {
-    /// Names what was found, in serde's "invalid type" wording.
-    fn describe(&self) -> String {
-        match self {
-            Value::Null => "null".to_owned(),
-            Value::Bool(b) => format!("boolean `{b}`"),
-            Value::Int(n) => format!("integer `{n}`"),
-            Value::Float(f) => format!("floating point `{f}`"),
-            Value::Str(s) => format!("string {s:?}"),
-            Value::Bytes => "binary data".to_owned(),
-            Value::Seq(_) => "a sequence".to_owned(),
-            Value::Map(_) => "a mapping".to_owned(),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Spanned is serde-saphyr's hook for source locations; line 0 means unknown.
-        let spanned = Spanned::<Value>::deserialize(deserializer)?;
-        Ok(Node {
-            line: spanned.referenced.line(),
-            value: spanned.value,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Int(v.into()))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
-        Ok(Value::Int(v))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        Ok(i128::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
-    }
-
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Value, E> {
-        Ok(Value::Bytes)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Value::Seq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Node>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        Ok(Value::Map(entries))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,6 +554,15 @@ localAPIEndpoint:
 
     const H: i64 = 3600;
 
+    /// The parsed config without bookkeeping (lines, per-kind versions), for whole-struct checks.
+    fn values(text: &str) -> KubeadmConfig {
+        let mut c = parse(text).expect("should parse");
+        c.lines.clear();
+        c.init_api_version = None;
+        c.cluster_api_version = None;
+        c
+    }
+
     fn err(text: &str) -> String {
         let e = parse(text).expect_err("should fail");
         assert!(
@@ -638,11 +574,12 @@ localAPIEndpoint:
 
     #[test]
     fn kubeadm_v1beta3_fixture() {
-        let cfg = parse(V1BETA3).expect("should parse");
+        let cfg = values(V1BETA3);
         assert_eq!(
             cfg,
             KubeadmConfig {
                 api_version: Some("kubeadm.k8s.io/v1beta3".into()),
+                kubernetes_version: Some("v1.28.4".into()),
                 node_name: Some("cp-1".into()),
                 advertise_address: Some("10.0.0.10".into()),
                 bind_port: Some(6443),
@@ -659,11 +596,13 @@ localAPIEndpoint:
 
     #[test]
     fn v1beta4_with_algorithm_validity_and_etcd_sans() {
-        let cfg = parse(V1BETA4).expect("should parse");
+        let cfg = values(V1BETA4);
         assert_eq!(
             cfg,
             KubeadmConfig {
                 api_version: Some("kubeadm.k8s.io/v1beta4".into()),
+                kubernetes_version: Some("v1.31.0".into()),
+                etcd_data_dir: Some("/var/lib/etcd".into()),
                 node_name: Some("cp-a".into()),
                 advertise_address: Some("2001:db8::1".into()),
                 bind_port: Some(8443),
@@ -714,10 +653,7 @@ clusterName: [not, ours]
 ---
 "
         );
-        assert_eq!(
-            parse(&text).expect("should parse"),
-            parse(V1BETA3).expect("should parse")
-        );
+        assert_eq!(values(&text), values(V1BETA3));
     }
 
     #[test]
@@ -761,19 +697,19 @@ etcd:
         assert!(cfg.etcd_server_cert_sans.is_empty());
         // The files travel in the join bundle; unset ones stay None.
         assert_eq!(
-            cfg.etcd_external_ca_file.as_deref(),
+            cfg.etcd_external_files[0].as_deref(),
             Some("/etc/etcd/ca.crt")
         );
-        assert_eq!(cfg.etcd_external_cert_file, None);
+        assert_eq!(cfg.etcd_external_files[1], None);
         let with_files =
             format!("{text}    certFile: /etc/etcd/c.crt\n    keyFile: /etc/etcd/c.key\n");
         let cfg = parse(&with_files).expect("should parse");
         assert_eq!(
-            cfg.etcd_external_cert_file.as_deref(),
+            cfg.etcd_external_files[1].as_deref(),
             Some("/etc/etcd/c.crt")
         );
         assert_eq!(
-            cfg.etcd_external_key_file.as_deref(),
+            cfg.etcd_external_files[2].as_deref(),
             Some("/etc/etcd/c.key")
         );
         assert!(
@@ -799,10 +735,15 @@ etcd:
     #[test]
     fn feature_gate_public_keys_ecdsa() {
         let text = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n\
-                    featureGates:\n  PublicKeysECDSA: true\n  SomethingElse: whatever\n";
+                    featureGates:\n  PublicKeysECDSA: true\n  SomethingElse: false\n";
+        let cfg = parse(text).expect("should parse");
+        assert_eq!(cfg.public_keys_ecdsa, Some(true));
+        // Every gate is kept; names are checked against the target version later.
+        assert_eq!(cfg.feature_gates.get("SomethingElse"), Some(&false));
+        // featureGates is map[string]bool in kubeadm: any non-boolean is a type error.
         assert_eq!(
-            parse(text).expect("should parse").public_keys_ecdsa,
-            Some(true)
+            err("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nfeatureGates:\n  X: whatever\n"),
+            "line 4: ClusterConfiguration: featureGates.X: invalid type: string \"whatever\", expected a boolean"
         );
         let e = err(
             "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n\
@@ -832,7 +773,7 @@ apiServer:
   certSANs:
 networking: null
 ";
-        let cfg = parse(text).expect("should parse");
+        let cfg = values(text);
         assert_eq!(
             cfg,
             KubeadmConfig {
@@ -1151,5 +1092,77 @@ networking:
                 assert!(!e.is_empty());
             }
         }
+    }
+    #[test]
+    fn fields_are_read_per_api_version() {
+        let v3 = "apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+certificateValidityPeriod: 876000h
+caCertificateValidityPeriod: 876000h
+encryptionAlgorithm: ECDSA-P256
+apiServer:
+  extraEnvs: []
+  timeoutForControlPlane: 4m0s
+dns:
+  disabled: true
+typo: 1
+";
+        let cfg = parse(v3).expect("should parse");
+        assert_eq!(cfg.encryption_algorithm, None);
+        assert_eq!(cfg.certificate_validity_period, None);
+        assert_eq!(cfg.ca_certificate_validity_period, None);
+        assert_eq!(
+            cfg.warnings,
+            [
+                "line 3: ClusterConfiguration: certificateValidityPeriod is a kubeadm.k8s.io/v1beta4 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta3 document, and so does kpki",
+                "line 4: ClusterConfiguration: caCertificateValidityPeriod is a kubeadm.k8s.io/v1beta4 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta3 document, and so does kpki",
+                "line 5: ClusterConfiguration: encryptionAlgorithm is a kubeadm.k8s.io/v1beta4 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta3 document, and so does kpki",
+                "line 7: ClusterConfiguration: apiServer.extraEnvs is a kubeadm.k8s.io/v1beta4 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta3 document, and so does kpki",
+                "line 10: ClusterConfiguration: dns.disabled is a kubeadm.k8s.io/v1beta4 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta3 document, and so does kpki",
+                "line 11: ClusterConfiguration: unknown field \"typo\" (not in kubeadm.k8s.io/v1beta3); kubeadm ignores it, and so does kpki",
+            ]
+        );
+        let v4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  timeoutForControlPlane: 4m0s\n";
+        assert_eq!(
+            parse(v4).expect("should parse").warnings,
+            ["line 4: ClusterConfiguration: apiServer.timeoutForControlPlane is a kubeadm.k8s.io/v1beta3 field; kubeadm ignores it in a kubeadm.k8s.io/v1beta4 document, and so does kpki"]
+        );
+        let init = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\ndryRun: true\nnodeRegistration:\n  imagePullSerial: false\n";
+        let w = parse(init).expect("should parse").warnings;
+        assert!(
+            w[0].contains("dryRun is a kubeadm.k8s.io/v1beta4 field")
+                && w[1]
+                    .contains("nodeRegistration.imagePullSerial is a kubeadm.k8s.io/v1beta4 field"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn extra_args_shape_per_api_version() {
+        let v3 = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n";
+        let v4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n";
+        let map = "apiServer:\n  extraArgs:\n    audit-log-maxage: \"30\"\n";
+        let list = "apiServer:\n  extraArgs:\n  - name: audit-log-maxage\n    value: \"30\"\n";
+        assert!(parse(&format!("{v3}{map}")).is_ok());
+        assert!(parse(&format!("{v4}{list}")).is_ok());
+        assert_eq!(
+            err(&format!("{v4}{map}")),
+            "line 5: ClusterConfiguration: apiServer.extraArgs: invalid type: a mapping, expected a list of {name, value} (kubeadm.k8s.io/v1beta4; the mapping of flag names is kubeadm.k8s.io/v1beta3's form)"
+        );
+        assert!(err(&format!("{v3}{list}")).starts_with("line 5: ClusterConfiguration: apiServer.extraArgs: invalid type: a sequence, expected a mapping of flag names to values (kubeadm.k8s.io/v1beta3"));
+        assert_eq!(
+            err(&format!(
+                "{v4}etcd:\n  local:\n    extraArgs:\n    - value: x\n"
+            )),
+            "line 6: ClusterConfiguration: etcd.local.extraArgs[0]: argument has no name"
+        );
+        assert!(err(&format!("{v3}scheduler:\n  extraArgs:\n    v: 4\n"))
+            .contains("scheduler.extraArgs.v: invalid type: integer `4`, expected a string"));
+        let init4 = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    node-ip: 10.0.0.1\n";
+        assert!(err(init4).contains(
+            "nodeRegistration.kubeletExtraArgs: invalid type: a mapping, expected a list"
+        ));
+        assert!(err(&format!("{v4}dns: 5\n"))
+            .contains("dns: invalid type: integer `5`, expected a mapping"));
     }
 }
