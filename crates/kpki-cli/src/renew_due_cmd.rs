@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
         let status = match &c.status {
             Status::Due if r.renewed.contains(&c.entry) && cmd.dry_run => "due: would renew".into(),
             Status::Due if r.renewed.contains(&c.entry) => "due: renewed".into(),
-            Status::Due => "due: NOT renewed (see the messages above)".into(),
+            Status::Due => "due: NOT renewed (see below)".into(),
             Status::NotDue => "not due".into(),
             Status::DueExternal => "due: its CA is external, have it issued again".into(),
             Status::CaDue => "CA due: not renewed, rotate it (docs/operations.md)".into(),
@@ -62,6 +62,11 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
                 if r.renewed.contains(&s.entry) && !about_old {
                     eprintln!("WARNING: {}: {}: {}", s.entry, w.code, w.message);
                 }
+            }
+        }
+        for st in &report.plan.steps {
+            if r.selection.due().contains(&st.entry) && !r.renewed.contains(&st.entry) {
+                eprintln!("{}: not renewed: {}", st.entry, st.reason);
             }
         }
         for wr in &report.written {

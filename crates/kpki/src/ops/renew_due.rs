@@ -125,9 +125,10 @@ fn observed_after<T>(
     }
 }
 
-/// Decides what is due: `names` are renewable entries (leaves, kubeconfigs) or `all`; an entry is
-/// due when `notAfter - now <= within` (an expired one is due). The CAs signing the named entries
-/// are checked the same way. Unknown names are an input error naming them.
+/// Decides what is due: `names` are renewable entries (leaves, kubeconfigs) or `all` (what
+/// [`Kpki::renew_all_names`] gives, as for `certs renew all`); an entry is due when
+/// `notAfter - now <= within` (an expired one is due). The CAs signing the named entries are
+/// checked the same way. Unknown names are an input error naming them.
 pub fn select(
     kpki: &Kpki,
     disk: &Disk,
@@ -139,7 +140,7 @@ pub fn select(
     let mut wanted: Vec<String> = Vec::new();
     for n in names {
         if n == "all" {
-            wanted.extend(known.iter().cloned());
+            wanted.extend(kpki.renew_all_names());
         } else if known.contains(n) {
             wanted.push(n.clone());
         } else {
@@ -179,9 +180,22 @@ pub fn select(
                 c.ca.clone().unwrap_or_default(),
                 observed_after(cert, |f| Some(f.der.as_slice())),
             ),
-            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(o))) => {
-                (k.ca.clone(), observed_after(o, |f| f.cert_der.as_deref()))
-            }
+            // A client certificate referenced by path is the kubelet's to rotate.
+            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(o))) => (
+                k.ca.clone(),
+                match o {
+                    Observed::Present(f) if f.cert_ref.is_none() && f.cert_der.is_none() => {
+                        Err("no client certificate".to_string())
+                    }
+                    o => observed_after(o, |f| {
+                        if f.cert_ref.is_some() {
+                            None
+                        } else {
+                            f.cert_der.as_deref()
+                        }
+                    }),
+                },
+            ),
             _ => (String::new(), Err("not observed".into())),
         };
         if !ca.is_empty() && !signers.contains(&ca) {

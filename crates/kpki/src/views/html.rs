@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 
 use crate::views::picture::{severity_mark, Health, Item, Kind, Picture};
-use crate::views::verify::Report;
+use crate::views::verify::{Finding, Report};
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -75,6 +75,18 @@ svg .grid { stroke: var(--line); } svg .now { stroke: var(--err); stroke-dasharr
 footer { margin-top: 28px; color: var(--mute); font-size: 12px; }
 "#;
 
+fn finding_li(f: &Finding) -> String {
+    format!(
+        "<li class=\"sev-{}\" data-finding=\"{}\">{} {} <code>{}</code>: {}</li>",
+        f.severity.as_str(),
+        escape(f.code.as_str()),
+        severity_mark(f.severity),
+        f.severity.as_str(),
+        escape(f.code.as_str()),
+        escape(&f.message)
+    )
+}
+
 fn item_html(p: &Picture, it: &Item, depth: usize, out: &mut String) {
     let h = it.health(p.now, p.warn_within);
     let node = matches!(it.kind, Kind::NodeKubeconfig | Kind::NodeServing);
@@ -120,15 +132,7 @@ fn item_html(p: &Picture, it: &Item, depth: usize, out: &mut String) {
     if !it.findings.is_empty() {
         out.push_str("<ul class=\"inline\">");
         for f in &it.findings {
-            out.push_str(&format!(
-                "<li class=\"sev-{}\" data-finding=\"{}\">{} {} <code>{}</code>: {}</li>",
-                f.severity.as_str(),
-                escape(f.code.as_str()),
-                severity_mark(f.severity),
-                f.severity.as_str(),
-                escape(f.code.as_str()),
-                escape(&f.message)
-            ));
+            out.push_str(&finding_li(f));
         }
         out.push_str("</ul>");
     }
@@ -292,7 +296,15 @@ pub fn render(p: &Picture, report: &Report) -> String {
         s.warnings,
         s.info
     ));
-    out.push_str("<section id=\"tree\"><h2>Hierarchy</h2>\n<ul class=\"tree\">\n");
+    out.push_str("<section id=\"tree\"><h2>Hierarchy</h2>\n");
+    if !p.notes.is_empty() {
+        out.push_str("<ul class=\"inline\">");
+        for f in &p.notes {
+            out.push_str(&finding_li(f));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("<ul class=\"tree\">\n");
     for r in &p.roots {
         item_html(p, r, 0, &mut out);
     }

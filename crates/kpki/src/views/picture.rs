@@ -180,6 +180,8 @@ pub struct Picture {
     pub roots: Vec<Item>,
     /// verify's counts.
     pub summary: Summary,
+    /// Findings that are about no entry of the tree (the inputs themselves).
+    pub notes: Vec<Finding>,
 }
 
 impl Item {
@@ -494,6 +496,12 @@ pub fn build(
         kubeconfig_dir: desired.inputs.kubeconfig_dir.clone(),
         roots,
         summary: report.summary,
+        notes: report
+            .findings
+            .iter()
+            .filter(|f| desired.get(&f.entry).is_none())
+            .cloned()
+            .collect(),
     }
 }
 
@@ -684,6 +692,21 @@ pub fn render_text(p: &Picture, colour: bool) -> String {
         s.entries, s.errors, s.warnings, s.info
     )));
     out.push_str("\n\n");
+    for f in &p.notes {
+        out.push_str(&st.severity(
+            f.severity,
+            &format!(
+                "{} {} {}",
+                severity_mark(f.severity),
+                f.severity.as_str(),
+                f.code
+            ),
+        ));
+        out.push_str(&format!(": {}\n", f.message));
+    }
+    if !p.notes.is_empty() {
+        out.push('\n');
+    }
     for l in &lines {
         let used = l.prefix.chars().count() + l.name.chars().count();
         let pad = " ".repeat(width - used + 2);
