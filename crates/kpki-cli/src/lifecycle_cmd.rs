@@ -21,15 +21,25 @@ pub struct PlanCmd {
 pub struct RenewCmd {
     /// What to renew: a leaf (apiserver, etcd-server, ...), a kubeconfig (admin.conf, ...), or all.
     #[arg(required = true, value_name = "NAME")]
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
     #[command(flatten)]
-    inputs: InputFlags,
+    pub(crate) inputs: InputFlags,
     /// Keep the SANs of the existing certificates (kubeadm's behaviour) instead of the spec's.
     #[arg(long)]
-    keep_sans: bool,
+    pub(crate) keep_sans: bool,
     /// Show what would be renewed; write nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
+    /// Renew only the named certificates that expire within this window (Go duration or days,
+    /// e.g. 30d). Exit 0 nothing due, 3 renewed, 4 a CA is due (never renewed: rotate it), 5 a
+    /// certificate cannot be renewed here, 2 error.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) if_expiring_within: Option<String>,
+    /// With --if-expiring-within: run this shell command after renewing something (not when
+    /// nothing was due), e.g. to restart the control-plane static Pods. $KPKI_RENEWED lists what
+    /// was renewed.
+    #[arg(long, value_name = "CMD", requires = "if_expiring_within")]
+    pub(crate) exec_after: Option<String>,
 }
 
 /// `kpki certs generate-csr`.
@@ -141,6 +151,9 @@ pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
 
 /// Runs `kpki certs renew`.
 pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
+    if let Some(window) = &cmd.if_expiring_within {
+        return crate::renew_due_cmd::run(cli, cmd, window);
+    }
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args())?;
     let report = kpki.renew(&cmd.names, cmd.keep_sans, &run, cmd.dry_run)?;

@@ -14,6 +14,8 @@ mod init;
 mod kubeconfig_cmd;
 mod lifecycle_cmd;
 mod nodes_cmd;
+mod operate_cmd;
+mod renew_due_cmd;
 mod verify_cmd;
 
 #[derive(Parser)]
@@ -61,6 +63,13 @@ enum Command {
     Certs(certs_cmd::CertsCmd),
     /// Print the embedded default spec.
     Spec,
+    /// Draw the hierarchy (CA -> leaves -> kubeconfigs -> node credentials) with each
+    /// certificate's remaining life and verify's findings.
+    Tree(Box<operate_cmd::TreeCmd>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(operate_cmd::CompletionsCmd),
+    /// Print the kpki(1) man page (or write every page with --out-dir).
+    Man(operate_cmd::ManCmd),
 }
 
 /// A failure that stops the command: one line on stderr and an exit code.
@@ -169,11 +178,17 @@ fn main() -> ExitCode {
             print!("{}", kpki::model::spec::DEFAULT_SPEC);
             Ok(())
         }
+        Command::Tree(cmd) => operate_cmd::tree(&cli, cmd),
+        Command::Completions(cmd) => operate_cmd::completions(cmd),
+        Command::Man(cmd) => operate_cmd::man(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
-            eprintln!("error: {msg}");
+            // An empty message is a verdict, not an error (renew --if-expiring-within's codes).
+            if !msg.is_empty() {
+                eprintln!("error: {msg}");
+            }
             ExitCode::from(code)
         }
     }

@@ -13,6 +13,10 @@ pub enum VerifyOutput {
     Text,
     /// `kpki/v1alpha1` `VerifyReport` (see docs/findings.md).
     Json,
+    /// Prometheus text format, x509-certificate-exporter's series (docs/operations.md).
+    Prometheus,
+    /// One self-contained HTML page: hierarchy, findings, validity timeline.
+    Html,
 }
 
 #[derive(Args)]
@@ -25,6 +29,10 @@ pub struct VerifyCmd {
     /// Certificates expiring within this Go duration are warnings.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     warn_within: String,
+    /// Write the Prometheus metrics to DIR/kpki.prom (atomically) for the node-exporter textfile
+    /// collector, print nothing, and exit 0 once written (findings go into the metrics).
+    #[arg(long, value_name = "DIR")]
+    textfile: Option<std::path::PathBuf>,
 }
 
 /// Loads the spec named by `--spec` (or the embedded one).
@@ -56,9 +64,22 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
         f => f,
     })?;
     let report = kpki.verify(&Options::default().warn_within(warn_within), &run)?;
+    let audit = |report| crate::operate_cmd::Audit {
+        desired: kpki.desired,
+        report,
+        now: run.now,
+        warn_within,
+    };
+    if let Some(dir) = &cmd.textfile {
+        return crate::operate_cmd::write_textfile(dir, &audit(report));
+    }
     match cmd.output {
         VerifyOutput::Text => print!("{}", verify::render_text(&report)),
         VerifyOutput::Json => print!("{}", report.to_json()?),
+        VerifyOutput::Prometheus => {
+            print!("{}", crate::operate_cmd::prometheus(&audit(report.clone())))
+        }
+        VerifyOutput::Html => print!("{}", crate::operate_cmd::html_page(&audit(report.clone()))),
     }
     if report.has_errors() {
         return Err(Fail(

@@ -1,6 +1,7 @@
 //! What is on disk for each resolved entry. This is the only place the planner's inputs are
 //! read; the planner itself is pure.
 
+pub mod all;
 pub mod read;
 
 use std::collections::HashMap;
