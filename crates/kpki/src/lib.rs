@@ -292,6 +292,43 @@ impl Kpki {
     }
 }
 
+/// Inputs for commands that issue credentials outside the tree (`kubeconfig user`, `bootstrap`,
+/// `nodes`), whose only use of the endpoints is one server URL of kind `server`: with a
+/// control-plane endpoint and `server = "control_plane"` the advertise address is not needed;
+/// otherwise it must be given, configured or read from the tree, never detected on this
+/// machine (the credentials are for other machines).
+pub(crate) fn client_inputs(
+    spec: &model::spec::Spec,
+    args: &inputs::InputArgs,
+    server: &str,
+) -> Result<inputs::Inputs> {
+    let cfg = inputs::load_config(args.config.as_deref())?;
+    let has_endpoint = args
+        .control_plane_endpoint
+        .as_ref()
+        .or(cfg.control_plane_endpoint.as_ref())
+        .is_some_and(|e| !e.trim().is_empty());
+    let mut args = args.clone();
+    let no_address = args.advertise_address.is_none() && cfg.advertise_address.is_none();
+    if no_address && has_endpoint && server == "control_plane" {
+        // A stand-in from TEST-NET-1 (RFC 5737): never written, since the server is the endpoint.
+        args.advertise_address = Some("192.0.2.1".into());
+    }
+    let i = inputs::Inputs::discovered_from_tree(spec, &args)?;
+    if matches!(
+        i.origins.get("advertise_address"),
+        Some(inputs::origin::Origin::Detected { .. })
+    ) {
+        return Err(Error::input(
+            "--control-plane-endpoint",
+            "the API server URL is unknown: give --control-plane-endpoint or \
+             --apiserver-advertise-address, or a --config that sets one (kpki does not guess it \
+             from this machine's addresses for credentials other machines use)",
+        ));
+    }
+    Ok(i)
+}
+
 /// kubeadm's `certs certificate-key`: 32 random bytes, hex-encoded (64 lower-case characters).
 pub fn certificate_key(run: &Run<'_>) -> Result<String> {
     let mut b = [0u8; 32];

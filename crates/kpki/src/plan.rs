@@ -135,6 +135,12 @@ pub enum View {
     Renew(Vec<String>),
     /// `certs generate-csr`: keys and CSRs for every leaf and kubeconfig, nothing may exist.
     Csr,
+    /// `nodes`: per-node credentials kpki owns: what is missing is issued, what is wrong
+    /// (drifted, unreadable as a certificate or kubeconfig) is issued again, what is right kept.
+    Nodes,
+    /// `kubeconfig user` / `bootstrap`: the entries outside the tree are issued anew every time
+    /// (an existing kubeconfig at the target is replaced; any other file is refused).
+    Fresh,
 }
 
 /// What the caller wants.
@@ -262,6 +268,18 @@ pub fn plan_assessed(
     now: OffsetDateTime,
     opts: &Options,
 ) -> Plan {
+    // Nodes and fresh issues re-issue whatever re-issuing cures: the files are kpki's own.
+    let regenerating = matches!(opts.view, View::Nodes | View::Fresh);
+    let own;
+    let opts = if regenerating && !opts.regenerate_drifted {
+        own = Options {
+            regenerate_drifted: true,
+            ..opts.clone()
+        };
+        &own
+    } else {
+        opts
+    };
     let mut cas: HashMap<String, CaState> = HashMap::new();
     let mut steps = Vec::with_capacity(desired.entries.len());
     for (e, ea) in desired.entries.iter().zip(&a.entries) {
@@ -270,6 +288,8 @@ pub fn plan_assessed(
             View::Init => s,
             View::Renew(_) => renew_view(e, s, opts),
             View::Csr => csr_view(e, ea),
+            View::Nodes => nodes_view(e, s, ea, &cas),
+            View::Fresh => fresh_view(e, s, ea, &cas),
         });
     }
     Plan {
@@ -663,6 +683,99 @@ fn renew_view(e: &Entry, mut s: Step, opts: &Options) -> Step {
         _ => {}
     }
     s
+}
+
+/// A CA for commands that only sign with existing CAs: never created here.
+fn existing_ca_only(e: &Entry, mut s: Step) -> Step {
+    if s.action == Action::Create {
+        s.action = Action::Error;
+        s.reason = format!("CA {} is missing; run kpki init first", e.name());
+        s.keep_key = false;
+    }
+    s
+}
+
+/// The CA state of an entry's signer, for the views below.
+fn signer_state(e: &Entry, cas: &HashMap<String, CaState>) -> Option<CaState> {
+    let ca = match e {
+        Entry::Leaf(c) => c.ca.as_deref(),
+        Entry::Kubeconfig(k) => Some(k.ca.as_str()),
+        _ => None,
+    }?;
+    Some(cas.get(ca).copied().unwrap_or(CaState::Broken))
+}
+
+/// Codes that say "this file is not a certificate / kubeconfig at all": for files kpki owns
+/// (node credentials) re-issuing is the cure.
+fn unreadable_output(f: &Finding) -> bool {
+    matches!(
+        f.code,
+        assess::Code::PemInvalid
+            | assess::Code::KubeconfigInvalid
+            | assess::Code::KubeconfigContextUnresolved
+    )
+}
+
+/// `nodes`: like `init --regenerate-drifted` for files kpki owns, so a broken credential is
+/// issued again rather than refused.
+fn nodes_view(
+    e: &Entry,
+    mut s: Step,
+    ea: &EntryAssessment,
+    cas: &HashMap<String, CaState>,
+) -> Step {
+    if let Entry::Ca(_) = e {
+        return existing_ca_only(e, s);
+    }
+    if signer_state(e, cas) == Some(CaState::External) {
+        if s.issues() || s.action == Action::Error {
+            s.action = Action::Error;
+            s.reason =
+                "its CA has no key on disk (external CA): kpki cannot sign node credentials".into();
+        }
+        return s;
+    }
+    let manual: Vec<&Finding> = ea
+        .errors()
+        .filter(|f| f.remedy == assess::Remedy::Manual)
+        .collect();
+    if s.action == Action::Error
+        && !manual.is_empty()
+        && manual.iter().all(|f| unreadable_output(f))
+    {
+        s.action = Action::Regenerate;
+        s.keep_key = false;
+        s.reason = format!("{}; issuing it again", explain_all(&manual));
+    }
+    s
+}
+
+/// `kubeconfig user` / `bootstrap`: issue anew; only a kubeconfig may be replaced.
+fn fresh_view(
+    e: &Entry,
+    mut s: Step,
+    ea: &EntryAssessment,
+    cas: &HashMap<String, CaState>,
+) -> Step {
+    if let Entry::Ca(_) = e {
+        return existing_ca_only(e, s);
+    }
+    if signer_state(e, cas) == Some(CaState::External) {
+        s.action = Action::Error;
+        s.reason = "its CA has no key on disk (external CA): kpki cannot sign it".into();
+        return s;
+    }
+    match (ea.state, s.action) {
+        (_, Action::Error) => s,
+        (State::Missing, _) => s,
+        _ => {
+            s.action = Action::Regenerate;
+            s.keep_key = false;
+            s.repairs.clear();
+            s.reason = "issued anew (the existing kubeconfig is replaced)".into();
+            s
+        }
+    }
 }
 
 /// `certs generate-csr`: every leaf and kubeconfig gets a key and a CSR; nothing may be in the

@@ -81,6 +81,15 @@ impl Out {
     }
 }
 
+/// The files issuing `e` writes (its final names).
+pub fn targets(e: &Entry) -> Vec<PathBuf> {
+    match e {
+        Entry::Ca(c) | Entry::Leaf(c) => vec![c.key_path.clone(), c.cert_path.clone()],
+        Entry::KeyPair(k) => vec![k.key_path.clone(), k.pub_path.clone()],
+        Entry::Kubeconfig(k) => vec![k.path.clone()],
+    }
+}
+
 /// Where a replacement certificate waits while its key is swapped in (see [`recover_pending`]).
 pub fn staged_path(cert: &std::path::Path) -> PathBuf {
     let mut s = cert.as_os_str().to_owned();
@@ -95,9 +104,9 @@ pub fn staged_path(cert: &std::path::Path) -> PathBuf {
 /// removed. Returns the files it changed.
 pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
     let mut changed = Vec::new();
-    // Temp files a killed run left behind (`.<name>.<random>.kpki-tmp`): never under a final
-    // name, never read, but clutter; only a kpki holding the lock may remove them.
-    // Only below the locked cert dir: a kubeconfig dir may be shared with another tree's run.
+    // Temp files a killed run left behind: never under a final name, never read, but clutter;
+    // only a kpki holding the lock may remove them. Only below the locked cert dir: a kubeconfig
+    // dir may be shared with another tree's run.
     let mut dirs: Vec<&std::path::Path> = desired
         .entries
         .iter()
@@ -107,19 +116,7 @@ pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for f in rd.flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.')
-                && name.ends_with(".kpki-tmp")
-                && f.file_type().map(|t| t.is_file()).unwrap_or(false)
-            {
-                std::fs::remove_file(f.path()).map_err(|e| Error::file(f.path(), e))?;
-                changed.push(f.path());
-            }
-        }
+        changed.extend(remove_temporaries(dir)?);
     }
     for e in &desired.entries {
         let (Entry::Leaf(c) | Entry::Ca(c)) = e else {
@@ -128,6 +125,26 @@ pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
         changed.extend(recover_pair(&c.cert_path, &c.key_path)?);
     }
     Ok(changed)
+}
+
+/// Removes the temporary files (`.<name>[.<random>].kpki-tmp`) a killed run left in `dir`; the
+/// caller holds the lock that rules out a live writer. Returns what it removed.
+pub fn remove_temporaries(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(removed);
+    };
+    for f in rd.flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            && name.ends_with(".kpki-tmp")
+            && f.file_type().map(|t| t.is_file()).unwrap_or(false)
+        {
+            std::fs::remove_file(f.path()).map_err(|e| Error::file(f.path(), e))?;
+            removed.push(f.path());
+        }
+    }
+    Ok(removed)
 }
 
 /// Completes (staged certificate matches the key on disk) or drops (it does not) one
@@ -215,6 +232,52 @@ pub fn apply(
     ctx: &Context<'_>,
     backups: bool,
 ) -> Result<Vec<Written>> {
+    let outs = build(desired, disk, plan, ctx, backups)?;
+    write_all(desired, outs)
+}
+
+/// A file a plan produces, not written (a kubeconfig for standard output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Entry name.
+    pub entry: String,
+    /// Where it would go.
+    pub path: PathBuf,
+    /// Its content.
+    pub data: Vec<u8>,
+    /// Its mode.
+    pub mode: u32,
+}
+
+/// Carries `plan` out in memory: every file it would write, nothing written (no backups, no
+/// repairs). For commands that print what they issue (`kubeconfig user` without `--out`).
+pub fn render(
+    desired: &Desired,
+    disk: &Disk,
+    plan: &Plan,
+    ctx: &Context<'_>,
+) -> Result<Vec<Rendered>> {
+    Ok(build(desired, disk, plan, ctx, false)?
+        .into_iter()
+        .filter(|o| o.rename_from.is_none() && !o.chmod_only)
+        .map(|o| Rendered {
+            entry: o.entry,
+            path: o.path,
+            data: o.data,
+            mode: o.mode,
+        })
+        .collect())
+}
+
+/// Everything `plan` writes, computed in memory: keys generated in parallel, certificates
+/// signed in dependency order. Nothing is touched on disk.
+fn build(
+    desired: &Desired,
+    disk: &Disk,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    backups: bool,
+) -> Result<Vec<Out>> {
     plan.check()?;
     let modes = desired.modes;
     let not_before = ctx.now - BACKDATE;
@@ -226,7 +289,8 @@ pub fn apply(
             s.action,
             Action::Create | Action::Renew | Action::Regenerate | Action::Csr
         ) && !s.keep_key;
-        if needs {
+        let token = matches!(e, Entry::Kubeconfig(k) if k.token.is_some());
+        if needs && !token {
             let alg = match e {
                 Entry::Ca(c) | Entry::Leaf(c) => c.algorithm,
                 Entry::KeyPair(k) => k.algorithm,
@@ -536,6 +600,32 @@ pub fn apply(
                     Replace::Allow,
                 ));
             }
+            (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate)
+                if k.token.is_some() =>
+            {
+                let ca_der = ca_certs.get(&k.ca).ok_or_else(|| {
+                    Error::crypto(k.name.clone(), format!("CA {} is not available", k.ca))
+                })?;
+                let cfg = Kubeconfig::single(Single {
+                    cluster_name: &k.cluster_name,
+                    server: &k.server,
+                    ca_pem: Some(&cert_pem(ca_der)),
+                    user: &k.user,
+                    auth: crate::kubeconfig::AuthInfo {
+                        token: k.token.clone(),
+                        ..Default::default()
+                    },
+                });
+                let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
+                outs.push(Out::write(
+                    &k.name,
+                    &k.path,
+                    yaml.into_bytes(),
+                    modes.kubeconfig,
+                    modes.dir,
+                    Replace::Allow,
+                ));
+            }
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
                 let key = take_key(&k.name, false)?;
                 let (ca_der, ca_key) = ca_material.get(&k.ca).ok_or_else(|| {
@@ -574,7 +664,7 @@ pub fn apply(
                         cluster_name: &k.cluster_name,
                         server: &k.server,
                         ca_pem: Some(&ca_pem),
-                        user: &k.profile.cn,
+                        user: &k.user,
                         auth: Kubeconfig::cert_auth(&cert_pem_text, key.pem()),
                     }),
                 };
@@ -608,9 +698,13 @@ pub fn apply(
         }
     }
 
-    // 3. writes: every new file to a temporary name with its final mode, one flush for all of
-    //    them, then renames in order (key before certificate), then the directories. A crash
-    //    leaves only complete files under final names.
+    Ok(outs)
+}
+
+/// Writes what [`build`] computed: every new file to a temporary name with its final mode, one
+/// flush for all of them, then renames in order (key before certificate), then the directories.
+/// A crash leaves only complete files under final names.
+fn write_all(desired: &Desired, outs: Vec<Out>) -> Result<Vec<Written>> {
     let mut pending = Vec::with_capacity(outs.len());
     for o in &outs {
         pending.push(match (&o.rename_from, o.chmod_only) {
@@ -620,22 +714,24 @@ pub fn apply(
             )?),
         });
     }
-    let mut roots = vec![
-        desired.inputs.cert_dir.clone(),
-        desired.inputs.kubeconfig_dir.clone(),
-    ];
-    roots.dedup();
-    for r in roots.iter().filter(|r| r.is_dir()) {
-        crate::apply::write::sync_filesystem(r)?;
+    // One flush per file system written to (the cert dir, the kubeconfig dir and a nodes
+    // output directory may live on different ones).
+    let _ = desired;
+    let mut devices: Vec<u64> = Vec::new();
+    for o in outs.iter().filter(|o| !o.chmod_only) {
+        use std::os::unix::fs::MetadataExt;
+        let Some(dir) = o.path.parent() else { continue };
+        let Ok(m) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if !devices.contains(&m.dev()) {
+            devices.push(m.dev());
+            crate::apply::write::sync_filesystem(dir)?;
+        }
     }
     let mut written = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    // Failpoint for the crash-safety harness: widen the gaps between renames so that SIGKILLs
-    // land between them (the renames otherwise take microseconds). Unset in normal use.
-    let pause = std::env::var("KPKI_FAILPOINT_RENAME_PAUSE_US")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(std::time::Duration::from_micros);
+    let pause = failpoint_rename_pause();
     for (o, p) in outs.into_iter().zip(pending) {
         if let Some(d) = pause {
             std::thread::sleep(d);
@@ -662,6 +758,22 @@ pub fn apply(
         crate::apply::write::sync_dir(d);
     }
     Ok(written)
+}
+
+/// Failpoint for the crash-safety harness: widen the gaps between renames so that SIGKILLs land
+/// between them (the renames otherwise take microseconds). Only in builds with the `failpoints`
+/// feature (the test builds); a release binary reads no such variable.
+#[cfg(feature = "failpoints")]
+fn failpoint_rename_pause() -> Option<std::time::Duration> {
+    std::env::var("KPKI_FAILPOINT_RENAME_PAUSE_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_micros)
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint_rename_pause() -> Option<std::time::Duration> {
+    None
 }
 
 fn push_backups(

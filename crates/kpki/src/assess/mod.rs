@@ -304,6 +304,9 @@ impl Sink<'_> {
 fn default_remedy(kind: Kind, code: Code) -> Remedy {
     use Code::*;
     match code {
+        // A key others could read is no longer secret: a leaf gets a new one; a CA or the
+        // service-account key cannot be replaced here, so its mode is tightened.
+        KeyModeInsecure if matches!(kind, Kind::Leaf | Kind::Kubeconfig) => Remedy::Reissue,
         KeyModeInsecure | CertModeWritable => Remedy::Repair,
         FileUnreadable
         | PemInvalid
@@ -463,11 +466,19 @@ impl Assessor {
 
     fn check_key_mode(&self, s: &mut Sink<'_>, path: &Path, mode: u32) {
         if mode & 0o077 != 0 {
+            let fix = match s.kind {
+                Kind::Leaf | Kind::Kubeconfig => format!(
+                    "the key may have been read: `kpki certs renew {}` gives a new one; or chmod 600 {}",
+                    s.entry,
+                    disp(path)
+                ),
+                _ => format!("chmod 600 {}", disp(path)),
+            };
             s.push(
                 Code::KeyModeInsecure,
                 path,
                 format!("holds a private key but has mode {mode:04o} (group/others can access it)"),
-                format!("chmod 600 {}", disp(path)),
+                fix,
             );
         }
     }
@@ -1425,6 +1436,45 @@ impl Assessor {
             .get(&k.ca)
             .and_then(CaView::der)
             .map(<[u8]>::to_vec);
+
+        // A token kubeconfig (TLS bootstrap): the CA it trusts, its server and its token.
+        if let Some(token) = &k.token {
+            if kc.ca_der.is_some() && kc.ca_der != tree_ca && tree_ca.is_some() {
+                s.push(
+                    Code::KubeconfigCaMismatch,
+                    &k.path,
+                    format!(
+                        "exists already but has got the wrong CA cert (not CA {})",
+                        k.ca
+                    ),
+                    regen.clone(),
+                );
+            }
+            if kc.server != k.server {
+                s.push(
+                    Code::KubeconfigServerMismatch,
+                    &k.path,
+                    format!("has server {}; the inputs give {}", kc.server, k.server),
+                    regen.clone(),
+                );
+            }
+            let has = kc
+                .config
+                .users
+                .iter()
+                .find(|u| u.name == kc.user_name)
+                .and_then(|u| u.user.token.as_deref());
+            if has != Some(token.as_str()) {
+                s.push(
+                    Code::KubeconfigNoClientCert,
+                    &k.path,
+                    "does not hold the bootstrap token asked for",
+                    regen,
+                );
+            }
+            out.findings = s.findings;
+            return out;
+        }
 
         // `generate-csr` layout: only the client key so far; an external CA signs `<file>.crt`.
         if kc.cert_der.is_none() && kc.ca_der.is_none() && kc.cert_ref.is_none() && kc.key.is_some()

@@ -207,10 +207,15 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
 
 /// Reads every entry's files.
 pub fn observe(desired: &Desired) -> Disk {
+    observe_entries(&desired.entries)
+}
+
+/// Reads the files of `entries`.
+pub fn observe_entries(list: &[Entry]) -> Disk {
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
     let mut csr = HashMap::new();
-    for e in &desired.entries {
+    for e in list {
         if let Some(p) = e.csr_path() {
             csr.insert(e.name().to_string(), std::fs::symlink_metadata(&p).is_ok());
         }

@@ -133,6 +133,11 @@ pub struct KubeconfigEntry {
     pub server: String,
     /// Cluster entry name.
     pub cluster_name: String,
+    /// The kubeconfig's user name: the client CN, or the spec's name for a token user.
+    pub user: String,
+    /// Bootstrap token: the kubeconfig authenticates with it instead of a client certificate.
+    #[serde(skip)]
+    pub token: Option<String>,
     /// Which input the CN comes from ("the spec" when it is literal).
     #[serde(skip)]
     pub cn_origin: String,
@@ -453,20 +458,20 @@ pub fn resolve_kubeconfig(
 ) -> Result<KubeconfigEntry> {
     let (o, server, key_algorithm) =
         apply_variants(&k.variants, inputs, &k.o, &k.server, &k.key_algorithm);
-    let orgs = o
-        .iter()
-        .map(|o| vars.one(&k.name, "o", o))
-        .collect::<Result<Vec<_>>>()?;
+    let orgs = vars.many(&k.name, "o", o)?;
     let server = match server {
         "local" => inputs.local_endpoint().url(),
         _ => inputs.control_plane().url(),
     };
+    let cn = vars.one(&k.name, "cn", &k.cn)?;
     Ok(KubeconfigEntry {
         name: k.name.clone(),
         path: base.join(vars.one(&k.name, "file", &k.file)?),
         ca: k.ca.clone(),
+        user: cn.clone(),
+        token: None,
         profile: Profile {
-            cn: vars.one(&k.name, "cn", &k.cn)?,
+            cn,
             orgs: orgs.into_iter().filter(|o| !o.is_empty()).collect(),
             dns: vec![],
             ips: vec![],
@@ -481,6 +486,88 @@ pub fn resolve_kubeconfig(
         cn_origin: template_origin(&k.cn).to_string(),
         renew_all: k.renew_all,
     })
+}
+
+/// The tree's CAs plus one entry made from a spec section (`[user]`, `[bootstrap]`, `[node]`):
+/// what a command that issues outside the tree plans and applies.
+pub fn with_cas(spec: &Spec, inputs: &Inputs, extra: Vec<Entry>) -> Result<Desired> {
+    let mut d = resolve(spec, inputs)?;
+    d.entries.retain(|e| matches!(e, Entry::Ca(_)));
+    d.entries.extend(extra);
+    Ok(d)
+}
+
+/// The `[user]` kubeconfig for `client_name` with the groups `orgs`, written to `out` (or, when
+/// printed, named after the spec's `file` in the kubeconfig dir).
+pub fn resolve_user(
+    spec: &Spec,
+    inputs: &Inputs,
+    client_name: &str,
+    orgs: &[String],
+    out: Option<&std::path::Path>,
+) -> Result<Desired> {
+    let u = spec.user.as_ref().ok_or_else(|| Error::Spec {
+        origin: "spec".into(),
+        entry: "user".into(),
+        message: "the spec has no [user] section, so it does not say what a user kubeconfig is"
+            .into(),
+    })?;
+    let mut vars = Vars::from_inputs(inputs);
+    vars.set("client_name", client_name.to_string());
+    vars.set_list("client_orgs", orgs.to_vec());
+    let mut k = resolve_kubeconfig(spec, u, &vars, inputs, &inputs.kubeconfig_dir)?;
+    if let Some(p) = out {
+        k.path = p.to_path_buf();
+    }
+    with_cas(spec, inputs, vec![Entry::Kubeconfig(k)])
+}
+
+/// The `[bootstrap]` token kubeconfig with `token`, written to `out` (or the spec's file in the
+/// kubeconfig dir).
+pub fn resolve_bootstrap(
+    spec: &Spec,
+    inputs: &Inputs,
+    token: &str,
+    out: Option<&std::path::Path>,
+) -> Result<Desired> {
+    let b = spec.bootstrap.as_ref().ok_or_else(|| Error::Spec {
+        origin: "spec".into(),
+        entry: "bootstrap".into(),
+        message: "the spec has no [bootstrap] section".into(),
+    })?;
+    let vars = Vars::from_inputs(inputs);
+    let server = match b.server.as_str() {
+        "local" => inputs.local_endpoint().url(),
+        _ => inputs.control_plane().url(),
+    };
+    let k = KubeconfigEntry {
+        name: b.name.clone(),
+        path: match out {
+            Some(p) => p.to_path_buf(),
+            None => inputs
+                .kubeconfig_dir
+                .join(vars.one(&b.name, "file", &b.file)?),
+        },
+        ca: b.ca.clone(),
+        profile: Profile {
+            cn: String::new(),
+            orgs: vec![],
+            dns: vec![],
+            ips: vec![],
+            key_usages: vec![],
+            ext_key_usages: vec![],
+            is_ca: false,
+        },
+        algorithm: inputs.key_algorithm,
+        validity: inputs.cert_validity,
+        server,
+        cluster_name: inputs.cluster_name.clone(),
+        user: b.user.clone(),
+        token: Some(token.to_string()),
+        cn_origin: "the spec".into(),
+        renew_all: false,
+    };
+    with_cas(spec, inputs, vec![Entry::Kubeconfig(k)])
 }
 
 /// Resolves the whole spec against the inputs.

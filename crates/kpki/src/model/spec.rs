@@ -58,6 +58,28 @@ pub struct Spec {
     /// Per-node credentials for `kpki nodes` (kubelet client and serving certs).
     #[serde(default)]
     pub node: Option<NodeSpec>,
+    /// The kubeconfig `kpki kubeconfig user` issues (`{client_name}`, list `{client_orgs}`).
+    #[serde(default)]
+    pub user: Option<KubeconfigSpec>,
+    /// The token kubeconfig `kpki kubeconfig bootstrap` writes for TLS bootstrapping.
+    #[serde(default)]
+    pub bootstrap: Option<BootstrapSpec>,
+}
+
+/// A kubeconfig authenticating with a bootstrap token instead of a client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSpec {
+    /// Unique name.
+    pub name: String,
+    /// File name under the kubeconfig dir (the default output; `--out` replaces it).
+    pub file: String,
+    /// The CA the kubelet trusts (embedded as certificate-authority-data).
+    pub ca: String,
+    /// The kubeconfig user name (kubeadm: `tls-bootstrap-token-user`).
+    pub user: String,
+    /// `control_plane` or `local`.
+    pub server: String,
 }
 
 /// Tree-wide defaults; each entry may override the key algorithm.
@@ -498,6 +520,26 @@ impl Spec {
             claim(&mut kc_files, &k.name, &k.file)?;
             self.check_kubeconfig(k, SCALAR_VARS)?;
         }
+        if let Some(u) = &self.user {
+            let scalars: Vec<&str> = SCALAR_VARS.iter().copied().chain(["client_name"]).collect();
+            self.check_kubeconfig_with(u, &scalars, &["client_orgs"])?;
+            Template::parse(&u.file, &scalars, &[])
+                .map_err(|m| (u.name.clone(), format!("file: {m}")))?;
+        }
+        if let Some(b) = &self.bootstrap {
+            let e = |m: String| (b.name.clone(), m);
+            if self.ca(&b.ca).is_none() {
+                return Err(e(format!(
+                    "unknown CA {:?} (no [[ca]] entry has that name)",
+                    b.ca
+                )));
+            }
+            check_server(&b.server).map_err(e)?;
+            if b.user.trim().is_empty() || b.file.trim().is_empty() {
+                return Err(e("user and file must not be empty".into()));
+            }
+            Template::parse(&b.file, SCALAR_VARS, &[]).map_err(|m| e(format!("file: {m}")))?;
+        }
         if let Some(node) = &self.node {
             let scalars: Vec<&str> = SCALAR_VARS.iter().copied().chain(["node_name"]).collect();
             self.check_kubeconfig(&node.kubeconfig, &scalars)?;
@@ -586,6 +628,16 @@ impl Spec {
         k: &KubeconfigSpec,
         scalars: &[&str],
     ) -> std::result::Result<(), (String, String)> {
+        self.check_kubeconfig_with(k, scalars, &[])
+    }
+
+    /// [`Spec::check_kubeconfig`] with list variables allowed in `o` (a user's groups).
+    fn check_kubeconfig_with(
+        &self,
+        k: &KubeconfigSpec,
+        scalars: &[&str],
+        o_lists: &[&str],
+    ) -> std::result::Result<(), (String, String)> {
         let e = |m: String| (k.name.clone(), m);
         if self.ca(&k.ca).is_none() {
             return Err(e(format!(
@@ -595,7 +647,7 @@ impl Spec {
         }
         Template::parse(&k.cn, scalars, &[]).map_err(|m| e(format!("cn: {m}")))?;
         for o in &k.o {
-            Template::parse(o, scalars, &[]).map_err(|m| e(format!("o: {m}")))?;
+            Template::parse(o, scalars, o_lists).map_err(|m| e(format!("o: {m}")))?;
         }
         check_server(&k.server).map_err(e)?;
         check_usages(&k.key_usages, &k.ext_key_usages).map_err(e)?;
