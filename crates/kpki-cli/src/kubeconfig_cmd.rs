@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use kpki::apply::write::{write_atomic, Replace};
 use kpki::inputs::InputArgs;
 use kpki::ops::user::{self, UserRequest};
 
@@ -94,26 +93,21 @@ pub fn run(cli: &Cli, cmd: &KubeconfigCmd) -> Result<(), Fail> {
 fn run_user(cli: &Cli, cmd: &UserCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let validity = user::parse_validity_period(&cmd.validity_period)?;
-    let target = user::target(&cmd.input_args())?;
+    let kpki = crate::load_outside(cli, &cmd.input_args(), kpki::Outside::User)?;
     if let Some(w) = user::validity_warning(validity) {
         eprintln!("WARNING: {w}");
     }
-    let yaml = user::user_kubeconfig(
-        &UserRequest {
-            cert_dir: &target.cert_dir,
-            client_name: &cmd.client_name,
-            orgs: &cmd.org,
-            validity,
-            algorithm: target.algorithm,
-            server: &target.server,
-            cluster_name: &target.cluster_name,
-        },
-        &run,
-    )?;
-    match &cmd.out {
-        Some(path) => write_atomic(path, yaml.as_bytes(), 0o600, 0o755, Replace::Allow)?,
+    let mut req = UserRequest::new(&cmd.client_name).validity(validity);
+    for o in &cmd.org {
+        req = req.group(o);
+    }
+    if let Some(p) = &cmd.out {
+        req = req.out(p);
+    }
+    let issued = kpki.user_kubeconfig(&req, &run)?;
+    for r in &issued.rendered {
         // kubeadm prints the YAML (which ends in a newline) with Println: one extra newline.
-        None => println!("{yaml}"),
+        println!("{}", String::from_utf8_lossy(&r.data));
     }
     Ok(())
 }

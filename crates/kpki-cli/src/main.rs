@@ -109,6 +109,18 @@ pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fai
     Ok(k)
 }
 
+/// Like [`load`], for a command that issues credentials outside the tree.
+pub fn load_outside(
+    cli: &Cli,
+    args: &kpki::inputs::InputArgs,
+    what: kpki::Outside,
+) -> Result<kpki::Kpki, Fail> {
+    let mut k = kpki::Kpki::for_outside(cli.spec.as_deref(), args, what)?;
+    k.lock_timeout = lock_timeout(cli)?;
+    k.allow_insecure_dir = cli.allow_insecure_dir;
+    Ok(k)
+}
+
 /// `--lock-timeout` as a duration.
 pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
     let t = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)

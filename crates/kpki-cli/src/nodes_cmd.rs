@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kpki::apply::write::{write_atomic, Replace};
 use kpki::inputs::InputArgs;
-use kpki::ops::nodes::{open_nodes, NodeIssuer, NodeReport, NodeStatus, Progress};
+use kpki::ops::nodes::{open_nodes, NodeReport, NodeStatus, Progress};
 use kpki::ops::token::{self, BootstrapToken};
 
 use crate::{run_ctx, Cli, Fail};
@@ -124,27 +123,11 @@ impl Progress for Reporter {
 pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
     let started = Instant::now();
     let run = run_ctx(cli)?;
-    let spec = match &cli.spec {
-        Some(p) => kpki::model::spec::Spec::load(p)?,
-        None => kpki::model::spec::Spec::default_spec()?,
-    };
     let mut args = cmd.cluster.args();
     args.encryption_algorithm = cmd.encryption_algorithm.clone();
     args.cert_validity = cmd.cert_validity.clone();
-    let inputs = kpki::ops::nodes::node_inputs(&spec, &args)?;
-    let mut issuer = NodeIssuer::new(&spec, inputs, &cmd.out_dir, cmd.serving)?;
-    let timeout = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)
-        .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
-    issuer.lock_timeout = std::time::Duration::try_from(timeout).map_err(|_| {
-        Fail(
-            2,
-            format!(
-                "--lock-timeout: {:?} must not be negative",
-                cli.lock_timeout
-            ),
-        )
-    })?;
-    issuer.allow_insecure_dir = cli.allow_insecure_dir;
+    let kpki = crate::load_outside(cli, &args, kpki::Outside::Nodes)?;
+    let issuer = kpki.node_issuer(&cmd.out_dir, cmd.serving)?;
     let origin = cmd.nodes.display().to_string();
     let stdin = cmd.nodes == Path::new("-");
     let bar = if std::io::stderr().is_terminal() {
@@ -237,30 +220,12 @@ pub struct BootstrapCmd {
 
 /// Runs `kpki kubeconfig bootstrap`.
 pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
+    let run = run_ctx(cli)?;
     let token: BootstrapToken = cmd.token.parse()?;
-    let spec = match &cli.spec {
-        Some(p) => kpki::model::spec::Spec::load(p)?,
-        None => kpki::model::spec::Spec::default_spec()?,
-    };
-    // The CA a node trusts: the one that signs node kubeconfigs, else the spec's "ca".
-    let ca_name = spec
-        .node
-        .as_ref()
-        .map(|n| n.kubeconfig.ca.clone())
-        .unwrap_or_else(|| "ca".into());
-    let ca = spec
-        .ca(&ca_name)
-        .ok_or_else(|| Fail(2, format!("the spec has no CA named {ca_name:?}")))?;
-    let target = kpki::ops::user::target(&cmd.cluster.args())?;
-    let yaml = token::bootstrap_kubeconfig(
-        &token,
-        &target.cert_dir.join(format!("{}.crt", ca.path)),
-        &target.server,
-        &target.cluster_name,
-    )?;
-    match &cmd.out {
-        Some(path) => write_atomic(path, yaml.as_bytes(), 0o600, 0o755, Replace::Allow)?,
-        None => print!("{yaml}"),
+    let kpki = crate::load_outside(cli, &cmd.cluster.args(), kpki::Outside::Bootstrap)?;
+    let issued = kpki.bootstrap_kubeconfig(&token, cmd.out.as_deref(), &run)?;
+    for r in &issued.rendered {
+        print!("{}", String::from_utf8_lossy(&r.data));
     }
     Ok(())
 }

@@ -292,6 +292,155 @@ impl Kpki {
     }
 }
 
+/// Which credentials outside the tree a [`Kpki`] is opened for ([`Kpki::for_outside`]): the
+/// spec section that describes them says which server URL they need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outside {
+    /// `kubeconfig user` (`[user]`).
+    User,
+    /// `kubeconfig bootstrap` (`[bootstrap]`).
+    Bootstrap,
+    /// `nodes` (`[node]`).
+    Nodes,
+}
+
+/// What a command that issues outside the tree did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Issued {
+    /// The plan (the tree's CAs, then the issued entry).
+    pub plan: plan::Plan,
+    /// Files written (with an output path).
+    pub written: Vec<apply::Written>,
+    /// Files produced but not written (without an output path: for printing).
+    pub rendered: Vec<apply::Rendered>,
+}
+
+impl Kpki {
+    /// Opens the spec and the inputs for issuing credentials outside the tree: signing needs
+    /// the tree's CAs, and the server URL is the only use of the endpoints, so an advertise
+    /// address is needed only when that URL is the local endpoint (see [`Outside`]).
+    pub fn for_outside(
+        spec_path: Option<&Path>,
+        args: &inputs::InputArgs,
+        what: Outside,
+    ) -> Result<Kpki> {
+        let spec = match spec_path {
+            Some(p) => model::spec::Spec::load(p)?,
+            None => model::spec::Spec::default_spec()?,
+        };
+        let server = match what {
+            Outside::User => spec.user.as_ref().map(|u| u.server.clone()),
+            Outside::Bootstrap => spec.bootstrap.as_ref().map(|b| b.server.clone()),
+            Outside::Nodes => spec.node.as_ref().map(|n| n.kubeconfig.server.clone()),
+        }
+        .unwrap_or_else(|| "control_plane".into());
+        let inputs = client_inputs(&spec, args, &server)?;
+        Kpki::from_parts(spec, inputs)
+    }
+
+    /// kubeadm's `kubeconfig user`: a kubeconfig for `req.client_name` in `req.orgs`, as the
+    /// spec's `[user]` section describes it, signed by the tree's CA. Written to `req.out`
+    /// (through the one writer, under the tree lock), or returned in [`Issued::rendered`].
+    pub fn user_kubeconfig(&self, req: &ops::user::UserRequest, run: &Run<'_>) -> Result<Issued> {
+        let req = req.validated()?;
+        let mut inputs = self.desired.inputs.clone();
+        inputs.cert_validity = req.validity;
+        let desired = model::resolve::resolve_user(
+            &self.spec,
+            &inputs,
+            &req.client_name,
+            &req.orgs,
+            req.out.as_deref(),
+        )?;
+        self.issue_outside(&desired, run, req.out.is_some())
+    }
+
+    /// The bootstrap kubeconfig a joining kubelet uses (`[bootstrap]`): `token` authenticates,
+    /// the tree's CA is embedded. Written to `out`, or returned in [`Issued::rendered`].
+    pub fn bootstrap_kubeconfig(
+        &self,
+        token: &ops::token::BootstrapToken,
+        out: Option<&Path>,
+        run: &Run<'_>,
+    ) -> Result<Issued> {
+        let desired = model::resolve::resolve_bootstrap(
+            &self.spec,
+            &self.desired.inputs,
+            &token.to_string(),
+            out,
+        )?;
+        self.issue_outside(&desired, run, out.is_some())
+    }
+
+    /// The bulk issuer of node credentials (`[node]`) into `out_dir`, with this instance's lock
+    /// timeout and directory policy.
+    pub fn node_issuer(&self, out_dir: &Path, serving: bool) -> Result<ops::nodes::NodeIssuer> {
+        let mut n =
+            ops::nodes::NodeIssuer::new(&self.spec, self.desired.inputs.clone(), out_dir, serving)?;
+        n.lock_timeout = self.lock_timeout;
+        n.allow_insecure_dir = self.allow_insecure_dir;
+        Ok(n)
+    }
+
+    /// Plans the `fresh` view of `desired` (the tree's CAs plus entries outside the tree) and
+    /// writes it, or renders it when `write` is false.
+    fn issue_outside(
+        &self,
+        desired: &model::resolve::Desired,
+        run: &Run<'_>,
+        write: bool,
+    ) -> Result<Issued> {
+        let cert_dir = &self.desired.inputs.cert_dir;
+        // Without a cert dir there is no CA: the plan says so, naming the CA's files (the lock
+        // would create the directory).
+        let _lock = if write && cert_dir.is_dir() {
+            if !self.allow_insecure_dir {
+                let outside = desired
+                    .entries
+                    .iter()
+                    .filter(|e| !matches!(e, model::resolve::Entry::Ca(_)));
+                for dir in outside.filter_map(|e| e.main_path().parent()) {
+                    apply::write::check_dir_secure(dir)?;
+                }
+            }
+            Some(apply::write::lock_dir(
+                cert_dir,
+                self.desired.modes.dir,
+                self.lock_timeout,
+            )?)
+        } else {
+            None
+        };
+        let disk = disk::observe(desired);
+        let opts = plan::Options {
+            view: plan::View::Fresh,
+            ..Default::default()
+        };
+        let plan = plan::plan(desired, &disk, run.now, &opts);
+        plan.check()?;
+        let ctx = apply::Context {
+            now: run.now,
+            entropy: run.entropy,
+            jobs: run.jobs,
+        };
+        let (written, rendered) = if write {
+            (
+                apply::apply(desired, &disk, &plan, &ctx, false)?,
+                Vec::new(),
+            )
+        } else {
+            (Vec::new(), apply::render(desired, &disk, &plan, &ctx)?)
+        };
+        Ok(Issued {
+            plan,
+            written,
+            rendered,
+        })
+    }
+}
+
 /// Inputs for commands that issue credentials outside the tree (`kubeconfig user`, `bootstrap`,
 /// `nodes`), whose only use of the endpoints is one server URL of kind `server`: with a
 /// control-plane endpoint and `server = "control_plane"` the advertise address is not needed;

@@ -288,8 +288,8 @@ pub fn plan_assessed(
             View::Init => s,
             View::Renew(_) => renew_view(e, s, opts),
             View::Csr => csr_view(e, ea),
-            View::Nodes => nodes_view(e, s, ea, &cas),
-            View::Fresh => fresh_view(e, s, ea, &cas),
+            View::Nodes => nodes_view(desired, e, s, ea, &cas),
+            View::Fresh => fresh_view(desired, e, s, ea, &cas),
         });
     }
     Plan {
@@ -697,12 +697,34 @@ fn existing_ca_only(e: &Entry, mut s: Step) -> Step {
 
 /// The CA state of an entry's signer, for the views below.
 fn signer_state(e: &Entry, cas: &HashMap<String, CaState>) -> Option<CaState> {
-    let ca = match e {
+    let ca = signer(e)?;
+    Some(cas.get(ca).copied().unwrap_or(CaState::Broken))
+}
+
+fn signer(e: &Entry) -> Option<&str> {
+    match e {
         Entry::Leaf(c) => c.ca.as_deref(),
         Entry::Kubeconfig(k) => Some(k.ca.as_str()),
         _ => None,
-    }?;
-    Some(cas.get(ca).copied().unwrap_or(CaState::Broken))
+    }
+}
+
+/// An entry whose CA has no key on disk cannot be signed here: the step names the key file.
+fn needs_ca_key(desired: &Desired, e: &Entry, mut s: Step) -> Step {
+    let ca = signer(e).unwrap_or_default();
+    s.action = Action::Error;
+    match desired.ca(ca) {
+        Some(c) => {
+            s.path = c.key_path.display().to_string();
+            s.reason = format!(
+                "does not exist: {} is signed with CA {ca}'s key, which is absent (external CA mode)",
+                e.name()
+            );
+        }
+        None => s.reason = format!("its CA {ca} has no key on disk: kpki cannot sign it"),
+    }
+    s.keep_key = false;
+    s
 }
 
 /// Codes that say "this file is not a certificate / kubeconfig at all": for files kpki owns
@@ -719,6 +741,7 @@ fn unreadable_output(f: &Finding) -> bool {
 /// `nodes`: like `init --regenerate-drifted` for files kpki owns, so a broken credential is
 /// issued again rather than refused.
 fn nodes_view(
+    desired: &Desired,
     e: &Entry,
     mut s: Step,
     ea: &EntryAssessment,
@@ -729,9 +752,7 @@ fn nodes_view(
     }
     if signer_state(e, cas) == Some(CaState::External) {
         if s.issues() || s.action == Action::Error {
-            s.action = Action::Error;
-            s.reason =
-                "its CA has no key on disk (external CA): kpki cannot sign node credentials".into();
+            return needs_ca_key(desired, e, s);
         }
         return s;
     }
@@ -752,6 +773,7 @@ fn nodes_view(
 
 /// `kubeconfig user` / `bootstrap`: issue anew; only a kubeconfig may be replaced.
 fn fresh_view(
+    desired: &Desired,
     e: &Entry,
     mut s: Step,
     ea: &EntryAssessment,
@@ -761,9 +783,7 @@ fn fresh_view(
         return existing_ca_only(e, s);
     }
     if signer_state(e, cas) == Some(CaState::External) {
-        s.action = Action::Error;
-        s.reason = "its CA has no key on disk (external CA): kpki cannot sign it".into();
-        return s;
+        return needs_ca_key(desired, e, s);
     }
     match (ea.state, s.action) {
         (_, Action::Error) => s,

@@ -490,9 +490,33 @@ pub fn resolve_kubeconfig(
 
 /// The tree's CAs plus one entry made from a spec section (`[user]`, `[bootstrap]`, `[node]`):
 /// what a command that issues outside the tree plans and applies.
+///
+/// Only the CAs that sign `extra` (and their parents) are kept, so a cert dir holding just
+/// `ca.crt`/`ca.key` is enough for a user kubeconfig. With no `extra`, every CA is kept.
 pub fn with_cas(spec: &Spec, inputs: &Inputs, extra: Vec<Entry>) -> Result<Desired> {
     let mut d = resolve(spec, inputs)?;
     d.entries.retain(|e| matches!(e, Entry::Ca(_)));
+    if !extra.is_empty() {
+        let mut needed: Vec<String> = extra
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Leaf(c) => c.ca.clone(),
+                Entry::Kubeconfig(k) => Some(k.ca.clone()),
+                _ => None,
+            })
+            .collect();
+        // Parents of the signers (intermediate CAs), to the root.
+        let mut i = 0;
+        while i < needed.len() {
+            if let Some(parent) = d.ca(&needed[i]).and_then(|c| c.ca.clone()) {
+                if !needed.contains(&parent) {
+                    needed.push(parent);
+                }
+            }
+            i += 1;
+        }
+        d.entries.retain(|e| needed.iter().any(|n| n == e.name()));
+    }
     d.entries.extend(extra);
     Ok(d)
 }

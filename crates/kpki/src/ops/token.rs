@@ -1,4 +1,5 @@
-//! Bootstrap tokens and the bootstrap kubeconfig `kubeadm join` uses for TLS bootstrapping.
+//! Bootstrap tokens, for the bootstrap kubeconfig `kubeadm join` uses for TLS bootstrapping
+//! (that kubeconfig is the spec's `[bootstrap]` section, issued by `Kpki::bootstrap_kubeconfig`).
 //!
 //! A bootstrap token is `<id>.<secret>`: 6 and 16 characters of `[a-z0-9]` (kubeadm's
 //! `bootstraputil.GenerateBootstrapToken`, each character uniform over the 36). A joining kubelet
@@ -7,15 +8,9 @@
 //! certificate with a CSR.
 
 use std::fmt;
-use std::path::Path;
 
-use crate::disk::read::{read_cert, Observed};
 use crate::error::{Error, Result};
-use crate::kubeconfig::{AuthInfo, Kubeconfig, Single};
 use crate::Run;
-
-/// The user name kubeadm writes into `bootstrap-kubelet.conf`.
-pub const TOKEN_USER: &str = "tls-bootstrap-token-user";
 
 const CHARS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -98,44 +93,6 @@ pub fn generate(run: &Run<'_>) -> Result<BootstrapToken> {
         id: random_chars(run, 6)?,
         secret: random_chars(run, 16)?,
     })
-}
-
-/// The bootstrap kubeconfig (`bootstrap-kubelet.conf`) as YAML: one cluster `cluster_name` at
-/// `server` trusting the CA certificate at `ca_cert` (embedded), user [`TOKEN_USER`] with `token`.
-pub fn bootstrap_kubeconfig(
-    token: &BootstrapToken,
-    ca_cert: &Path,
-    server: &str,
-    cluster_name: &str,
-) -> Result<String> {
-    let ca = match read_cert(ca_cert) {
-        Observed::Present(c) => c,
-        Observed::Missing => {
-            return Err(Error::file(
-                ca_cert,
-                "the CA certificate is missing (run kpki init first, or pass --cert-dir)",
-            ))
-        }
-        Observed::Invalid(m) => return Err(Error::file(ca_cert, m)),
-    };
-    let info = crate::x509::inspect::info(&ca.der).map_err(|m| Error::file(ca_cert, m))?;
-    if !info.is_ca {
-        return Err(Error::file(
-            ca_cert,
-            "is not a CA certificate (basicConstraints CA:FALSE)",
-        ));
-    }
-    let cfg = Kubeconfig::single(Single {
-        cluster_name,
-        server,
-        ca_pem: Some(&crate::x509::issue::cert_pem(&ca.der)),
-        user: TOKEN_USER,
-        auth: AuthInfo {
-            token: Some(token.to_string()),
-            ..Default::default()
-        },
-    });
-    cfg.to_yaml().map_err(|m| Error::file(ca_cert, m))
 }
 
 #[cfg(test)]
