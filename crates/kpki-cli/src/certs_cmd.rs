@@ -1,11 +1,9 @@
 //! `kpki certs ...`: kubeadm's `certs` command group.
 
 use clap::{Args, Subcommand, ValueEnum};
-use kpki::inputs::Inputs;
 use kpki::views::expiration::{self, CertificateExpirationInfo};
 
 use crate::flags::InputFlags;
-use crate::verify_cmd::load_spec;
 use crate::{run_ctx, Cli, Fail};
 
 #[derive(Args)]
@@ -68,14 +66,11 @@ pub fn run(cli: &Cli, cmd: &CertsCmd) -> Result<(), Fail> {
 
 fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let spec = load_spec(cli)?;
-    let inputs = Inputs::names_only(&cmd.inputs.args())?;
-    let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
-    let disk = kpki::disk::observe(&desired);
+    let kpki = kpki::Kpki::for_names(cli.spec.as_deref(), &cmd.inputs.args())?;
     let opts = expiration::Options {
         kubeadm_rows: cmd.kubeadm_rows,
     };
-    let table = expiration::expiration(&desired, &disk, run.now, &opts)?;
+    let table = kpki.expiration(&opts, &run)?;
     match cmd.output {
         ExpirationOutput::Text => print!("{}", expiration::render_text(&table)),
         ExpirationOutput::Json => print!("{}", CertificateExpirationInfo::from(&table).to_json()?),

@@ -144,6 +144,30 @@ impl Kpki {
         Ok(views::verify::verify(&self.desired, &disk, run.now, opts))
     }
 
+    /// Opens the spec with inputs that only shape entry names and paths (`certs
+    /// check-expiration`): a missing advertise address or node name gets a placeholder, since
+    /// they only shape SANs and URLs, so the command runs on a tree without its cluster config.
+    pub fn for_names(spec_path: Option<&Path>, args: &inputs::InputArgs) -> Result<Kpki> {
+        let spec = match spec_path {
+            Some(p) => model::spec::Spec::load(p)?,
+            None => model::spec::Spec::default_spec()?,
+        };
+        let inputs = inputs::Inputs::names_only(args)?;
+        Kpki::from_parts(spec, inputs)
+    }
+
+    /// kubeadm's `certs check-expiration`: when each certificate expires, from the same
+    /// assessment `verify` reports. An unreadable file is an error naming it.
+    pub fn expiration(
+        &self,
+        opts: &views::expiration::Options,
+        run: &Run<'_>,
+    ) -> Result<views::expiration::Expiration> {
+        let disk = disk::observe(&self.desired);
+        let a = assess::assess(&self.desired, &disk, run.now, &assess::Options::default());
+        views::expiration::expiration(&self.desired, &a, run.now, opts)
+    }
+
     /// Reads the tree and plans every entry (no writes).
     pub fn plan(&self, opts: &plan::Options, run: &Run<'_>) -> plan::Plan {
         let disk = disk::observe(&self.desired);

@@ -16,11 +16,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::disk::read::Observed;
-use crate::disk::{Disk, Seen};
+use crate::assess::{Assessment, CaView, Code, EntryAssessment, State};
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
-use crate::x509::inspect;
 
 /// `apiVersion` of kubeadm's structured check-expiration output.
 pub const API_VERSION: &str = "output.kubeadm.k8s.io/v1alpha3";
@@ -72,22 +70,6 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn unreadable(path: &Path, what: &str, m: &str) -> Error {
-    Error::file(path, format!("{what}: {m}"))
-}
-
-fn present_row(name: String, der: &[u8], path: &Path, now: OffsetDateTime) -> Result<Row> {
-    let info = inspect::info(der).map_err(|m| unreadable(path, "cannot read certificate", &m))?;
-    Ok(Row {
-        name,
-        expires: Some(info.not_after),
-        residual_seconds: (info.not_after - now).whole_seconds(),
-        ca_name: None,
-        externally_managed: false,
-        missing: false,
-    })
-}
-
 fn missing_row(name: String) -> Row {
     Row {
         name,
@@ -99,94 +81,100 @@ fn missing_row(name: String) -> Row {
     }
 }
 
-/// Builds both tables from the observed tree at `now`. Like kubeadm, an unreadable certificate
-/// or kubeconfig stops the command (the error names the file); a missing one is a `!MISSING!` row.
+/// A row for an entry as the assessment found it: `None` to leave it out. Like kubeadm, a file
+/// that cannot be read stops the command (the error names the file); a missing one is a
+/// `!MISSING!` row.
+fn row(
+    name: String,
+    ea: &EntryAssessment,
+    path: &Path,
+    now: OffsetDateTime,
+) -> Result<Option<Row>> {
+    if let Some(f) = ea.findings.iter().find(|f| {
+        matches!(
+            f.code,
+            Code::PemInvalid
+                | Code::FileUnreadable
+                | Code::KubeconfigInvalid
+                | Code::KubeconfigContextUnresolved
+        ) && Path::new(&f.path) == path
+    }) {
+        return Err(Error::file(path, format!("cannot read it: {}", f.message)));
+    }
+    if ea.state == State::Missing {
+        return Ok(Some(missing_row(name)));
+    }
+    Ok(ea.not_after.map(|t| Row {
+        name,
+        expires: Some(t),
+        residual_seconds: (t - now).whole_seconds(),
+        ca_name: None,
+        externally_managed: false,
+        missing: false,
+    }))
+}
+
+/// Builds both tables from the assessment of the tree at `now` (the one judge's facts: expiry,
+/// missing files, external CAs).
 pub fn expiration(
     desired: &Desired,
-    disk: &Disk,
+    a: &Assessment,
     now: OffsetDateTime,
     opts: &Options,
 ) -> Result<Expiration> {
     let mut external: HashMap<&str, bool> = HashMap::new();
     let mut authorities = Vec::new();
     let mut certificates = Vec::new();
-    for e in &desired.entries {
-        let seen = disk.entries.get(e.name());
-        match (e, seen) {
-            (Entry::Ca(c), Some(Seen::Cert { cert, key })) => match cert {
-                Observed::Present(cf) => {
-                    let ext = matches!(key, Observed::Missing);
-                    external.insert(&c.name, ext);
-                    let mut row = present_row(c.name.clone(), &cf.der, &c.cert_path, now)?;
-                    row.externally_managed = ext;
-                    authorities.push(row);
+    for (e, ea) in desired.entries.iter().zip(&a.entries) {
+        match e {
+            Entry::Ca(c) => {
+                let ext = ea.ca.as_ref().is_some_and(CaView::external);
+                external.insert(&c.name, ext);
+                if let Some(mut r) = row(c.name.clone(), ea, &c.cert_path, now)? {
+                    r.externally_managed = ext && !r.missing;
+                    authorities.push(r);
                 }
-                Observed::Missing => authorities.push(missing_row(c.name.clone())),
-                Observed::Invalid(m) => {
-                    return Err(unreadable(&c.cert_path, "cannot read CA certificate", m))
-                }
-            },
-            (Entry::Leaf(c), Some(Seen::Cert { cert, .. })) => {
-                let ca = c.ca.clone().unwrap_or_default();
-                let mut row = match cert {
-                    Observed::Present(cf) => {
-                        present_row(c.name.clone(), &cf.der, &c.cert_path, now)?
-                    }
-                    Observed::Missing => missing_row(c.name.clone()),
-                    Observed::Invalid(m) => {
-                        return Err(unreadable(&c.cert_path, "cannot read certificate", m))
-                    }
-                };
-                if !row.missing {
-                    row.externally_managed = external.get(ca.as_str()).copied().unwrap_or(false);
-                    row.ca_name = Some(ca);
-                }
-                certificates.push(row);
             }
-            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(obs))) => {
+            Entry::Leaf(c) => {
+                let ca = c.ca.clone().unwrap_or_default();
+                let Some(mut r) = row(c.name.clone(), ea, &c.cert_path, now)? else {
+                    continue;
+                };
+                if !r.missing {
+                    r.externally_managed = external.get(ca.as_str()).copied().unwrap_or(false);
+                    r.ca_name = Some(ca);
+                }
+                certificates.push(r);
+            }
+            Entry::Kubeconfig(k) => {
                 let name = file_name(&k.path);
                 let unlisted = KUBEADM_UNLISTED.contains(&name.as_str());
                 if unlisted && opts.kubeadm_rows {
                     continue;
                 }
-                let mut row = match obs {
-                    Observed::Missing if unlisted => continue,
-                    Observed::Missing => missing_row(name),
-                    Observed::Invalid(m) => {
-                        return Err(unreadable(&k.path, "cannot read kubeconfig", m))
-                    }
-                    Observed::Present(kc) => match &kc.cert_der {
-                        Some(der) => present_row(name, der, &k.path, now)?,
-                        None => {
-                            let by_reference = kc
-                                .config
-                                .users
-                                .iter()
-                                .any(|u| u.user.client_certificate.is_some());
-                            if unlisted || by_reference {
-                                continue;
-                            }
-                            return Err(Error::file(
-                                &k.path,
-                                "does not have an embedded client certificate",
-                            ));
-                        }
-                    },
-                };
-                if !row.missing {
-                    row.externally_managed = external.get(k.ca.as_str()).copied().unwrap_or(false);
-                    row.ca_name = Some(k.ca.clone());
+                // A client certificate the kubelet rotates (referenced by path) is not listed,
+                // nor is an unlisted kubeconfig that is missing.
+                if ea.credentials_elsewhere || (unlisted && ea.state == State::Missing) {
+                    continue;
                 }
-                certificates.push(row);
+                let r = row(name.clone(), ea, &k.path, now)?;
+                let Some(mut r) = r else {
+                    if unlisted {
+                        continue;
+                    }
+                    return Err(Error::file(
+                        &k.path,
+                        "does not have an embedded client certificate",
+                    ));
+                };
+                if !r.missing {
+                    r.externally_managed = external.get(k.ca.as_str()).copied().unwrap_or(false);
+                    r.ca_name = Some(k.ca.clone());
+                }
+                certificates.push(r);
             }
             // A bare key pair has no expiry.
-            (Entry::KeyPair(_), _) => {}
-            (e, _) => {
-                return Err(Error::file(
-                    e.main_path(),
-                    "internal: the disk was not observed for this entry",
-                ))
-            }
+            Entry::KeyPair(_) => {}
         }
     }
     certificates.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
