@@ -160,10 +160,23 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
     crate::print_warnings(&kpki.desired.inputs);
     for s in &report.plan.steps {
         match s.action {
-            Action::Renew | Action::Regenerate if cmd.dry_run => {
-                println!("would renew {} ({})", s.entry, s.reason)
+            Action::Renew | Action::Regenerate => {
+                let when = format!(
+                    "expires {} -> {}",
+                    s.expires.as_deref().unwrap_or("?"),
+                    s.new_expires.as_deref().unwrap_or("?")
+                );
+                let why = if s.action == Action::Regenerate {
+                    format!("; {}", s.reason)
+                } else {
+                    String::new()
+                };
+                if cmd.dry_run {
+                    println!("would renew {}: {when}{why}", s.entry)
+                } else {
+                    println!("{} renewed: {when}{why}", s.entry)
+                }
             }
-            Action::Renew | Action::Regenerate => println!("{} renewed ({})", s.entry, s.reason),
             Action::SkipExternal => println!("{}", s.reason),
             Action::Skip if s.reason.starts_with("MISSING!") => println!("{}", s.reason),
             _ => {}

@@ -251,11 +251,17 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
             .collect()
     };
     let base_cas = read_all(&base.k);
-    // Renewable files and their public keys in the base tree.
+    // Files `renew all` replaces and their public keys in the base tree (kubelet.conf is the
+    // kubelet's to rotate: `renew all` leaves it, as kubeadm does).
     let renewable: Vec<String> = common::LEAVES
         .iter()
         .map(|l| format!("pki/{}.key", l.path))
-        .chain(common::KUBECONFIGS.iter().map(|k| k.to_string()))
+        .chain(
+            common::KUBECONFIGS
+                .iter()
+                .filter(|k| **k != "kubelet.conf")
+                .map(|k| k.to_string()),
+        )
         .collect();
     let spki_of = |chk: &mut Checker, root: &Path, rel: &str| -> Vec<u8> {
         let p = root.join(rel);

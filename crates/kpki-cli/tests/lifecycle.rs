@@ -231,13 +231,14 @@ fn renew_all_replaces_every_leaf_and_keeps_cas() {
         "etcd/healthcheck-client",
         "apiserver-etcd-client",
     ];
+    // `renew all` leaves kubelet.conf to the kubelet, as kubeadm does (checked below).
     let kubeconfigs = [
         "admin.conf",
         "super-admin.conf",
-        "kubelet.conf",
         "controller-manager.conf",
         "scheduler.conf",
     ];
+    let kubelet_before = fs::read(dir.path().join("kubelet.conf")).unwrap();
     let before_leaf: Vec<Facts> = leaves
         .iter()
         .map(|l| facts(&pki.join(format!("{l}.crt"))))
@@ -341,6 +342,11 @@ fn renew_all_replaces_every_leaf_and_keeps_cas() {
         .unwrap();
     assert_eq!(bak.metadata().unwrap().permissions().mode() & 0o777, 0o640);
     assert_eq!(facts(&bak.path()).serial, before_leaf[0].serial);
+    assert_eq!(
+        fs::read(dir.path().join("kubelet.conf")).unwrap(),
+        kubelet_before,
+        "renew all leaves kubelet.conf alone"
+    );
     for (k, old) in kubeconfigs.iter().zip(&before_kc) {
         let der = kubeconfig_cert(&dir.path().join(k));
         let new = facts_der(&der);

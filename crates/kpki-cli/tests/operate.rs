@@ -738,7 +738,7 @@ fn renew_all_names(args: &[String]) -> BTreeSet<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("would renew "))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .map(|l| l.split([' ', ':']).next().unwrap().to_string())
         .collect()
 }
 

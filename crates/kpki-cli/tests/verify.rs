@@ -1160,3 +1160,85 @@ fn could_not_run_exits_2() {
         .collect();
     assert_eq!(codes, BTreeSet::from(["file-missing"]));
 }
+
+/// One judge: over the whole corruption catalogue, the entries `kpki plan` (what `init
+/// --regenerate-drifted` does) issues from the spec (regenerate, or create for a missing file)
+/// are exactly those verify reports an error with remedy `reissue` on; and after `init
+/// --regenerate-drifted`, verify reports no such error.
+#[test]
+fn plan_and_verify_agree_over_the_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fresh_tree(&dir.path().join("base"));
+    let fixable = |r: &Value| -> BTreeSet<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error" && f["remedy"] == "reissue")
+            .map(|f| f["entry"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut failures = Vec::new();
+    let mut regenerated = 0;
+    for (i, case) in CASES.iter().enumerate() {
+        let root = dir.path().join(format!("agree-{i}"));
+        copy_dir(&base.root, &root);
+        let t = Tree { root };
+        (case.fault)(&t);
+        let (_, report) = verify_tree(&t, &[]);
+        let args = t.args();
+        let mut a: Vec<&str> = vec!["plan", "-o", "json", "--now", T1_S];
+        a.extend(args.iter().map(String::as_str));
+        let out = kpki(&a);
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: plan is not JSON ({e}): {}",
+                case.name,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let steps = plan["steps"].as_array().unwrap();
+        let regen: BTreeSet<String> = steps
+            .iter()
+            .filter(|s| s["action"] == "regenerate" || s["action"] == "create")
+            .map(|s| s["entry"].as_str().unwrap().to_string())
+            .collect();
+        let want = fixable(&report);
+        if regen != want {
+            failures.push(format!(
+                "{}: plan regenerates {regen:?}, verify's fixable errors are on {want:?}",
+                case.name
+            ));
+            continue;
+        }
+        // Where nothing blocks (no error step), init --regenerate-drifted cures every fixable error.
+        if steps.iter().any(|s| s["action"] == "error") {
+            continue;
+        }
+        let mut a: Vec<&str> = vec!["init", "--regenerate-drifted", "--now", T1_S];
+        a.extend(args.iter().map(String::as_str));
+        let out = kpki(&a);
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: init --regenerate-drifted failed: {}",
+                case.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        regenerated += usize::from(!regen.is_empty());
+        let (_, after) = verify_tree(&t, &[]);
+        let left = fixable(&after);
+        if !left.is_empty() {
+            failures.push(format!(
+                "{}: still fixable after init --regenerate-drifted: {left:?}",
+                case.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        regenerated >= 10,
+        "only {regenerated} cases were regenerated"
+    );
+}

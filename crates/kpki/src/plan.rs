@@ -374,9 +374,10 @@ fn plan_entry(
     now: OffsetDateTime,
     opts: &Options,
 ) -> Step {
+    // Certificates carry whole seconds.
     let new_expires = validity_of(e)
         .and_then(|v| now.checked_add(v))
-        .map(fmt_time);
+        .map(|t| fmt_time(t.replace_nanosecond(0).unwrap_or(t)));
     let issuing = |mut s: Step| {
         s.new_expires = new_expires.clone();
         s
