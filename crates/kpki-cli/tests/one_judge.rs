@@ -2,6 +2,8 @@
 //! they are views of one assessment. These are the four cases that once disagreed, run with the
 //! real binary and checked with openssl and kubectl.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;
