@@ -828,3 +828,388 @@ fn csr_view(e: &Entry, ea: &EntryAssessment) -> Step {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Table tests: a real ECDSA tree, then synthetic disk states made by editing what was
+    //! observed (no file I/O per case), each planned through every view that matters.
+
+    use std::sync::Arc;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::disk::read::{read_key, KeyFile, Observed};
+    use crate::disk::Seen;
+    use crate::entropy::FixedEntropy;
+    use crate::inputs::InputArgs;
+    use crate::{Kpki, Run};
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn tree(dir: &std::path::Path) -> (Kpki, Disk) {
+        let args = InputArgs {
+            cert_dir: Some(dir.join("pki")),
+            node_name: Some("cp-1".into()),
+            advertise_address: Some("10.0.0.10".into()),
+            encryption_algorithm: Some("ECDSA-P256".into()),
+            ..Default::default()
+        };
+        let k = Kpki::new(None, &args).expect("inputs");
+        let e = FixedEntropy::new(7);
+        let run = Run {
+            now: NOW,
+            entropy: &e,
+            jobs: 1,
+        };
+        k.init(&Options::default(), &run, false).expect("init");
+        let disk = crate::disk::observe(&k.desired);
+        (k, disk)
+    }
+
+    fn cert<'a>(
+        disk: &'a mut Disk,
+        name: &str,
+    ) -> (
+        &'a mut Observed<crate::disk::read::CertFile>,
+        &'a mut Observed<Arc<KeyFile>>,
+    ) {
+        match disk.entries.get_mut(name) {
+            Some(Seen::Cert { cert, key }) => (cert, key),
+            _ => panic!("{name} is not a cert entry"),
+        }
+    }
+
+    type Edit = fn(&Kpki, &mut Disk);
+
+    fn with_mode(path: &std::path::Path, mode: u32) -> Observed<Arc<KeyFile>> {
+        match read_key(path) {
+            Observed::Present(k) => Observed::Present(Arc::new(KeyFile { key: k.key, mode })),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn synthetic_disk_states_map_to_actions() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (k, base) = tree(dir.path());
+        let init = Options::default();
+        let regen = Options::init(true);
+        let renew = Options::renew(vec!["apiserver".into()]);
+        let csr = Options::csr();
+        let nodes = Options {
+            view: View::Nodes,
+            ..Default::default()
+        };
+        // (what, edit, options, entry, expected action, expected keep_key)
+        let cases: Vec<(&str, Edit, &Options, &str, Action)> = vec![
+            ("intact", |_, _| {}, &init, "apiserver", Action::Reuse),
+            ("intact CA", |_, _| {}, &init, "ca", Action::Reuse),
+            (
+                "leaf cert gone, key kept",
+                |_, d| *cert(d, "apiserver").0 = Observed::Missing,
+                &init,
+                "apiserver",
+                Action::Create,
+            ),
+            (
+                "leaf pair gone",
+                |_, d| {
+                    let (c, k) = cert(d, "apiserver");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &init,
+                "apiserver",
+                Action::Create,
+            ),
+            (
+                "leaf cert garbage",
+                |_, d| *cert(d, "apiserver").0 = Observed::Invalid("not a valid PEM file".into()),
+                &init,
+                "apiserver",
+                Action::Error,
+            ),
+            (
+                "leaf cert garbage, regenerate",
+                |_, d| *cert(d, "apiserver").0 = Observed::Invalid("not a valid PEM file".into()),
+                &regen,
+                "apiserver",
+                Action::Error,
+            ),
+            (
+                "leaf key gone",
+                |_, d| *cert(d, "apiserver").1 = Observed::Missing,
+                &init,
+                "apiserver",
+                Action::Error,
+            ),
+            (
+                "leaf key gone, regenerate",
+                |_, d| *cert(d, "apiserver").1 = Observed::Missing,
+                &regen,
+                "apiserver",
+                Action::Regenerate,
+            ),
+            (
+                "leaf key readable by others",
+                |k, d| {
+                    let p = k
+                        .desired
+                        .get("apiserver")
+                        .map(|e| match e {
+                            Entry::Leaf(c) => c.key_path.clone(),
+                            _ => unreachable!(),
+                        })
+                        .expect("entry");
+                    *cert(d, "apiserver").1 = with_mode(&p, 0o644);
+                },
+                &regen,
+                "apiserver",
+                Action::Regenerate,
+            ),
+            (
+                "CA key readable by others: repaired",
+                |k, d| {
+                    let p = k.desired.ca("ca").expect("ca").key_path.clone();
+                    *cert(d, "ca").1 = with_mode(&p, 0o644);
+                },
+                &init,
+                "ca",
+                Action::Repair,
+            ),
+            (
+                "CA gone: created",
+                |_, d| {
+                    let (c, k) = cert(d, "front-proxy-ca");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &init,
+                "front-proxy-ca",
+                Action::Create,
+            ),
+            (
+                "CA gone: its leaf refused",
+                |_, d| {
+                    let (c, k) = cert(d, "front-proxy-ca");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &init,
+                "front-proxy-client",
+                Action::Error,
+            ),
+            (
+                "CA gone: its leaf re-issued under the new one",
+                |_, d| {
+                    let (c, k) = cert(d, "front-proxy-ca");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &regen,
+                "front-proxy-client",
+                Action::Regenerate,
+            ),
+            (
+                "CA key gone: external",
+                |_, d| *cert(d, "etcd-ca").1 = Observed::Missing,
+                &init,
+                "etcd-ca",
+                Action::SkipExternal,
+            ),
+            (
+                "external CA: leaf kept",
+                |_, d| *cert(d, "etcd-ca").1 = Observed::Missing,
+                &init,
+                "etcd-peer",
+                Action::SkipExternal,
+            ),
+            (
+                "external CA: missing leaf refused",
+                |_, d| {
+                    *cert(d, "etcd-ca").1 = Observed::Missing;
+                    let (c, k) = cert(d, "etcd-peer");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &init,
+                "etcd-peer",
+                Action::Error,
+            ),
+            (
+                "CA cert garbage: never replaced",
+                |_, d| *cert(d, "ca").0 = Observed::Invalid("no CERTIFICATE block found".into()),
+                &regen,
+                "ca",
+                Action::Error,
+            ),
+            (
+                "sa.pub gone: derived",
+                |_, d| {
+                    if let Some(Seen::KeyPair { public, .. }) = d.entries.get_mut("sa") {
+                        *public = Observed::Missing;
+                    }
+                },
+                &init,
+                "sa",
+                Action::Create,
+            ),
+            (
+                "sa.key gone, sa.pub kept: refused",
+                |_, d| {
+                    if let Some(Seen::KeyPair { key, .. }) = d.entries.get_mut("sa") {
+                        *key = Observed::Missing;
+                    }
+                },
+                &regen,
+                "sa",
+                Action::Error,
+            ),
+            (
+                "kubeconfig garbage",
+                |_, d| {
+                    d.entries.insert(
+                        "admin.conf".into(),
+                        Seen::Kubeconfig(Observed::Invalid("not a valid kubeconfig".into())),
+                    );
+                },
+                &regen,
+                "admin.conf",
+                Action::Error,
+            ),
+            (
+                "kubeconfig gone",
+                |_, d| {
+                    d.entries
+                        .insert("admin.conf".into(), Seen::Kubeconfig(Observed::Missing));
+                },
+                &init,
+                "admin.conf",
+                Action::Create,
+            ),
+            (
+                "renew: selected",
+                |_, _| {},
+                &renew,
+                "apiserver",
+                Action::Renew,
+            ),
+            (
+                "renew: not selected",
+                |_, _| {},
+                &renew,
+                "admin.conf",
+                Action::Skip,
+            ),
+            (
+                "renew: CA untouched",
+                |_, _| {},
+                &renew,
+                "ca",
+                Action::Reuse,
+            ),
+            (
+                "renew: selected but missing",
+                |_, d| {
+                    let (c, k) = cert(d, "apiserver");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &renew,
+                "apiserver",
+                Action::Skip,
+            ),
+            (
+                "renew: CA missing refused",
+                |_, d| {
+                    let (c, k) = cert(d, "ca");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &renew,
+                "ca",
+                Action::Error,
+            ),
+            (
+                "csr: present refused",
+                |_, _| {},
+                &csr,
+                "apiserver",
+                Action::Error,
+            ),
+            (
+                "csr: missing requested",
+                |_, d| {
+                    let (c, k) = cert(d, "apiserver");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &csr,
+                "apiserver",
+                Action::Csr,
+            ),
+            ("csr: CAs left alone", |_, _| {}, &csr, "ca", Action::Skip),
+            (
+                "nodes: garbage re-issued",
+                |_, d| {
+                    d.entries.insert(
+                        "admin.conf".into(),
+                        Seen::Kubeconfig(Observed::Invalid("not a valid kubeconfig".into())),
+                    );
+                },
+                &nodes,
+                "admin.conf",
+                Action::Regenerate,
+            ),
+            (
+                "nodes: a missing CA is never made",
+                |_, d| {
+                    let (c, k) = cert(d, "ca");
+                    *c = Observed::Missing;
+                    *k = Observed::Missing;
+                },
+                &nodes,
+                "ca",
+                Action::Error,
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (what, edit, opts, entry, want) in cases {
+            let mut disk = base.clone();
+            edit(&k, &mut disk);
+            let p = plan(&k.desired, &disk, NOW, opts);
+            let got = p.step(entry).map(|s| s.action);
+            if got != Some(want) {
+                failures.push(format!(
+                    "{what}: {entry} is {got:?}, want {want:?} ({:?})",
+                    p.step(entry).map(|s| &s.reason)
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn orphan_keys_are_kept_and_repairs_carry_modes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (k, mut disk) = tree(dir.path());
+        *cert(&mut disk, "apiserver").0 = Observed::Missing;
+        let p = plan(&k.desired, &disk, NOW, &Options::default());
+        let s = p.step("apiserver").expect("step");
+        assert!(s.keep_key && s.new_expires.is_some(), "{s:?}");
+        let mut disk = crate::disk::observe(&k.desired);
+        let key = k.desired.ca("ca").expect("ca").key_path.clone();
+        *cert(&mut disk, "ca").1 = with_mode(&key, 0o640);
+        let p = plan(&k.desired, &disk, NOW, &Options::default());
+        let s = p.step("ca").expect("step");
+        assert_eq!(
+            s.repairs,
+            [Repair {
+                path: key.display().to_string(),
+                mode: 0o600
+            }]
+        );
+        assert!(p.check().is_ok());
+    }
+}
