@@ -10,8 +10,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::disk::read::Observed;
-use crate::disk::{Disk, Seen};
+use crate::assess::{Assessment, CaView, Code, EntryAssessment, State};
 use crate::error::{Error, Result};
 use crate::model::resolve::Entry;
 use crate::plan::Action;
@@ -107,31 +106,12 @@ impl Selection {
     }
 }
 
-fn cert_not_after(der: &[u8]) -> std::result::Result<OffsetDateTime, String> {
-    crate::x509::inspect::info(der).map(|i| i.not_after)
-}
-
-fn observed_after<T>(
-    o: &Observed<T>,
-    der: impl Fn(&T) -> Option<&[u8]>,
-) -> std::result::Result<Option<OffsetDateTime>, String> {
-    match o {
-        Observed::Missing => Err("missing".into()),
-        Observed::Invalid(m) => Err(m.clone()),
-        Observed::Present(v) => match der(v) {
-            None => Ok(None),
-            Some(d) => cert_not_after(d).map(Some),
-        },
-    }
-}
-
-/// Decides what is due: `names` are renewable entries (leaves, kubeconfigs) or `all` (what
-/// [`Kpki::renew_all_names`] gives, as for `certs renew all`); an entry is due when
-/// `notAfter - now <= within` (an expired one is due). The CAs signing the named entries are
-/// checked the same way. Unknown names are an input error naming them.
+/// Decides what is due, from the one assessment of the tree (`a`, of `kpki.desired`): each
+/// named entry's expiry, whether its CA is external, whether it is missing or unreadable, and
+/// whether its client certificate is a file its owner rotates.
 pub fn select(
     kpki: &Kpki,
-    disk: &Disk,
+    a: &Assessment,
     names: &[String],
     now: OffsetDateTime,
     within: Duration,
@@ -160,53 +140,52 @@ pub fn select(
         });
     }
     let external = |ca: &str| {
-        matches!(
-            disk.entries.get(ca),
-            Some(Seen::Cert {
-                key: Observed::Missing,
-                ..
+        a.get(ca)
+            .and_then(|ea| ea.ca.as_ref())
+            .is_some_and(CaView::external)
+    };
+    // Missing, or not readable as what it should be: the assessment's finding says why.
+    let unreadable = |ea: &EntryAssessment| -> Option<String> {
+        if ea.state == State::Missing {
+            return Some("missing".into());
+        }
+        ea.findings
+            .iter()
+            .find(|f| {
+                matches!(
+                    f.code,
+                    Code::PemInvalid
+                        | Code::FileUnreadable
+                        | Code::KubeconfigInvalid
+                        | Code::KubeconfigContextUnresolved
+                        | Code::KubeconfigNoClientCert
+                )
             })
-        )
+            .map(|f| f.message.clone())
     };
     let due = |t: OffsetDateTime| t - now <= within;
     let mut candidates = Vec::new();
     let mut signers: Vec<String> = Vec::new();
-    for e in &kpki.desired.entries {
+    for (e, ea) in kpki.desired.entries.iter().zip(&a.entries) {
         if !wanted.iter().any(|w| w == e.name()) {
             continue;
         }
-        let (ca, after) = match (e, disk.entries.get(e.name())) {
-            (Entry::Leaf(c), Some(Seen::Cert { cert, .. })) => (
-                c.ca.clone().unwrap_or_default(),
-                observed_after(cert, |f| Some(f.der.as_slice())),
-            ),
-            // A client certificate referenced by path is the kubelet's to rotate.
-            (Entry::Kubeconfig(k), Some(Seen::Kubeconfig(o))) => (
-                k.ca.clone(),
-                match o {
-                    Observed::Present(f) if f.cert_ref.is_none() && f.cert_der.is_none() => {
-                        Err("no client certificate".to_string())
-                    }
-                    o => observed_after(o, |f| {
-                        if f.cert_ref.is_some() {
-                            None
-                        } else {
-                            f.cert_der.as_deref()
-                        }
-                    }),
-                },
-            ),
-            _ => (String::new(), Err("not observed".into())),
+        let ca = match e {
+            Entry::Leaf(c) => c.ca.clone().unwrap_or_default(),
+            Entry::Kubeconfig(k) => k.ca.clone(),
+            _ => String::new(),
         };
         if !ca.is_empty() && !signers.contains(&ca) {
             signers.push(ca.clone());
         }
-        let (not_after, status) = match after {
-            Err(m) => (None, Status::Unreadable(m)),
-            Ok(None) => (None, Status::ByReference),
-            Ok(Some(t)) if due(t) && external(&ca) => (Some(t), Status::DueExternal),
-            Ok(Some(t)) if due(t) => (Some(t), Status::Due),
-            Ok(Some(t)) => (Some(t), Status::NotDue),
+        let (not_after, status) = match (unreadable(ea), ea.not_after) {
+            // A client certificate referenced by path is the kubelet's to rotate.
+            _ if ea.credentials_elsewhere => (ea.not_after, Status::ByReference),
+            (Some(m), _) => (None, Status::Unreadable(m)),
+            (None, None) => (None, Status::Unreadable("has no certificate".into())),
+            (None, Some(t)) if due(t) && external(&ca) => (Some(t), Status::DueExternal),
+            (None, Some(t)) if due(t) => (Some(t), Status::Due),
+            (None, Some(t)) => (Some(t), Status::NotDue),
         };
         candidates.push(Candidate {
             entry: e.name().to_string(),
@@ -215,20 +194,16 @@ pub fn select(
             status,
         });
     }
-    for e in &kpki.desired.entries {
+    for (e, ea) in kpki.desired.entries.iter().zip(&a.entries) {
         let Entry::Ca(c) = e else { continue };
         if !signers.contains(&c.name) {
             continue;
         }
-        let after = match disk.entries.get(&c.name) {
-            Some(Seen::Cert { cert, .. }) => observed_after(cert, |f| Some(f.der.as_slice())),
-            _ => Err("not observed".into()),
-        };
-        let (not_after, status) = match after {
-            Err(m) => (None, Status::Unreadable(m)),
-            Ok(None) => (None, Status::ByReference),
-            Ok(Some(t)) if due(t) => (Some(t), Status::CaDue),
-            Ok(Some(t)) => (Some(t), Status::CaNotDue),
+        let (not_after, status) = match (unreadable(ea), ea.not_after) {
+            (Some(m), _) => (None, Status::Unreadable(m)),
+            (None, None) => (None, Status::Unreadable("has no certificate".into())),
+            (None, Some(t)) if due(t) => (Some(t), Status::CaDue),
+            (None, Some(t)) => (Some(t), Status::CaNotDue),
         };
         candidates.push(Candidate {
             entry: c.name.clone(),
@@ -296,7 +271,8 @@ pub fn renew_if_due(
     dry_run: bool,
 ) -> Result<RenewIfDue> {
     let disk = crate::disk::observe(&kpki.desired);
-    let selection = select(kpki, &disk, names, run.now, within)?;
+    let a = crate::assess::assess(&kpki.desired, &disk, run.now, &Default::default());
+    let selection = select(kpki, &a, names, run.now, within)?;
     let due = selection.due();
     let (report, renewed) = if due.is_empty() {
         (None, Vec::new())

@@ -15,7 +15,7 @@ use crate::disk::read::Observed;
 use crate::disk::{Disk, Seen};
 use crate::error::Result;
 use crate::inputs::Inputs;
-use crate::model::resolve::{resolve_cert, resolve_kubeconfig, Desired, Entry, Vars};
+use crate::model::resolve::{Desired, Entry};
 use crate::model::spec::Spec;
 use crate::views::expiration::human_duration;
 use crate::views::verify::{Finding, Report, Severity, Summary};
@@ -348,10 +348,16 @@ pub fn read_node_credentials(
             field: format!("{}:{line}", nodes_file.display()),
             message: m,
         })?;
-        let mut vars = Vars::from_inputs(inputs);
-        vars.set("node_name", n.name.clone());
-        vars.set_list("node_ips", n.ips.iter().map(|i| i.to_string()).collect());
-        let k = resolve_kubeconfig(spec, &node.kubeconfig, &vars, inputs, dir)?;
+        // Where the node's files are: the same entries `kpki nodes` issues.
+        let entries = crate::ops::nodes::node_entries(spec, inputs, dir, &n, true)?;
+        let Some(Entry::Kubeconfig(k)) = entries.iter().find(|e| matches!(e, Entry::Kubeconfig(_)))
+        else {
+            continue;
+        };
+        let serving_entry = entries.iter().find_map(|e| match e {
+            Entry::Leaf(c) => Some(c),
+            _ => None,
+        });
         let mut item = Item::new(&n.name, Kind::NodeKubeconfig, &k.path);
         match read_kubeconfig_certs(&k.path) {
             Observed::Present(list) => {
@@ -371,8 +377,7 @@ pub fn read_node_credentials(
             Observed::Invalid(m) => item.problem = Some(m),
         }
         kubeconfigs.push(item);
-        if let Some(s) = &node.serving {
-            let c = resolve_cert(spec, s, false, &vars, inputs, dir)?;
+        if let Some(c) = serving_entry {
             match crate::disk::read::read_cert(&c.cert_path) {
                 Observed::Missing => {}
                 Observed::Present(f) => serving.push(
