@@ -42,6 +42,10 @@ python3 -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>/dev/null || p
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 
 cargo test --workspace --all-targets "$@"
+# Doctests (`--all-targets` leaves them out) and the installer example, which runs the library
+# end to end (init, verify, three workers, check-expiration) in a temporary directory.
+cargo test --workspace --doc
+cargo run -q -p kpki --example installer >/dev/null
 
 # RFC 5280 lint of every certificate kpki issues (pkilint from PyPI, in target/pkilint-venv).
 bash scripts/pkilint.sh

@@ -4,32 +4,51 @@
 //! `/etc/kubernetes/pki` (three CAs, the API server and etcd leaves, the service-account key pair)
 //! and the kubeconfigs beside it, byte-compatible with kubeadm 1.31+.
 //!
-//! Data flow (see `docs/ARCHITECTURE.md`):
+//! Data flow (see `docs/ARCHITECTURE.md`): the spec and the inputs resolve into concrete
+//! entries; the disk is observed; one assessment judges every entry; a pure plan maps the
+//! judgement to actions; apply carries them out through one writer. Every command is a view of
+//! that pipeline.
 //!
 //! ```text
-//! certs-spec.toml ─► model::spec::Spec ─┐
-//!                                ├─► model::resolve::Desired ─┐
-//! flags / kubeadm config ─► inputs::Inputs ─┘          ├─► plan::plan (pure) ─► apply::apply (I/O)
-//!                        disk::observe (reads) ────────┘
+//! certs-spec.toml ─► model::spec ─┐
+//!                                  ├─► model::resolve (entries) ─┐
+//! flags / kubeadm config / tree ─► inputs ─┘                      │
+//!                                     disk::observe (reads) ──────┼─► assess (the one judge)
+//!                                                                 │        │
+//!                                  views (verify, expiration) ◄──┘        ▼
+//!                                                          plan (pure) ─► apply (one writer)
 //! ```
 //!
-//! ```no_run
-//! use kpki::{inputs::InputArgs, Kpki};
+//! An installer makes a tree, checks it, and issues credentials for workers:
+//!
+//! ```
+//! use kpki::{inputs::InputArgs, Kpki, Run};
+//!
+//! let dir = tempfile::tempdir()?;
 //! let args = InputArgs {
-//!     cert_dir: Some("/tmp/pki".into()),
+//!     cert_dir: Some(dir.path().join("pki")),
 //!     node_name: Some("cp-1".into()),
 //!     advertise_address: Some("10.0.0.10".into()),
+//!     encryption_algorithm: Some("ECDSA-P256".into()),
 //!     ..Default::default()
 //! };
 //! let kpki = Kpki::new(None, &args)?;
-//! let report = kpki.init(&kpki::plan::Options::default(), &kpki::Run::now(), false)?;
-//! for step in &report.plan.steps {
-//!     println!("{} {:?}: {}", step.entry, step.action, step.reason);
-//! }
-//! # Ok::<(), kpki::Error>(())
+//! let run = Run::now();
+//! let report = kpki.init(&kpki::plan::Options::default(), &run, false)?;
+//! assert!(report.written.iter().any(|w| w.path.ends_with("pki/ca.crt")));
+//!
+//! // The same judge that planned the tree finds nothing wrong with it.
+//! let audit = kpki.verify(&kpki::assess::Options::default(), &run)?;
+//! assert_eq!(audit.summary.errors, 0);
+//!
+//! // A second init changes nothing.
+//! let again = kpki.init(&kpki::plan::Options::default(), &run, false)?;
+//! assert!(again.plan.is_noop() && again.written.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod apply;
 pub mod assess;

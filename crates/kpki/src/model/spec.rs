@@ -15,7 +15,10 @@ use crate::model::condition::Condition;
 use crate::x509::keys::KeyAlgorithm;
 
 /// The spec compiled into the binary: the repository's `certs-spec.toml`.
-pub const DEFAULT_SPEC: &str = include_str!("../../../../certs-spec.toml");
+/// (The crate carries its own copy, `crates/kpki/certs-spec.toml`, so that `cargo package`
+/// works; a test keeps it byte-equal to the repository's `certs-spec.toml`, the file people read
+/// and edit.)
+pub const DEFAULT_SPEC: &str = include_str!("../../certs-spec.toml");
 
 /// Scalar template variables (`{name}` anywhere in a template).
 pub const SCALAR_VARS: &[&str] = &[
@@ -1136,5 +1139,21 @@ mod tests {
         assert!(t.expand(&sc, &HashMap::new()).is_empty());
         assert!(Template::parse("x{apiserver_extra_sans}", SCALAR_VARS, LIST_VARS).is_err());
         assert!(Template::parse("{oops", SCALAR_VARS, LIST_VARS).is_err());
+    }
+}
+
+#[cfg(test)]
+mod packaged_copy {
+    /// The crate's copy of the table is the repository's, byte for byte: edit
+    /// `certs-spec.toml` at the repository root, then `cp certs-spec.toml crates/kpki/`.
+    #[test]
+    fn the_crates_spec_is_the_repositorys() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs-spec.toml");
+        if let Ok(repo) = std::fs::read_to_string(&root) {
+            assert!(
+                repo == super::DEFAULT_SPEC,
+                "crates/kpki/certs-spec.toml differs from certs-spec.toml: run `cp certs-spec.toml crates/kpki/`"
+            );
+        }
     }
 }

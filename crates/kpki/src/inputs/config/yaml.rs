@@ -2,7 +2,7 @@
 //!
 //! serde-saphyr has no DOM of its own; this one keeps the line of every node, so errors and
 //! warnings can point at the field, and a document we ignore never fails on the types of its
-//! fields. [`Obj`] reads typed values out of a mapping, naming the field path on a wrong type.
+//! fields. `Obj` reads typed values out of a mapping, naming the field path on a wrong type.
 
 use std::fmt;
 

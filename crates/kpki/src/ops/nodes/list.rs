@@ -316,7 +316,7 @@ impl<R: BufRead> Iterator for NodeReader<R> {
     }
 }
 
-/// Reads a nodes file (`-` = standard input) for [`NodeIssuer::issue_all`].
+/// Reads a nodes file (`-` = standard input) for [`super::NodeIssuer::issue_all`].
 ///
 /// Only a regular file, a pipe or standard input is read (a device such as `/dev/zero` never
 /// ends), and at most [`MAX_INPUT`] bytes of it.
