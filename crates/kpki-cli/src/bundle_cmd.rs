@@ -4,10 +4,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use kpki::inputs::{InputArgs, Inputs};
-use kpki::ops::bundle::{self, CertificateKey, InstallOptions, Layout, Owner};
+use kpki::inputs::InputArgs;
+use kpki::ops::bundle::{CertificateKey, Owner};
 
-use crate::verify_cmd::load_spec;
 use crate::{run_ctx, Cli, Fail};
 
 /// Where the tree is (the bundle's files are named by the spec, the external-etcd ones by the
@@ -119,17 +118,17 @@ fn read_key(flags: &KeyFlags) -> Result<Option<CertificateKey>, Fail> {
     Ok(Some(CertificateKey::from_hex(&text, &field)?))
 }
 
-/// The bundle's files for the tree the flags name (node name and address do not matter here).
-fn layout(cli: &Cli, tree: &TreeFlags) -> Result<Layout, Fail> {
-    let spec = load_spec(cli)?;
+/// The tree the flags name (node name and address do not matter for the bundle's files).
+fn tree(cli: &Cli, tree: &TreeFlags) -> Result<kpki::Kpki, Fail> {
     let args = InputArgs {
         cert_dir: tree.cert_dir.clone(),
         config: tree.config.clone(),
         ..Default::default()
     };
-    let inputs = Inputs::names_only(&args)?;
-    let desired = kpki::model::resolve::resolve(&spec, &inputs)?;
-    Ok(bundle::layout(&spec, &desired)?)
+    let mut k = kpki::Kpki::for_names(cli.spec.as_deref(), &args)?;
+    k.lock_timeout = crate::lock_timeout(cli)?;
+    k.allow_insecure_dir = cli.allow_insecure_dir;
+    Ok(k)
 }
 
 /// Runs `kpki certs upload-bundle`.
@@ -140,14 +139,13 @@ pub fn upload(cli: &Cli, cmd: &UploadBundleCmd) -> Result<(), Fail> {
         _ => None,
     };
     let given = read_key(&cmd.key)?;
-    let layout = layout(cli, &cmd.tree)?;
-    let material = bundle::read_tree(&layout)?;
+    let kpki = tree(cli, &cmd.tree)?;
     let generated = given.is_none();
     let key = match given {
         Some(k) => k,
         None => CertificateKey::generate(&run)?,
     };
-    let up = bundle::upload(&layout, &material, &key, owner.as_ref(), &run)?;
+    let up = kpki.upload_bundle(&key, owner.as_ref(), &run)?;
     let text = match cmd.output {
         BundleOutput::Yaml => up.objects.to_yaml()?,
         BundleOutput::Json => up.objects.to_json()?,
@@ -204,20 +202,10 @@ pub fn download(cli: &Cli, cmd: &DownloadBundleCmd) -> Result<(), Fail> {
             .map_err(|e| Fail(2, format!("{}: cannot read: {e}", cmd.from.display())))?;
         (cmd.from.display().to_string(), t)
     };
-    let secret = bundle::parse_secret(&text).map_err(|m| Fail(2, format!("{origin}: {m}")))?;
-    let layout = layout(cli, &cmd.tree)?;
-    let material = bundle::open_bundle(&layout, &secret, &key).map_err(|(k, m)| {
-        if k == bundle::SECRET_NAME {
-            Fail(2, format!("{origin}: {k}: {m}"))
-        } else {
-            Fail(2, format!("{origin}: {}/{k}: {m}", bundle::SECRET_NAME))
-        }
-    })?;
-    let opts = InstallOptions {
-        lock_timeout: crate::lock_timeout(cli)?,
-        allow_insecure_dir: cli.allow_insecure_dir,
-    };
-    let installed = bundle::install(&layout, &material, &opts)?;
+    let run = run_ctx(cli)?;
+    let kpki = tree(cli, &cmd.tree)?;
+    let installed = kpki.download_bundle(&origin, &text, &key, &run)?;
+    let layout = kpki.bundle_layout()?;
     for i in &installed {
         if i.written {
             println!("[download-certs] wrote {}", i.path.display());

@@ -417,6 +417,58 @@ impl Kpki {
         self.issue_outside(&desired, run, out.is_some())
     }
 
+    /// `certs upload-bundle`: kubeadm's objects (the encrypted `kube-system/kubeadm-certs`
+    /// Secret, its 2-hour token, the Role and RoleBinding) for the files the spec marks
+    /// `bundle = true`, encrypted with `key`.
+    pub fn upload_bundle(
+        &self,
+        key: &ops::bundle::CertificateKey,
+        owner: Option<&ops::bundle::Owner>,
+        run: &Run<'_>,
+    ) -> Result<ops::bundle::Upload> {
+        let layout = ops::bundle::layout(&self.spec, &self.desired)?;
+        let material = ops::bundle::read_tree(&layout)?;
+        ops::bundle::upload(&layout, &material, key, owner, run)
+    }
+
+    /// `certs download-bundle`: decrypts the `kubeadm-certs` Secret in `secret_text` (as
+    /// `kubectl get -o yaml|json` prints it; `origin` names it in errors), judges what it
+    /// carries with the one assessment, and writes it into the tree through the one writer:
+    /// under the lock, no-clobber (an identical file is kept, a different one refused). Errors
+    /// name the data key and never quote the key or any plaintext.
+    pub fn download_bundle(
+        &self,
+        origin: &str,
+        secret_text: &str,
+        key: &ops::bundle::CertificateKey,
+        run: &Run<'_>,
+    ) -> Result<Vec<ops::bundle::Installed>> {
+        let secret = ops::bundle::parse_secret(secret_text).map_err(|m| Error::Input {
+            field: origin.to_string(),
+            message: m,
+        })?;
+        let layout = ops::bundle::layout(&self.spec, &self.desired)?;
+        let material =
+            ops::bundle::open_bundle(&layout, &secret, key, run.now).map_err(|(k, m)| {
+                let field = if k == ops::bundle::SECRET_NAME {
+                    format!("{origin}: {k}")
+                } else {
+                    format!("{origin}: {}/{k}", ops::bundle::SECRET_NAME)
+                };
+                Error::Input { field, message: m }
+            })?;
+        let opts = ops::bundle::InstallOptions {
+            lock_timeout: self.lock_timeout,
+            allow_insecure_dir: self.allow_insecure_dir,
+        };
+        ops::bundle::install(&layout, &material, &opts)
+    }
+
+    /// The join bundle's files for this tree: which travel and where they go.
+    pub fn bundle_layout(&self) -> Result<ops::bundle::Layout> {
+        ops::bundle::layout(&self.spec, &self.desired)
+    }
+
     /// The bulk issuer of node credentials (`[node]`) into `out_dir`, with this instance's lock
     /// timeout and directory policy.
     pub fn node_issuer(&self, out_dir: &Path, serving: bool) -> Result<ops::nodes::NodeIssuer> {

@@ -233,7 +233,24 @@ pub fn apply(
     backups: bool,
 ) -> Result<Vec<Written>> {
     let outs = build(desired, disk, plan, ctx, backups)?;
-    write_all(desired, outs)
+    write_all(outs)
+}
+
+/// Writes files whose bytes come from elsewhere (a join bundle) through the one writer: staged
+/// with their final modes, one flush, renamed in order with no-clobber (an existing file is never
+/// replaced), directories created with `dir_mode`. The caller holds the lock and has compared
+/// each target with what is on disk.
+pub fn write_files(
+    files: Vec<(String, PathBuf, Vec<u8>, u32)>,
+    dir_mode: u32,
+) -> Result<Vec<Written>> {
+    let outs = files
+        .into_iter()
+        .map(|(entry, path, data, mode)| {
+            Out::write(&entry, &path, data, mode, dir_mode, Replace::Never)
+        })
+        .collect();
+    write_all(outs)
 }
 
 /// A file a plan produces, not written (a kubeconfig for standard output).
@@ -704,7 +721,7 @@ fn build(
 /// Writes what [`build`] computed: every new file to a temporary name with its final mode, one
 /// flush for all of them, then renames in order (key before certificate), then the directories.
 /// A crash leaves only complete files under final names.
-fn write_all(desired: &Desired, outs: Vec<Out>) -> Result<Vec<Written>> {
+fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
     let mut pending = Vec::with_capacity(outs.len());
     for o in &outs {
         pending.push(match (&o.rename_from, o.chmod_only) {
@@ -716,7 +733,6 @@ fn write_all(desired: &Desired, outs: Vec<Out>) -> Result<Vec<Written>> {
     }
     // One flush per file system written to (the cert dir, the kubeconfig dir and a nodes
     // output directory may live on different ones).
-    let _ = desired;
     let mut devices: Vec<u64> = Vec::new();
     for o in outs.iter().filter(|o| !o.chmod_only) {
         use std::os::unix::fs::MetadataExt;

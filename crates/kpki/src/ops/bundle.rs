@@ -26,7 +26,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::apply::write::{self, Replace};
+use crate::apply::write;
 use crate::disk::read::{parse_cert_pem, read_optional};
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
@@ -202,6 +202,9 @@ pub struct Layout {
     pub cert_dir: PathBuf,
     /// Mode of directories kpki creates.
     pub dir_mode: u32,
+    /// The spec entries whose files travel (CAs, key pairs): the bundle's material for them is
+    /// judged by the one assessment, like files on disk.
+    pub entries: Vec<Entry>,
 }
 
 impl Layout {
@@ -314,10 +317,17 @@ pub fn layout(spec: &Spec, desired: &Desired) -> Result<Layout> {
             });
         }
     }
+    let entries = desired
+        .entries
+        .iter()
+        .filter(|e| slots.iter().any(|s| s.entry == e.name()))
+        .cloned()
+        .collect();
     Ok(Layout {
         slots,
         cert_dir: cert_dir.clone(),
         dir_mode: modes.dir,
+        entries,
     })
 }
 
@@ -406,6 +416,12 @@ pub fn check(layout: &Layout, material: &Material) -> std::result::Result<(), (S
         let Some(slot) = layout.slot(&item.data_key) else {
             continue;
         };
+        // The spec's entries are judged like files on disk ([`judge`]); what remains here is
+        // the shape of the `etcd.external` files, which the spec does not describe.
+        if matches!(slot.kind, SlotKind::Ca | SlotKind::KeyPair) {
+            parse_any(item).map_err(|m| err(&item.data_key, m))?;
+            continue;
+        }
         let k = item.data_key.as_str();
         match item.part {
             Part::Cert => {
@@ -455,6 +471,102 @@ pub fn check(layout: &Layout, material: &Material) -> std::result::Result<(), (S
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a value parses as what its part says (certificate, key, public key).
+fn parse_any(item: &Item) -> std::result::Result<(), String> {
+    match item.part {
+        Part::Cert => parse_cert(&item.bytes).map(|_| ()),
+        Part::Key => parse_key(&item.bytes).map(|_| ()),
+        Part::Public => parse_public(&item.bytes).map(|_| ()),
+    }
+}
+
+/// The one assessment of what the bundle carries for the spec's entries, as if it were on disk
+/// with the spec's modes: a certificate that is not a CA, a key that is not the certificate's, an
+/// expired CA, an `sa.pub` that is not `sa.key`'s are its findings, refused here naming the
+/// data key.
+fn judge(
+    layout: &Layout,
+    material: &Material,
+    now: OffsetDateTime,
+) -> std::result::Result<(), (String, String)> {
+    use crate::disk::read::{parse_cert_pem, CertFile, KeyFile, Observed};
+    use crate::disk::Seen;
+    use std::sync::Arc;
+    let mode = |entry: &str, part: Part| {
+        layout
+            .slots
+            .iter()
+            .find(|s| s.entry == entry && s.part == part)
+            .map(|s| s.mode)
+            .unwrap_or(0o600)
+    };
+    let cert = |entry: &str| -> Observed<CertFile> {
+        match material.get(entry, Part::Cert) {
+            None => Observed::Missing,
+            Some(b) => match parse_cert_pem(b) {
+                Ok((der, chain)) => Observed::Present(CertFile {
+                    der,
+                    chain,
+                    mode: mode(entry, Part::Cert),
+                }),
+                Err(m) => Observed::Invalid(m),
+            },
+        }
+    };
+    let key = |entry: &str| -> Observed<Arc<KeyFile>> {
+        match material.get(entry, Part::Key) {
+            None => Observed::Missing,
+            Some(b) => match parse_key(b) {
+                Ok(key) => Observed::Present(Arc::new(KeyFile {
+                    key,
+                    mode: mode(entry, Part::Key),
+                })),
+                Err(m) => Observed::Invalid(m),
+            },
+        }
+    };
+    let public = |entry: &str| -> Observed<(Vec<u8>, u32)> {
+        match material.get(entry, Part::Public) {
+            None => Observed::Missing,
+            Some(b) => match parse_public(b) {
+                Ok(spki) => Observed::Present((spki, mode(entry, Part::Public))),
+                Err(m) => Observed::Invalid(m),
+            },
+        }
+    };
+    let mut a = crate::assess::Assessor::new(now, crate::assess::Options::default());
+    for e in &layout.entries {
+        let seen = match e {
+            Entry::Ca(c) => Seen::Cert {
+                cert: cert(&c.name),
+                key: key(&c.name),
+            },
+            Entry::KeyPair(k) => Seen::KeyPair {
+                key: key(&k.name),
+                public: public(&k.name),
+            },
+            _ => continue,
+        };
+        let ea = a.entry(e, &seen, None);
+        let refused = ea
+            .errors()
+            .find(|f| f.remedy != crate::assess::Remedy::Repair)
+            .map(|f| {
+                let data_key = layout
+                    .slots
+                    .iter()
+                    .find(|s| s.path.as_deref() == Some(Path::new(&f.path)))
+                    .map(|s| s.data_key.clone())
+                    .unwrap_or_else(|| e.name().to_string());
+                (data_key, format!("{} ({})", f.message, f.code))
+            });
+        if let Some(r) = refused {
+            return Err(r);
         }
     }
     Ok(())
@@ -994,6 +1106,7 @@ pub fn open_bundle(
     layout: &Layout,
     secret: &BundleSecret,
     key: &CertificateKey,
+    now: OffsetDateTime,
 ) -> std::result::Result<Material, (String, String)> {
     let aead = key
         .aead()
@@ -1085,6 +1198,7 @@ pub fn open_bundle(
     }
     let material = Material { items };
     check(layout, &material)?;
+    judge(layout, &material, now)?;
     Ok(material)
 }
 
@@ -1186,45 +1300,24 @@ pub fn install(
         }
     }
 
-    let mut pending = Vec::with_capacity(todo.len());
-    for (slot, item, path) in &todo {
-        pending.push(write::stage(
-            path,
-            &item.bytes,
-            slot.mode,
-            layout.dir_mode,
-            Replace::Never,
-        )?);
-    }
-    let mut roots: Vec<PathBuf> = vec![layout.cert_dir.clone()];
-    for (_, _, path) in &todo {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !roots.iter().any(|r| dir.starts_with(r)) {
-                roots.push(dir.to_path_buf());
-            }
-        }
-    }
-    if !todo.is_empty() {
-        for r in roots.iter().filter(|r| r.is_dir()) {
-            write::sync_filesystem(r)?;
-        }
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for ((slot, _, path), p) in todo.iter().zip(pending) {
-        p.commit()?;
-        if let Some(d) = path.parent() {
-            if !dirs.iter().any(|x| x == d) {
-                dirs.push(d.to_path_buf());
-            }
-        }
+    let files: Vec<(String, PathBuf, Vec<u8>, u32)> = todo
+        .iter()
+        .map(|(slot, item, path)| {
+            (
+                slot.entry.clone(),
+                path.clone(),
+                item.bytes.clone(),
+                slot.mode,
+            )
+        })
+        .collect();
+    crate::apply::write_files(files, layout.dir_mode)?;
+    for (slot, _, path) in &todo {
         out.push(Installed {
             data_key: slot.data_key.clone(),
             path: path.clone(),
             written: true,
         });
-    }
-    for d in &dirs {
-        write::sync_dir(d);
     }
     Ok(out)
 }
@@ -1259,6 +1352,8 @@ fn expiration(now: OffsetDateTime) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    /// Inside the fixture's validity (its CAs were made in November 2025).
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-11-28 09:00 UTC);
     use super::*;
     use crate::entropy::FixedEntropy;
     use crate::inputs::{InputArgs, Inputs};
@@ -1320,7 +1415,7 @@ mod tests {
             .expect("secret");
         let secret = parse_secret(&text).expect("parse");
         let layout = tree_layout(Path::new("/x/pki"));
-        let m = open_bundle(&layout, &secret, &fixture_key()).expect("open");
+        let m = open_bundle(&layout, &secret, &fixture_key(), NOW).expect("open");
         assert_eq!(m.items.len(), 8);
         for item in &m.items {
             let rel = layout
@@ -1377,6 +1472,7 @@ mod tests {
             &layout,
             &parse_secret(&text).expect("parse"),
             &fixture_key(),
+            NOW,
         )
         .expect("open");
         let e = FixedEntropy::new(7);
@@ -1391,11 +1487,14 @@ mod tests {
         let json = up.objects.to_json().expect("json");
         for text in [&yaml, &json] {
             let back = parse_secret(text).expect("parse own output");
-            assert_eq!(open_bundle(&layout, &back, &key).expect("open"), material);
+            assert_eq!(
+                open_bundle(&layout, &back, &key, NOW).expect("open"),
+                material
+            );
         }
         let secret = parse_secret(&yaml).expect("parse");
         let other = CertificateKey([9u8; 32]);
-        let (k, m) = open_bundle(&layout, &secret, &other).expect_err("wrong key");
+        let (k, m) = open_bundle(&layout, &secret, &other, NOW).expect_err("wrong key");
         assert_eq!(k, "kubeadm-certs");
         assert!(m.starts_with("wrong certificate key"), "{m}");
 
@@ -1404,13 +1503,13 @@ mod tests {
         let mut raw = B64.decode(v.as_bytes()).expect("b64");
         raw[40] ^= 0x80;
         *v = B64.encode(raw);
-        let (k, m) = open_bundle(&layout, &altered, &key).expect_err("flipped");
+        let (k, m) = open_bundle(&layout, &altered, &key, NOW).expect_err("flipped");
         assert_eq!(k, "sa.key");
         assert!(m.contains("altered"), "{m}");
 
         let mut empty = secret.clone();
         empty.data.insert("ca.crt".into(), String::new());
-        let (k, m) = open_bundle(&layout, &empty, &key).expect_err("empty");
+        let (k, m) = open_bundle(&layout, &empty, &key, NOW).expect_err("empty");
         assert_eq!((k.as_str(), m.contains("empty")), ("ca.crt", true), "{m}");
 
         // An absent CA key (external CA) is fine: the certificate travels alone.
@@ -1418,13 +1517,13 @@ mod tests {
         no_key
             .data
             .insert("front-proxy-ca.key".into(), String::new());
-        let m = open_bundle(&layout, &no_key, &key).expect("external CA");
+        let m = open_bundle(&layout, &no_key, &key, NOW).expect("external CA");
         assert!(m.get("front-proxy-ca", Part::Key).is_none());
         assert!(m.get("front-proxy-ca", Part::Cert).is_some());
 
         let mut missing = secret.clone();
         missing.data.remove("etcd-ca.key");
-        let (k, m) = open_bundle(&layout, &missing, &key).expect_err("missing");
+        let (k, m) = open_bundle(&layout, &missing, &key, NOW).expect_err("missing");
         assert_eq!(
             (k.as_str(), m.contains("missing")),
             ("etcd-ca.key", true),
@@ -1438,8 +1537,11 @@ mod tests {
             .data
             .insert("ca.key".into(), swapped.data["front-proxy-ca.key"].clone());
         swapped.data.insert("front-proxy-ca.key".into(), ca_key);
-        let (k, m) = open_bundle(&layout, &swapped, &key).expect_err("swapped");
-        assert!(k.ends_with(".key") && m.contains("not the key"), "{k}: {m}");
+        let (k, m) = open_bundle(&layout, &swapped, &key, NOW).expect_err("swapped");
+        assert!(
+            k.ends_with(".key") && m.contains("key-mismatch"),
+            "{k}: {m}"
+        );
     }
 
     #[test]
