@@ -103,6 +103,16 @@ pub enum State {
     Present,
 }
 
+/// A kubeconfig's client certificate and key referenced by path (possibly one file holding
+/// both), where client-go reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFiles {
+    /// `client-certificate`.
+    pub cert: std::path::PathBuf,
+    /// `client-key`.
+    pub key: std::path::PathBuf,
+}
+
 /// The judgement on one entry.
 #[derive(Debug, Clone)]
 pub struct EntryAssessment {
@@ -116,9 +126,11 @@ pub struct EntryAssessment {
     pub not_after: Option<OffsetDateTime>,
     /// For a CA: what it offers its dependants.
     pub ca: Option<CaView>,
-    /// A kubeconfig whose client certificate is a file outside the trees kpki manages (the
-    /// kubelet's rotated `kubelet-client-current.pem`): its owner renews it, not kpki.
+    /// A kubeconfig whose client certificate is a file rather than embedded data (the kubelet's
+    /// rotated `kubelet-client-current.pem`, or files an operator keeps beside the kubeconfig).
     pub credentials_elsewhere: bool,
+    /// For such a kubeconfig: its client certificate and key files, when both are files.
+    pub client_files: Option<ClientFiles>,
     /// Its `generate-csr` request file exists.
     pub request_exists: bool,
 }
@@ -315,7 +327,7 @@ fn default_remedy(kind: Kind, code: Code) -> Remedy {
         | KubeconfigRefUnreadable
         | InputConflict => Remedy::Manual,
         FileMissing => Remedy::Reissue,
-        CertOutlivesCa | CaKeyAlgorithmDiffers | InputDisagreement => Remedy::None,
+        CertOutlivesCa | CaKeyAlgorithmDiffers | InputDisagreement | SubjectCnLong => Remedy::None,
         _ if code.severity() == Severity::Info => Remedy::None,
         _ if matches!(kind, Kind::Ca | Kind::KeyPair) => Remedy::Manual,
         _ => Remedy::Reissue,
@@ -327,7 +339,14 @@ fn disp(p: &Path) -> String {
 }
 
 fn classify_read_error(m: &str) -> Code {
-    if m.contains("os error") || m.contains("is a directory") || m.contains("not a regular file") {
+    if m.contains("which kpki does not support") {
+        Code::KeyAlgorithmUnsupported
+    } else if m.contains("os error")
+        || m.contains("is a directory")
+        || m.contains("not a regular file")
+        || m.contains("symbolic link")
+        || m.contains("is larger than")
+    {
         Code::FileUnreadable
     } else {
         Code::PemInvalid
@@ -340,6 +359,17 @@ fn set(v: &[String]) -> BTreeSet<&str> {
 
 fn list(v: &BTreeSet<&str>) -> String {
     v.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+/// RFC 5280's upper bound for a common name (ub-common-name).
+pub const MAX_CN: usize = 64;
+
+/// The warning for a CN longer than [`MAX_CN`].
+pub fn cn_long_message(cn: &str) -> String {
+    format!(
+        "has a {}-character CN, longer than RFC 5280's 64 (Go, OpenSSL and rustls-webpki accept it; strict tools may not)",
+        cn.chars().count()
+    )
 }
 
 /// RFC 3339 for messages.
@@ -429,6 +459,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -533,7 +564,11 @@ impl Assessor {
                 None
             }
         };
-        let ec = actual_alg.unwrap_or(x.algorithm).is_ec();
+        // An unsupported key's family comes from the certificate, never from the spec.
+        let ec = match actual_alg {
+            Some(a) => a.is_ec(),
+            None => crate::x509::keys::spki_is_ec(&info.spki),
+        };
 
         // basicConstraints.
         if is_ca && !info.is_ca {
@@ -740,6 +775,9 @@ impl Assessor {
     }
 
     fn check_subject(&self, s: &mut Sink<'_>, x: &Expect<'_>, info: &CertInfo, fix: &str) {
+        if let Some(cn) = info.cn.iter().find(|cn| cn.chars().count() > MAX_CN) {
+            s.push(Code::SubjectCnLong, x.path, cn_long_message(cn), "");
+        }
         if x.kind == Kind::Ca {
             let orgs: BTreeSet<&str> = set(&info.orgs);
             if info.cn != [x.profile.cn.clone()] || orgs != set(&x.profile.orgs) {
@@ -1177,6 +1215,7 @@ impl Assessor {
             not_after,
             ca: Some(view),
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1268,6 +1307,7 @@ impl Assessor {
             not_after: info.map(|i| i.not_after),
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1372,6 +1412,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1402,6 +1443,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         };
         let kc = match obs {
@@ -1419,7 +1461,7 @@ impl Assessor {
             Observed::Invalid(m) => {
                 let code = if m.contains("current-context") || m.starts_with("context ") {
                     Code::KubeconfigContextUnresolved
-                } else if m.contains("os error") || m.contains("not a regular file") {
+                } else if classify_read_error(m) == Code::FileUnreadable {
                     Code::FileUnreadable
                 } else {
                     Code::KubeconfigInvalid
@@ -1616,6 +1658,12 @@ impl Assessor {
             }
         }
         out.credentials_elsewhere = kc.cert_ref.is_some();
+        if let (Some(c), Some(k)) = (&kc.cert_ref, &kc.key_ref) {
+            out.client_files = Some(ClientFiles {
+                cert: c.path.clone(),
+                key: k.path.clone(),
+            });
+        }
         let info = match &kc.cert_der {
             Some(der) => self.check_cert(&mut s, &x, der),
             None => {

@@ -26,7 +26,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::apply::write::{self, Replace};
+use crate::apply::write::{self, Replace, WritePolicy};
 use crate::disk::read::{parse_cert_pem, read_optional};
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
@@ -1186,6 +1186,30 @@ pub fn install(
         }
     }
 
+    // The one path check over every file before the first is written: inside the cert dir or
+    // the external-etcd files' directories, no link on the way.
+    let mut policy = WritePolicy {
+        roots: vec![crate::model::layout::normalize(&layout.cert_dir)],
+        allow_insecure_dir: opts.allow_insecure_dir,
+        ..Default::default()
+    };
+    for (slot, _, path) in &todo {
+        if slot.kind != SlotKind::Ca && slot.kind != SlotKind::KeyPair {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                policy.roots.push(crate::model::layout::normalize(dir));
+            }
+        }
+    }
+    let writes: Vec<write::PlannedWrite<'_>> = todo
+        .iter()
+        .map(|(slot, _, path)| write::PlannedWrite {
+            entry: &slot.entry,
+            path,
+            kind: write::WriteKind::Contents,
+        })
+        .collect();
+    policy.check(&writes)?;
+
     let mut pending = Vec::with_capacity(todo.len());
     for (slot, item, path) in &todo {
         pending.push(write::stage(
@@ -1249,7 +1273,8 @@ pub fn check_joinable(spec: &Spec, desired: &Desired) -> Result<()> {
 
 /// The token's expiry as kubeadm writes it: RFC 3339, UTC, whole seconds.
 fn expiration(now: OffsetDateTime) -> Result<String> {
-    (now + TOKEN_TTL)
+    now.checked_add(TOKEN_TTL)
+        .ok_or_else(|| Error::input("--now", "the token's expiry would be past the year 9999"))?
         .to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .map_err(|e| Error::crypto("token expiration", e))?
