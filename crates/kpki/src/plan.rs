@@ -971,6 +971,21 @@ fn csr_view(e: &Entry, ea: &EntryAssessment) -> Step {
                     Action::Csr,
                     "a new key and a certificate signing request for the external CA",
                 )
+            } else if let Some(f) = ea
+                .errors()
+                .find(|f| f.code != assess::Code::FileMissing)
+                .filter(|f| f.code == assess::Code::FileUnreadable)
+            {
+                // Something unusable is in the way (a dangling link, a directory): say what.
+                error_step(
+                    e,
+                    ea,
+                    f,
+                    format!(
+                        "{}; kpki generate-csr writes nothing while a file is in the way",
+                        f.message
+                    ),
+                )
             } else {
                 base_step(
                     e,

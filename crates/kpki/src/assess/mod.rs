@@ -295,13 +295,21 @@ impl Sink<'_> {
         fix: impl Into<String>,
         remedy: Remedy,
     ) {
+        let message = message.into();
+        // A link that points nowhere is fixed at the link, whatever the file would need.
+        let fix = if message.contains("dangling symbolic link") {
+            "restore what the link points to, or replace the link with the real file or directory"
+                .to_string()
+        } else {
+            fix.into()
+        };
         self.findings.push(Finding {
             code,
             severity: code.severity(),
             entry: self.entry.to_string(),
             path: disp(path),
-            message: message.into(),
-            fix: fix.into(),
+            message,
+            fix,
             remedy,
         });
     }
