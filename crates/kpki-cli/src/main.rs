@@ -49,7 +49,7 @@ pub struct Cli {
     /// Pretend the current time is this RFC 3339 instant (tests, audits of old trees).
     #[arg(long, global = true, hide = true, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Key-generation threads (default: one per core).
+    /// Key-generation threads (default: one per core; at most 4 per core).
     #[arg(long, global = true, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
     /// How long to wait for another kpki process working on the same directory (Go duration).

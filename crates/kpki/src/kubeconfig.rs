@@ -289,8 +289,13 @@ impl Kubeconfig {
         // No source snippet in errors: it would quote the lines around the error, and those can
         // be `client-key-data` (the start of a private key in a verify report or a CI log).
         let options = serde_saphyr::options! { with_snippet: false };
-        let k = serde_saphyr::from_str_with_options::<Kubeconfig>(text, options)
+        // Read as client-go reads it: YAML to JSON values (YAML 1.1 scalars), then the typed
+        // fields. Going through values keeps every mapping key a string (`n:` stays "n"), which
+        // the fields kpki keeps verbatim need.
+        let value = serde_saphyr::from_str_with_options::<serde_json::Value>(text, options)
             .map_err(|e| format!("not a valid kubeconfig: {}", yaml_error(&e.to_string())))?;
+        let k: Kubeconfig = serde_json::from_value(value)
+            .map_err(|e| format!("not a valid kubeconfig: {}", one_line(&e.to_string())))?;
         k.check_names()?;
         Ok(k)
     }
@@ -549,6 +554,7 @@ clusters:
     extensions:
     - extension:
         last-update: x
+        \"n\": 3
       name: client.authentication.k8s.io/exec
     proxy-url: socks5://proxy:1080
     server: https://10.0.0.10:6443

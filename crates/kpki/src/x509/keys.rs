@@ -182,7 +182,8 @@ impl PrivateKey {
                 block.tag()
             ),
         })?;
-        let algorithm = algorithm_of_spki(&pair.subject_public_key_info())?;
+        let algorithm = algorithm_of_spki(&pair.subject_public_key_info())
+            .map_err(|m| format!("holds a key which kpki does not support: {m}"))?;
         Ok(PrivateKey {
             pem: text.to_string(),
             pair,
@@ -252,20 +253,7 @@ impl PrivateKey {
 fn unsupported_key(block: &pem::Pem) -> Option<String> {
     const RSA: &str = "1.2.840.113549.1.1.1";
     const EC: &str = "1.2.840.10045.2.1";
-    let curve = |oid: &str| -> String {
-        let name = match oid {
-            "1.3.132.0.35" => "P-521",
-            "1.3.132.0.10" => "secp256k1",
-            "1.2.840.10045.3.1.1" => "P-192",
-            "1.3.132.0.33" => "P-224",
-            _ => "",
-        };
-        if name.is_empty() {
-            format!("an ECDSA key on curve {oid}")
-        } else {
-            format!("an ECDSA key on curve {name} ({oid})")
-        }
-    };
+    let curve = |oid: &str| format!("an ECDSA key on curve {}", curve_name(oid));
     let rsa =
         |pkcs1: &[u8]| -> Option<String> { rsa_bits(pkcs1).map(|b| format!("an RSA-{b} key")) };
     match block.tag() {
@@ -294,6 +282,20 @@ fn unsupported_key(block: &pem::Pem) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A curve's name with its OID (`P-521 (1.3.132.0.35)`), or the OID alone.
+fn curve_name(oid: &str) -> String {
+    let name = match oid {
+        "1.3.132.0.35" => "P-521",
+        "1.3.132.0.10" => "secp256k1",
+        "1.2.840.10045.3.1.1" => "P-192",
+        "1.3.132.0.33" => "P-224",
+        "1.2.840.10045.3.1.7" => "P-256",
+        "1.3.132.0.34" => "P-384",
+        _ => return oid.to_string(),
+    };
+    format!("{name} ({oid})")
 }
 
 /// The modulus size of a PKCS#1 RSAPrivateKey.
@@ -345,7 +347,8 @@ pub fn algorithm_of_spki(spki: &[u8]) -> std::result::Result<KeyAlgorithm, Strin
                 "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::EcdsaP256),
                 "1.3.132.0.34" => Ok(KeyAlgorithm::EcdsaP384),
                 other => Err(format!(
-                    "ECDSA curve {other} is not supported (use P-256 or P-384)"
+                    "ECDSA curve {} is not supported (use P-256 or P-384)",
+                    curve_name(other)
                 )),
             }
         }
