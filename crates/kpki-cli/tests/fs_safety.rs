@@ -841,6 +841,19 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
         "{}",
         String::from_utf8_lossy(&v.stdout)
     );
+
+    // An interrupted in-place renewal (new key swapped in, new certificate still staged as
+    // `<cert>.kpki-new`, the old certificate under the final name) is rolled forward by the next
+    // run, as for a leaf pair.
+    let staged = l.k.join("admin-client.crt.kpki-new");
+    std::fs::rename(&a_crt, &staged).unwrap();
+    std::fs::write(&a_crt, &before[&rel(&a_crt)].bytes).unwrap();
+    reliability::set_mode(&a_crt, 0o644);
+    let new_cert = std::fs::read(&staged).unwrap();
+    common::kpki_ok(l.args(&["init"], FLAGS));
+    assert!(!staged.exists(), "the staged certificate is still there");
+    assert_eq!(std::fs::read(&a_crt).unwrap(), new_cert);
+    common::assert_key_matches(&a_key, &a_crt);
 }
 
 /// Renewing a kubeconfig changes its certificate, key and CA data and nothing else: a cluster's
@@ -955,6 +968,47 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
             assert!(l.pki.join("apiserver.crt").exists());
         }
     }
+}
+
+/// `certs download-bundle` into a cert dir whose `etcd` directory is a link elsewhere: exit 2
+/// naming the link, nothing written on either side (the bundle's files go through the same path
+/// check as every other write).
+#[test]
+fn download_bundle_never_writes_through_a_linked_directory() {
+    let (dir, l, outside) = fresh();
+    std::fs::create_dir(&l.pki).unwrap();
+    reliability::set_mode(&l.pki, 0o755);
+    let target = outside.join("etcd");
+    std::fs::create_dir(&target).unwrap();
+    symlink(&target, &l.pki.join("etcd"));
+    let capture = common::fixture().join("upload-certs");
+    let key = std::fs::read_to_string(capture.join("certificate-key.txt")).unwrap();
+    let before = common::snapshot(dir.path());
+    let (code, err) = common::kpki_fail([
+        "certs",
+        "download-bundle",
+        "--certificate-key",
+        key.trim(),
+        "--from",
+        &capture
+            .join("kubeadm-certs.secret.yaml")
+            .display()
+            .to_string(),
+        "--cert-dir",
+        &l.pki.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&l.pki.join("etcd").display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    snap_eq(
+        dir.path(),
+        &before,
+        "download-bundle through a linked pki/etcd",
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
 
 /// A directory of the tree that is a symbolic link (`pki/etcd` -> elsewhere) is never written

@@ -472,6 +472,45 @@ fn an_unusable_ca_is_reported_once_on_the_ca() {
     }
 }
 
+/// A leaf certificate issued for its CA's own key (openssl, signed by the CA): verify reports
+/// `key-reused` on it (init refuses it: the bad-input table's "leaf holding its CA's key").
+#[test]
+fn a_leaf_holding_its_cas_key_is_key_reused() {
+    let (_dir, l) = tree();
+    let k = l.pki.join("ca.key").display().to_string();
+    let csr = common::tool_ok(
+        "openssl",
+        ["req", "-new", "-key", &k, "-subj", "/CN=kube-apiserver"],
+        None,
+    );
+    let leaf = common::tool_ok(
+        "openssl",
+        [
+            "x509",
+            "-req",
+            "-CA",
+            &l.pki.join("ca.crt").display().to_string(),
+            "-CAkey",
+            &k,
+            "-days",
+            "365",
+            "-set_serial",
+            "7",
+        ],
+        Some(&csr),
+    );
+    std::fs::write(l.pki.join("apiserver.crt"), leaf).unwrap();
+    std::fs::copy(l.pki.join("ca.key"), l.pki.join("apiserver.key")).unwrap();
+    let (code, v) = verify_json(&l);
+    assert_eq!(code, 1);
+    assert!(
+        findings(&v)
+            .iter()
+            .any(|f| f.0 == "key-reused" && f.1 == "apiserver" && f.3.contains("CA ca")),
+        "{v}"
+    );
+}
+
 /// A certificate whose subject holds ESC and newline characters: verify's text report escapes
 /// them (no raw control character reaches the terminal), and `init`'s one error line stays one
 /// line.

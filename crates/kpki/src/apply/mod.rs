@@ -279,6 +279,8 @@ pub fn apply_with_policy(
             },
         })
         .collect();
+    let mut policy = policy;
+    policy.protect_ca_keys_on_disk(disk, desired);
     policy.check(&writes)?;
     write_all(desired, outs)
 }

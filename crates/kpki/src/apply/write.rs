@@ -302,7 +302,8 @@ pub struct WritePolicy {
     pub roots: Vec<PathBuf>,
     /// Files that belong to an entry (normalized path -> entry).
     pub claims: std::collections::HashMap<PathBuf, String>,
-    /// CA key files (normalized): never written over once they exist.
+    /// CA key files (normalized) and what they belong to ("CA ca"): never written over once
+    /// they exist.
     pub ca_keys: Vec<(PathBuf, String)>,
     /// `--allow-insecure-dir`: skip the owner and mode checks (never the link, `..`, root, CA key
     /// and other-entry checks).
@@ -330,7 +331,8 @@ impl WritePolicy {
             let mut files: Vec<PathBuf> = e.csr_path().into_iter().collect();
             match e {
                 Entry::Ca(c) => {
-                    p.ca_keys.push((normalize(&c.key_path), c.name.clone()));
+                    p.ca_keys
+                        .push((normalize(&c.key_path), format!("CA {}", c.name)));
                     files.extend([c.cert_path.clone(), c.key_path.clone()]);
                 }
                 Entry::Leaf(c) => files.extend([c.cert_path.clone(), c.key_path.clone()]),
@@ -376,6 +378,41 @@ impl WritePolicy {
         }
         self.protect_key_files = true;
         self
+    }
+
+    /// Also protects every key the disk shows to be a CA's, whatever entry the spec now gives its
+    /// path to: a key file beside a CA certificate it matches (a spec that moves a leaf onto an
+    /// old CA's files must not re-issue over that CA's key).
+    pub fn protect_ca_keys_on_disk(
+        &mut self,
+        disk: &crate::disk::Disk,
+        desired: &crate::model::resolve::Desired,
+    ) {
+        use crate::disk::read::Observed;
+        use crate::disk::Seen;
+        use crate::model::resolve::Entry;
+        for e in &desired.entries {
+            let (Entry::Ca(c) | Entry::Leaf(c)) = e else {
+                continue;
+            };
+            let Some(Seen::Cert {
+                cert: Observed::Present(cf),
+                key: Observed::Present(kf),
+            }) = disk.entries.get(&c.name)
+            else {
+                continue;
+            };
+            let Ok(info) = crate::x509::inspect::info(&cf.der) else {
+                continue;
+            };
+            if info.is_ca && kf.key.matches_spki(&info.spki) {
+                let p = crate::model::layout::normalize(&c.key_path);
+                if !self.ca_keys.iter().any(|(k, _)| *k == p) {
+                    self.ca_keys
+                        .push((p, format!("the CA certificate {}", c.cert_path.display())));
+                }
+            }
+        }
     }
 
     /// Checks the roots and their ancestors ([`check_dir_secure`]) unless `--allow-insecure-dir`.
@@ -434,7 +471,7 @@ impl WritePolicy {
                         entry: w.entry.to_string(),
                         path: w.path.to_path_buf(),
                         message: format!(
-                            "is the key of CA {ca} and exists already; kpki never overwrites a CA key (only a CA rotation, which archives it first, may)"
+                            "is the key of {ca} and exists already; kpki never overwrites a CA key (only a CA rotation, which archives it first, may)"
                         ),
                     });
                 }

@@ -1304,6 +1304,17 @@ impl Assessor {
                             format!("does not match {}", disp(&c.cert_path)),
                             fix,
                         );
+                    } else if info.is_ca {
+                        // A CA certificate with its own key at a leaf's paths (a spec that moved
+                        // the leaf onto a CA's files): re-issuing would destroy that CA's key.
+                        for f in s.findings.iter_mut().filter(|f| f.code == Code::LeafIsCa) {
+                            f.remedy = Remedy::Manual;
+                            f.message = format!(
+                                "is a CA certificate, and {} is its key: these are a CA's files, not this leaf's",
+                                disp(&c.key_path)
+                            );
+                            f.fix = "kpki never replaces a CA's key: point the spec's entry at its own files, or move the CA's files away".into();
+                        }
                     }
                 }
             }
