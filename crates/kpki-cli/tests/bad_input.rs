@@ -551,6 +551,9 @@ fn cases(spec: &str) -> Vec<Case> {
         tree_case("kubeconfig: a PEM key pasted as a name", &["{k}/admin.conf", "not shown"], |c| {
             edit_conf(&c.k.join("admin.conf"), "current-context", "\"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIBogusKeyMaterialThatMustNeverBeEchoed\\n\"");
         }).forbid(&["MHcCAQEE", "BEGIN"]),
+        tree_case("kubeconfig: a private key where it goes", &["{k}/admin.conf", "not shown"], |c| {
+            replace_file(&c.k.join("admin.conf"), &read(&c.pki.join("ca.key")));
+        }).forbid(&["PRIVATE KEY", "BEGIN"]),
         tree_case("kubeconfig: a directory where it goes (path printed once)", &["{k}/admin.conf", "directory"], |c| {
             std::fs::remove_file(c.k.join("admin.conf")).unwrap();
             std::fs::create_dir(c.k.join("admin.conf")).unwrap();

@@ -293,9 +293,19 @@ impl Kubeconfig {
         // fields. Going through values keeps every mapping key a string (`n:` stays "n"), which
         // the fields kpki keeps verbatim need.
         let value = serde_saphyr::from_str_with_options::<serde_json::Value>(text, options)
-            .map_err(|e| format!("not a valid kubeconfig: {}", yaml_error(&e.to_string())))?;
-        let k: Kubeconfig = serde_json::from_value(value)
-            .map_err(|e| format!("not a valid kubeconfig: {}", one_line(&e.to_string())))?;
+            .map_err(|e| {
+                format!(
+                    "not a valid kubeconfig: {}",
+                    hide_values(&yaml_error(&e.to_string()))
+                )
+            })?;
+        // The typed step's messages quote the offending value, which may be key material.
+        let k: Kubeconfig = serde_json::from_value(value).map_err(|e| {
+            format!(
+                "not a valid kubeconfig: {}",
+                hide_values(&one_line(&e.to_string()))
+            )
+        })?;
         k.check_names()?;
         Ok(k)
     }
@@ -448,6 +458,35 @@ pub fn yaml_error(raw: &str) -> String {
         );
     }
     m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+/// A parser message with every quoted value (`"..."` or `` `...` ``) passed through
+/// [`crate::text::label`]: short names stay readable, key material and long values are
+/// described, never quoted.
+pub fn hide_values(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[i] as char;
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        // The closing quote: the last one of this kind before ", expected" or the end.
+        let end = after
+            .find(&format!("{q}, expected"))
+            .or_else(|| after.rfind(q));
+        match end {
+            Some(j) => {
+                out.push_str(&crate::text::label(&after[..j]));
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Serialises a JSON value with every object's keys in sorted order, whatever map type
@@ -623,6 +662,13 @@ zz-future-field: 7
             e.contains("\"kind\" appears twice") && !e.contains("DuplicateKeyPolicy"),
             "{e}"
         );
+        let e = Kubeconfig::from_yaml(
+            "\"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIBXWzFcH5bGsecretsecretsecretsecret\\n\"\n",
+        )
+        .expect_err("a scalar");
+        assert!(!e.contains("MHcC") && !e.contains("BEGIN"), "{e}");
+        let e = Kubeconfig::from_yaml("clusters: 5\n").expect_err("a number");
+        assert!(e.contains("invalid type"), "{e}");
         let secret = "-----BEGIN EC PRIVATE KEY-----MHcCAQEEIBXWzFcH5bG";
         let mut k2 = k.clone();
         k2.current_context = secret.into();

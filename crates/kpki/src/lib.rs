@@ -469,6 +469,23 @@ impl Kpki {
         } else {
             None
         };
+        // The output's own path first: a file of the tree (a CA key above all) or a key file is
+        // refused as such, before anything is read from it.
+        let policy = apply::write::WritePolicy::for_tree(&self.desired, self.allow_insecure_dir)
+            .with_outside(desired);
+        if write {
+            let outs: Vec<apply::write::PlannedWrite<'_>> = desired
+                .entries
+                .iter()
+                .filter(|e| !matches!(e, model::resolve::Entry::Ca(_)))
+                .map(|e| apply::write::PlannedWrite {
+                    entry: e.name(),
+                    path: e.main_path(),
+                    kind: apply::write::WriteKind::Contents,
+                })
+                .collect();
+            policy.check(&outs)?;
+        }
         let disk = disk::observe(desired);
         let opts = plan::Options {
             view: plan::View::Fresh,
@@ -484,9 +501,6 @@ impl Kpki {
         let (written, rendered) = if write {
             // The tree's files stay the tree's: an `--out` never lands on one, nor on any file
             // holding a private key; its own directory is its root.
-            let policy =
-                apply::write::WritePolicy::for_tree(&self.desired, self.allow_insecure_dir)
-                    .with_outside(desired);
             (
                 apply::apply_with_policy(desired, &disk, &plan, &ctx, false, policy)?,
                 Vec::new(),
