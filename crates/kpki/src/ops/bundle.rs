@@ -1164,7 +1164,7 @@ pub fn install(
                 return Err(Error::file(&path, "is not a regular file"));
             }
             Ok(_) => {
-                let existing = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
+                let existing = crate::disk::read::read_optional(&path)?.unwrap_or_default();
                 if existing != item.bytes {
                     let message = if slot.kind == SlotKind::Ca && slot.part == Part::Key {
                         "holds a different CA key than the bundle; kpki never replaces a CA key (this node belongs to another cluster: move its tree away to join this one)"
