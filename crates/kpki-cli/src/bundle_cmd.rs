@@ -150,7 +150,7 @@ pub fn upload(cli: &Cli, cmd: &UploadBundleCmd) -> Result<(), Fail> {
         BundleOutput::Yaml => up.objects.to_yaml()?,
         BundleOutput::Json => up.objects.to_json()?,
     };
-    print!("{text}");
+    out!("{text}");
     if generated {
         // stdout carries the objects; the key goes to the terminal (kubeadm prints it on stdout).
         eprintln!("[upload-certs] Using certificate key:\n{}", key.to_hex());
@@ -208,14 +208,14 @@ pub fn download(cli: &Cli, cmd: &DownloadBundleCmd) -> Result<(), Fail> {
     let layout = kpki.bundle_layout()?;
     for i in &installed {
         if i.written {
-            println!("[download-certs] wrote {}", i.path.display());
+            outln!("[download-certs] wrote {}", i.path.display());
         } else {
-            println!("[download-certs] kept {} (identical)", i.path.display());
+            outln!("[download-certs] kept {} (identical)", i.path.display());
         }
     }
     for slot in &layout.slots {
         if !installed.iter().any(|i| i.data_key == slot.data_key) {
-            println!(
+            outln!(
                 "[download-certs] {} is empty in the Secret: not written",
                 slot.data_key
             );

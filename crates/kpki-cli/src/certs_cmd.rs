@@ -72,9 +72,9 @@ fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     };
     let table = kpki.expiration(&opts, &run)?;
     match cmd.output {
-        ExpirationOutput::Text => print!("{}", expiration::render_text(&table)),
-        ExpirationOutput::Json => print!("{}", CertificateExpirationInfo::from(&table).to_json()?),
-        ExpirationOutput::Yaml => print!("{}", CertificateExpirationInfo::from(&table).to_yaml()?),
+        ExpirationOutput::Text => out!("{}", expiration::render_text(&table)),
+        ExpirationOutput::Json => out!("{}", CertificateExpirationInfo::from(&table).to_json()?),
+        ExpirationOutput::Yaml => out!("{}", CertificateExpirationInfo::from(&table).to_yaml()?),
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
     let d = &kpki.desired;
     crate::print_notes(&d.inputs, false);
     crate::print_warnings(&d.inputs);
-    println!(
+    outln!(
         "[certs] Using certificateDir folder {:?}",
         d.inputs.cert_dir.display().to_string()
     );
@@ -51,13 +51,23 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
             (Action::Skip, _) => "Leaving",
             (Action::Csr, _) => "Requesting",
         };
-        println!("{prefix} {verb} {:?} ({})", step.entry, step.reason);
-        for w in step.warnings() {
-            eprintln!("WARNING: {}: {}: {}", step.entry, w.code, w.message);
+        outln!(
+            "{prefix} {verb} {:?} ({})",
+            step.entry,
+            crate::esc(&step.reason)
+        );
+        for w in step.notes() {
+            eprintln!(
+                "WARNING: {}: {}: {}: {}",
+                step.entry,
+                w.code,
+                crate::esc(&w.path),
+                crate::esc(&w.message)
+            );
         }
     }
     if !cmd.dry_run {
-        println!("[certs] {} file(s) written", report.written.len());
+        outln!("[certs] {} file(s) written", report.written.len());
     }
     Ok(())
 }

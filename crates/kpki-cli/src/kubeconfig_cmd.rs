@@ -107,7 +107,7 @@ fn run_user(cli: &Cli, cmd: &UserCmd) -> Result<(), Fail> {
     let issued = kpki.user_kubeconfig(&req, &run)?;
     for r in &issued.rendered {
         // kubeadm prints the YAML (which ends in a newline) with Println: one extra newline.
-        println!("{}", String::from_utf8_lossy(&r.data));
+        outln!("{}", String::from_utf8_lossy(&r.data));
     }
     Ok(())
 }

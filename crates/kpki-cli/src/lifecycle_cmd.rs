@@ -57,17 +57,20 @@ fn print_steps(plan: &kpki::plan::Plan) {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:<w$}  {:<13}  REASON", "ENTRY", "ACTION");
+    outln!("{:<w$}  {:<13}  REASON", "ENTRY", "ACTION");
     for s in &plan.steps {
         let action = serde_json::to_value(s.action)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        println!("{:<w$}  {:<13}  {}", s.entry, action, s.reason);
-        for warn in s.warnings() {
-            println!(
+        outln!("{:<w$}  {:<13}  {}", s.entry, action, crate::esc(&s.reason));
+        for warn in s.notes() {
+            outln!(
                 "{:<w$}  {:<13}  warning: {}: {}",
-                "", "", warn.code, warn.message
+                "",
+                "",
+                warn.code,
+                crate::esc(&warn.message)
             );
         }
     }
@@ -81,9 +84,9 @@ fn print_inputs_table(i: &kpki::inputs::Inputs) {
             .origin(name)
             .map(|o| o.to_string())
             .unwrap_or_else(|| "-".into());
-        println!("{name:<22}  {value:<40}  {origin}");
+        outln!("{name:<22}  {value:<40}  {origin}");
     };
-    println!("{:<22}  {:<40}  FROM", "INPUT", "VALUE");
+    outln!("{:<22}  {:<40}  FROM", "INPUT", "VALUE");
     show("target", i.target.kubeadm());
     show("cert_dir", i.cert_dir.display().to_string());
     show("kubeconfig_dir", i.kubeconfig_dir.display().to_string());
@@ -117,9 +120,9 @@ fn print_inputs_table(i: &kpki::inputs::Inputs) {
         .iter()
         .zip(&i.apiserver_extra_san_origins)
     {
-        println!("{:<22}  {san:<40}  {origin}", "apiserver_extra_san");
+        outln!("{:<22}  {san:<40}  {origin}", "apiserver_extra_san");
     }
-    println!();
+    outln!();
 }
 
 /// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
@@ -133,7 +136,7 @@ pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
         "json" => {
             let doc = PlanDocument::from(&plan);
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Fail(2, e.to_string()))?;
-            println!("{text}");
+            outln!("{text}");
         }
         "text" => {
             print_inputs_table(&kpki.desired.inputs);
@@ -167,34 +170,39 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
                     s.new_expires.as_deref().unwrap_or("?")
                 );
                 let why = if s.action == Action::Regenerate {
-                    format!("; {}", s.reason)
+                    format!("; {}", crate::esc(&s.reason))
                 } else {
                     String::new()
                 };
                 if cmd.dry_run {
-                    println!("would renew {}: {when}{why}", s.entry)
+                    outln!("would renew {}: {when}{why}", s.entry)
                 } else {
-                    println!("{} renewed: {when}{why}", s.entry)
+                    outln!("{} renewed: {when}{why}", s.entry)
                 }
             }
-            Action::SkipExternal => println!("{}", s.reason),
-            Action::Skip if s.reason.starts_with("MISSING!") => println!("{}", s.reason),
+            Action::SkipExternal => outln!("{}", s.reason),
+            Action::Skip if s.reason.starts_with("MISSING!") => outln!("{}", s.reason),
             _ => {}
         }
-        for w in s.warnings() {
+        for w in s.notes() {
             if s.action != Action::Skip {
-                eprintln!("WARNING: {}: {}: {}", s.entry, w.code, w.message);
+                eprintln!(
+                    "WARNING: {}: {}: {}",
+                    s.entry,
+                    w.code,
+                    crate::esc(&w.message)
+                );
             }
         }
     }
     for w in &report.written {
         if w.path.to_string_lossy().contains(".bak-") {
-            println!("backup: {}", w.path.display());
+            outln!("backup: {}", w.path.display());
         }
     }
     if !cmd.dry_run {
-        println!();
-        println!("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.");
+        outln!();
+        outln!("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.");
     }
     Ok(())
 }
@@ -205,7 +213,7 @@ pub fn generate_csr(cli: &Cli, cmd: &GenerateCsrCmd) -> Result<(), Fail> {
     let kpki = crate::load(cli, &cmd.inputs.args())?;
     let written = kpki.generate_csr(&run)?;
     for w in &written {
-        println!("  {}", w.path.display());
+        outln!("  {}", w.path.display());
     }
     Ok(())
 }
@@ -213,6 +221,6 @@ pub fn generate_csr(cli: &Cli, cmd: &GenerateCsrCmd) -> Result<(), Fail> {
 /// Runs `kpki certs certificate-key`.
 pub fn certificate_key(cli: &Cli) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    println!("{}", kpki::certificate_key(&run)?);
+    outln!("{}", kpki::certificate_key(&run)?);
     Ok(())
 }

@@ -7,6 +7,23 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kpki::Run;
 
+/// Writes a line to standard output (see [`write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::write_stdout("\n")
+    };
+    ($($t:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// Writes to standard output (see [`write_stdout`]).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::write_stdout(&format!($($t)*))
+    };
+}
+
 mod bundle_cmd;
 mod certs_cmd;
 mod flags;
@@ -32,7 +49,7 @@ pub struct Cli {
     /// Pretend the current time is this RFC 3339 instant (tests, audits of old trees).
     #[arg(long, global = true, hide = true, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Key-generation threads (default: one per core).
+    /// Key-generation threads (default: one per core; at most 4 per core).
     #[arg(long, global = true, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
     /// How long to wait for another kpki process working on the same directory (Go duration).
@@ -86,7 +103,7 @@ impl From<kpki::Error> for Fail {
 /// failing command still prints exactly one `error:` line.
 pub fn print_warnings(inputs: &kpki::inputs::Inputs) {
     for w in &inputs.warnings {
-        eprintln!("WARNING: {w}");
+        eprintln!("WARNING: {}", esc(w));
     }
 }
 
@@ -96,9 +113,29 @@ pub fn print_notes(inputs: &kpki::inputs::Inputs, to_stderr: bool) {
         if to_stderr {
             eprintln!("[inputs] {n}");
         } else {
-            println!("[inputs] {n}");
+            outln!("[inputs] {n}");
         }
     }
+}
+
+/// Writes to standard output. A closed pipe ends kpki like a Unix filter (exit 141, silently);
+/// any other failure (a full disk: `kpki spec > /dev/full`) is one `error:` line and exit 2,
+/// never a panic. Output comes after the work, so nothing is left half-done.
+pub fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// A value from a file or flag, escaped for one line of output.
+pub fn esc(s: &str) -> String {
+    kpki::text::line(s, kpki::text::MAX_LINE)
 }
 
 /// Loads the spec and resolves the inputs, applying the global write-safety flags.
@@ -139,10 +176,19 @@ pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
 /// The clock, randomness and parallelism for this invocation.
 pub fn run_ctx(cli: &Cli) -> Result<Run<'static>, Fail> {
     let mut run = Run::now();
+    kpki::limits::check_jobs(cli.jobs)?;
     run.jobs = cli.jobs;
     if let Some(t) = &cli.now {
         run.now = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| Fail(2, format!("--now: {t:?} is not an RFC 3339 time: {e}")))?;
+            .map_err(|e| {
+                Fail(
+                    2,
+                    format!(
+                        "--now: {} is not an RFC 3339 time: {e}",
+                        kpki::text::quote(t)
+                    ),
+                )
+            })?;
     }
     Ok(run)
 }
@@ -163,10 +209,11 @@ fn main() -> ExitCode {
             // One line, like every other kpki error (clap adds usage and a hint).
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = esc(first);
             eprintln!(
                 "{}",
                 if first.starts_with("error:") {
-                    first.to_string()
+                    first
                 } else {
                     format!("error: {first}")
                 }
@@ -187,7 +234,7 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => verify_cmd::run(&cli, cmd),
         Command::Certs(cmd) => certs_cmd::run(&cli, cmd),
         Command::Spec => {
-            print!("{}", kpki::model::spec::DEFAULT_SPEC);
+            out!("{}", kpki::model::spec::DEFAULT_SPEC);
             Ok(())
         }
         Command::Tree(cmd) => operate_cmd::tree(&cli, cmd),
@@ -198,8 +245,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
             // An empty message is a verdict, not an error (renew --if-expiring-within's codes).
+            // One line, whatever the message holds: control characters escaped, length bounded.
             if !msg.is_empty() {
-                eprintln!("error: {msg}");
+                eprintln!("error: {}", esc(&msg));
             }
             ExitCode::from(code)
         }

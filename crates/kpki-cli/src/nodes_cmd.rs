@@ -127,6 +127,8 @@ pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
     args.encryption_algorithm = cmd.encryption_algorithm.clone();
     args.cert_validity = cmd.cert_validity.clone();
     let kpki = crate::load_outside(cli, &args, kpki::Outside::Nodes)?;
+    // Before the output directory is created or locked.
+    kpki::limits::check_now(run.now, kpki.desired.inputs.cert_validity)?;
     let issuer = kpki.node_issuer(&cmd.out_dir, cmd.serving)?;
     let origin = cmd.nodes.display().to_string();
     let stdin = cmd.nodes == Path::new("-");
@@ -154,7 +156,7 @@ pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
         b.finish_and_clear();
     }
     let s = summary?;
-    println!(
+    outln!(
         "kpki nodes: {} line(s): {} issued, {} replaced, {} up to date, {} failed; {} file(s) written in {:.2}s",
         s.lines,
         s.issued,
@@ -198,7 +200,7 @@ pub fn run_token(cli: &Cli, cmd: &TokenCmd) -> Result<(), Fail> {
     match cmd.command {
         TokenSub::Generate => {
             let run = run_ctx(cli)?;
-            println!("{}", token::generate(&run)?);
+            outln!("{}", token::generate(&run)?);
             Ok(())
         }
     }
@@ -225,7 +227,7 @@ pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
     let kpki = crate::load_outside(cli, &cmd.cluster.args(), kpki::Outside::Bootstrap)?;
     let issued = kpki.bootstrap_kubeconfig(&token, cmd.out.as_deref(), &run)?;
     for r in &issued.rendered {
-        print!("{}", String::from_utf8_lossy(&r.data));
+        out!("{}", String::from_utf8_lossy(&r.data));
     }
     Ok(())
 }

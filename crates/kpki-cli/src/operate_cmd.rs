@@ -128,7 +128,7 @@ pub fn tree(cli: &Cli, cmd: &TreeCmd) -> Result<(), Fail> {
                 && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
     };
-    print!("{}", picture::render_text(&p, colour));
+    out!("{}", picture::render_text(&p, colour));
     Ok(())
 }
 
@@ -202,7 +202,7 @@ pub fn man(cmd: &ManCmd) -> Result<(), Fail> {
             for (name, bytes) in pages {
                 let p = dir.join(&name);
                 std::fs::write(&p, bytes).map_err(|e| Fail(2, format!("{}: {e}", p.display())))?;
-                println!("{}", p.display());
+                outln!("{}", p.display());
             }
             Ok(())
         }

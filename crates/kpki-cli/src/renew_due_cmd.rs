@@ -28,7 +28,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:<w$}  {:<25}  {:<14}  STATUS", "ENTRY", "EXPIRES", "LEFT");
+    outln!("{:<w$}  {:<25}  {:<14}  STATUS", "ENTRY", "EXPIRES", "LEFT");
     for c in &r.selection.candidates {
         let (expires, left) = match c.not_after {
             Some(t) => (
@@ -52,7 +52,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
             Status::Unreadable(m) => format!("cannot tell: {m}"),
             Status::ByReference => "client certificate by reference: not renewed here".into(),
         };
-        println!("{:<w$}  {expires:<25}  {left:<14}  {status}", c.entry);
+        outln!("{:<w$}  {expires:<25}  {left:<14}  {status}", c.entry);
     }
     if let Some(report) = &r.report {
         for s in &report.plan.steps {
@@ -71,15 +71,15 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
         }
         for wr in &report.written {
             if wr.path.to_string_lossy().contains(".bak-") {
-                println!("backup: {}", wr.path.display());
+                outln!("backup: {}", wr.path.display());
             }
         }
     }
     let window_text = kpki::inputs::duration::format_go_duration(within);
     match r.outcome {
-        Outcome::NothingDue => println!("nothing expires within {window_text}: nothing renewed"),
+        Outcome::NothingDue => outln!("nothing expires within {window_text}: nothing renewed"),
         _ if r.renewed.is_empty() => {}
-        _ => println!(
+        _ => outln!(
             "{} {} certificate(s): {}",
             if cmd.dry_run {
                 "would renew"
@@ -104,7 +104,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
     }
     if !r.renewed.is_empty() && !cmd.dry_run {
         if let Some(exec) = &cmd.exec_after {
-            println!("running --exec-after: {exec}");
+            outln!("running --exec-after: {exec}");
             let status = std::process::Command::new("/bin/sh")
                 .arg("-c")
                 .arg(exec)
@@ -120,7 +120,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
                 ));
             }
         } else {
-            println!("You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.");
+            outln!("You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.");
         }
     }
     match r.outcome.exit_code() {

@@ -74,12 +74,12 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
         return crate::operate_cmd::write_textfile(dir, &audit(report));
     }
     match cmd.output {
-        VerifyOutput::Text => print!("{}", verify::render_text(&report)),
-        VerifyOutput::Json => print!("{}", report.to_json()?),
+        VerifyOutput::Text => out!("{}", verify::render_text(&report)),
+        VerifyOutput::Json => out!("{}", report.to_json()?),
         VerifyOutput::Prometheus => {
-            print!("{}", crate::operate_cmd::prometheus(&audit(report.clone())))
+            out!("{}", crate::operate_cmd::prometheus(&audit(report.clone())))
         }
-        VerifyOutput::Html => print!("{}", crate::operate_cmd::html_page(&audit(report.clone()))),
+        VerifyOutput::Html => out!("{}", crate::operate_cmd::html_page(&audit(report.clone()))),
     }
     if report.has_errors() {
         return Err(Fail(

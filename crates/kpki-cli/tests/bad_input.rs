@@ -47,6 +47,10 @@ struct Case {
     needles: Vec<String>,
     /// Lines on stderr (1 unless documented otherwise).
     lines: usize,
+    /// Substrings the error line must not contain (key material, raw values).
+    forbidden: Vec<String>,
+    /// Substrings the error line must contain exactly once (a path printed twice).
+    once: Vec<String>,
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -89,12 +93,22 @@ fn case(name: &str, env: Env, args: Vec<String>, code: i32, needles: &[&str]) ->
         code,
         needles: s(needles),
         lines: 1,
+        forbidden: Vec::new(),
+        once: Vec::new(),
     }
 }
 
 impl Case {
     fn setup(mut self, f: impl Fn(&Ctx) + 'static) -> Case {
         self.setup = Box::new(f);
+        self
+    }
+    fn forbid(mut self, v: &[&str]) -> Case {
+        self.forbidden = s(v);
+        self
+    }
+    fn once(mut self, v: &[&str]) -> Case {
+        self.once = s(v);
         self
     }
     fn lines(mut self, n: usize) -> Case {
@@ -113,6 +127,12 @@ fn replace_file(p: &Path, data: &[u8]) {
     let mode = common::mode(p);
     write(p, data);
     set_mode(p, mode);
+}
+
+fn remove_pair(pki: &Path, name: &str) {
+    for ext in ["crt", "key"] {
+        std::fs::remove_file(pki.join(format!("{name}.{ext}"))).unwrap();
+    }
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -453,6 +473,109 @@ fn cases(spec: &str) -> Vec<Case> {
         case("nodes: bad IP", Env::Tree, s(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 1, &["{in}/nodes.txt:2", "10.1.0.999"])
             .setup(|c| write(&c.input.join("nodes.txt"), b"# comment\nnode-a,10.1.0.999\n"))
             .lines(2),
+        // ---- issue 11: paths that would land on another entry's file or leave their directory
+        spec_case("spec: kubeconfig file on a CA key", extra_kc("file = \"extra.conf\"", "file = \"pki/ca.key\""), &["extra.conf", "key of CA ca"]),
+        spec_case("spec: kubeconfig file on the cert dir", extra_kc("file = \"extra.conf\"", "file = \"pki\""), &["extra.conf", "directory of"]),
+        spec_case("spec: leaf on the key pair's key", extra("path = \"extra\"", "path = \"sa\""), &["extra", "sa"]),
+        case("--node-name ca with a leaf at {node_name}", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("ca"))])].concat(), 2, &["--node-name", "\"ca\"", "certificate of CA ca"])
+            .setup({ let t = extra("path = \"extra\"", "path = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
+        case("--node-name pki makes a kubeconfig of the cert dir", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("pki"))])].concat(), 2, &["--node-name", "\"pki\"", "directory of"])
+            .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
+        case("--cluster-name ../../escaped/x in a file name", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("../../escaped/x"))])].concat(), 2, &["--cluster-name", "../../escaped/x", "leaves its directory"])
+            .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.conf\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
+        case("--cluster-name pki/ca names a CA key", Env::Tree, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("pki/ca"))])].concat(), 2, &["--cluster-name", "pki/ca", "of CA ca"])
+            .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.key\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
+        // ---- issue 11: the spec's own rules
+        spec_case("spec: key_mode 0777", spec_edit(spec, "key_mode = \"0600\"", "key_mode = \"0777\""), &["defaults.key_mode", "0777"]),
+        spec_case("spec: key_mode 0640", spec_edit(spec, "key_mode = \"0600\"", "key_mode = \"0640\""), &["defaults.key_mode", "0640"]),
+        spec_case("spec: kubeconfig_mode 0700", spec_edit(spec, "kubeconfig_mode = \"0600\"", "kubeconfig_mode = \"0700\""), &["defaults.kubeconfig_mode", "0700"]),
+        spec_case("spec: dir_mode 0777", spec_edit(spec, "dir_mode = \"0755\"", "dir_mode = \"0777\""), &["defaults.dir_mode", "0777"]),
+        spec_case("spec: cert_mode 0755", spec_edit(spec, "cert_mode = \"0644\"", "cert_mode = \"0755\""), &["defaults.cert_mode", "0755"]),
+        spec_case("spec: NUL in a path", extra("path = \"extra\"", "path = \"ex\\u0000tra\""), &["extra", "control"]),
+        spec_case("spec: ESC in a name", extra("name = \"extra\"", "name = \"ex\\u001b[31mtra\""), &["ex\\u{1b}[31mtra", "control"]),
+        spec_case("spec: newline in a CN", extra("cn = \"extra\"", "cn = \"ex\\ntra\""), &["extra", "cn", "control"]),
+        spec_case("spec: key pair key on a directory", spec_edit(spec, "key = \"sa.key\"", "key = \"etcd\""), &["sa", "\"etcd\"", "directory"]),
+        // ---- issue 11: bounds
+        case("--jobs 100000", e, [s(&["--jobs", "100000"]), init_with(&[])].concat(), 2, &["--jobs", "100000"]),
+        case("--now 9999-12-31 (init)", e, [s(&["--now", "9999-12-31T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "9999"]),
+        case("--now 1949 (init)", e, [s(&["--now", "1949-06-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "1949"]),
+        case("--now 9999-12-31 (kubeconfig user)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "kubeconfig", "user", "--client-name", "x", "--cert-dir", "{pki}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"]),
+        case("--now 9999-12-31 (nodes)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"])
+            .setup(|c| write(&c.input.join("nodes.txt"), b"node-a\n")),
+        case("--now 9999-12-31 (upload-bundle)", Env::Tree, s(&["--now", "9999-12-31T23:00:00Z", "certs", "upload-bundle", "--cert-dir", "{pki}", "--certificate-key", &"ab".repeat(32)]), 2, &["--now"]),
+        case("--now with an escape sequence", e, [s(&["--now", "\u{1b}[2J\u{1b}[Hyesterday\nerror: forged"]), init_with(&[])].concat(), 2, &["--now", "\\u{1b}[2J"]),
+        case("--config with a newline in its name", e, s(&["init", "--cert-dir", "{pki}", "--config", "{in}/no\nsuch\u{1b}[31m.yaml"]), 2, &["{in}/no\\nsuch\\u{1b}[31m.yaml"]),
+        // ---- issue 11: a CA that must not sign
+        case("CA expired", Env::Tree, [s(&["--now", "2045-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "expired"])
+            .setup(|c| remove_pair(&c.pki, "apiserver")),
+        case("CA not yet valid", Env::Tree, [s(&["--now", "2001-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "not valid before"])
+            .setup(|c| remove_pair(&c.pki, "apiserver")),
+        tree_case("CA with a negative serial", &["{pki}/ca.crt", "negative serial"], |c| {
+            let ca = c.pki.join("ca.crt");
+            let key = c.pki.join("ca.key").display().to_string();
+            let neg = openssl_out(&["req", "-x509", "-key", &key, "-subj", "/CN=kubernetes", "-days", "3650", "-set_serial", "-12345", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,digitalSignature"], b"");
+            replace_file(&ca, &neg);
+            remove_pair(&c.pki, "apiserver");
+        }),
+        tree_case("CA with an RSA-1024 key", &["{pki}/ca.crt", "RSA-1024"], |c| {
+            let key = openssl_out(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], b"");
+            replace_file(&c.pki.join("ca.key"), &key);
+            let k = c.pki.join("ca.key").display().to_string();
+            let crt = openssl_out(&["req", "-x509", "-key", &k, "-subj", "/CN=kubernetes", "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,digitalSignature"], b"");
+            replace_file(&c.pki.join("ca.crt"), &crt);
+        }).forbid(&["same name"]),
+        tree_case("leaf holding its CA's key", &["{pki}/apiserver.crt", "key-reused", "uses the key of CA ca"], |c| {
+            let k = c.pki.join("ca.key").display().to_string();
+            let crt = c.pki.join("ca.crt").display().to_string();
+            let csr = openssl_out(&["req", "-new", "-key", &k, "-subj", "/CN=kube-apiserver"], b"");
+            let leaf = openssl_out(&["x509", "-req", "-CA", &crt, "-CAkey", &k, "-days", "365", "-set_serial", "7"], &csr);
+            replace_file(&c.pki.join("apiserver.crt"), &leaf);
+            replace_file(&c.pki.join("apiserver.key"), &read(&c.pki.join("ca.key")));
+        }),
+        // ---- issue 11: kubeconfigs
+        tree_case("kubeconfig: two users of one name", &["{k}/admin.conf", "two users named"], |c| {
+            let p = c.k.join("admin.conf");
+            let t = String::from_utf8(read(&p)).unwrap();
+            let user = t[t.find("users:\n").unwrap() + 7..].to_string();
+            replace_file(&p, format!("{t}{user}").as_bytes());
+        }),
+        tree_case("kubeconfig: a duplicate YAML key", &["{k}/admin.conf", "\"kind\" appears twice"], |c| {
+            let p = c.k.join("admin.conf");
+            replace_file(&p, format!("{}kind: Config\n", String::from_utf8(read(&p)).unwrap()).as_bytes());
+        }).forbid(&["DuplicateKeyPolicy"]),
+        tree_case("kubeconfig: current-context holds key material", &["{k}/admin.conf", "not shown"], |c| {
+            let p = c.k.join("admin.conf");
+            let key = conf_field(&p, "client-key-data");
+            edit_conf(&p, "current-context", &key);
+        }).forbid(&["LS0tLS1CRUdJTi", "PRIVATE KEY"]),
+        tree_case("kubeconfig: a PEM key pasted as a name", &["{k}/admin.conf", "not shown"], |c| {
+            edit_conf(&c.k.join("admin.conf"), "current-context", "\"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIBogusKeyMaterialThatMustNeverBeEchoed\\n\"");
+        }).forbid(&["MHcCAQEE", "BEGIN"]),
+        tree_case("kubeconfig: a private key where it goes", &["{k}/admin.conf", "not shown"], |c| {
+            replace_file(&c.k.join("admin.conf"), &read(&c.pki.join("ca.key")));
+        }).forbid(&["PRIVATE KEY", "BEGIN"]),
+        tree_case("kubeconfig: a directory where it goes (path printed once)", &["{k}/admin.conf", "directory"], |c| {
+            std::fs::remove_file(c.k.join("admin.conf")).unwrap();
+            std::fs::create_dir(c.k.join("admin.conf")).unwrap();
+            set_mode(&c.k.join("admin.conf"), 0o755);
+        }).once(&["{k}/admin.conf:"]),
+        // ---- issue 11: inputs the apiserver cannot use
+        case("advertise address multicast", e, init_with(&[("--apiserver-advertise-address", Some("224.0.0.1"))]), 2, &["--apiserver-advertise-address", "224.0.0.1", "multicast"]),
+        case("advertise address IPv6 multicast", e, init_with(&[("--apiserver-advertise-address", Some("ff02::1"))]), 2, &["--apiserver-advertise-address", "ff02::1", "multicast"]),
+        case("advertise address broadcast", e, init_with(&[("--apiserver-advertise-address", Some("255.255.255.255"))]), 2, &["--apiserver-advertise-address", "255.255.255.255", "broadcast"]),
+        case("IPv6 service CIDR /64", e, init_with(&[("--service-cidr", Some("fd00:10:96::/64"))]), 2, &["--service-cidr", "fd00:10:96::/64", "108"]),
+        case("IPv4 service CIDR /8", e, init_with(&[("--service-cidr", Some("10.0.0.0/8"))]), 2, &["--service-cidr", "10.0.0.0/8", "12"]),
+        // ---- issue 11: links and directories
+        tree_case("pki/etcd a dangling link", &["{pki}/etcd", "dangling symbolic link"], |c| {
+            std::fs::remove_dir_all(c.pki.join("etcd")).unwrap();
+            std::os::unix::fs::symlink("/nonexistent-kpki-target", c.pki.join("etcd")).unwrap();
+        }).once(&["dangling"]),
+        case("generate-csr: a dangling link at a later key path", e, cmd_with(&["certs", "generate-csr"], &[]), 2, &["{pki}/front-proxy-client.key", "dangling"])
+            .setup(|c| {
+                std::fs::create_dir_all(&c.pki).unwrap();
+                set_mode(&c.pki, 0o755);
+                std::os::unix::fs::symlink(c.out.join("stolen.key"), c.pki.join("front-proxy-client.key")).unwrap();
+            }),
     ];
     // Unreadable files: tests run as root here, and root reads a mode-000 file, so the case is
     // only meaningful for another user.
@@ -563,6 +686,24 @@ fn bad_inputs_are_refused_cleanly_and_change_nothing() {
         }
         if !err.lines().all(|l| l.starts_with("error: ")) {
             why.push("a line does not start with `error: `".into());
+        }
+        // One line stays one line, and nothing a terminal interprets reaches it.
+        if err.chars().any(|c| c.is_control() && c != '\n') {
+            why.push(format!("raw control character in {err:?}"));
+        }
+        if err.len() > 8192 {
+            why.push(format!("{}-byte error output", err.len()));
+        }
+        for n in &case.forbidden {
+            if err.contains(&fill(n, &c)) {
+                why.push(format!("shows {n:?}"));
+            }
+        }
+        for n in &case.once {
+            let n = fill(n, &c);
+            if err.matches(&n).count() != 1 {
+                why.push(format!("names {n:?} {} times", err.matches(&n).count()));
+            }
         }
         for n in &case.needles {
             let n = fill(n, &c);

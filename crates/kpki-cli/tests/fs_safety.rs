@@ -590,3 +590,459 @@ fn a_ca_key_that_appears_mid_run_is_never_replaced() {
         we_first - refused
     );
 }
+
+// ------------------------------------------------------------------ issue 11
+
+fn snap_eq(root: &Path, before: &BTreeMap<String, common::Node>, what: &str) {
+    let after = common::snapshot(root);
+    let changed = common::changed(before, &after);
+    let touched = common::touched(before, &after);
+    assert!(
+        changed.is_empty() && touched.is_empty(),
+        "{what}: changed {changed:?}, rewritten {touched:?}"
+    );
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// `kubeconfig user --out` and `kubeconfig bootstrap --out` go through the one path check: a CA
+/// key, another entry's file, an existing key file, a link or a directory others can write to
+/// are refused (exit 2, one line, nothing changed); a new file is written
+/// 0600 and kubectl reads it.
+#[test]
+fn out_files_go_through_the_path_check() {
+    let (dir, l, outside) = fresh();
+    run_ok(&l.args(&["init"], FLAGS));
+    let root = dir.path();
+    let pki = l.pki.display().to_string();
+    std::fs::write(
+        outside.join("foreign.key"),
+        std::fs::read(l.pki.join("apiserver.key")).unwrap(),
+    )
+    .unwrap();
+    let open = root.join("open");
+    std::fs::create_dir(&open).unwrap();
+    reliability::set_mode(&open, 0o777);
+    symlink(&outside.join("target.conf"), &l.k.join("link.conf"));
+    let cmds: [Vec<String>; 2] = [
+        s(&[
+            "kubeconfig",
+            "user",
+            "--client-name",
+            "alice",
+            "--cert-dir",
+            &pki,
+            "--apiserver-advertise-address",
+            "10.0.0.10",
+        ]),
+        s(&[
+            "kubeconfig",
+            "bootstrap",
+            "--token",
+            "abcdef.0123456789abcdef",
+            "--cert-dir",
+            &pki,
+            "--apiserver-advertise-address",
+            "10.0.0.10",
+        ]),
+    ];
+    let refused: Vec<(PathBuf, &str)> = vec![
+        (l.pki.join("ca.key"), "key of CA ca"),
+        (l.pki.join("etcd/ca.key"), "key of CA etcd-ca"),
+        (l.k.join("admin.conf"), "file of entry admin.conf"),
+        (l.pki.join("apiserver.crt"), "file of entry apiserver"),
+        (outside.join("foreign.key"), "holds a private key"),
+        (l.k.join("link.conf"), "symbolic link"),
+        (open.join("x.conf"), "writable by group or others"),
+    ];
+    for cmd in &cmds {
+        for (target, why) in &refused {
+            let before = common::snapshot(root);
+            let mut args = cmd.clone();
+            args.extend(s(&["--out", &target.display().to_string()]));
+            let (code, err) = common::kpki_fail(&args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(why), "{}: {err}", target.display());
+            snap_eq(
+                root,
+                &before,
+                &format!("{} --out {}", cmd[1], target.display()),
+            );
+        }
+        let target = l.k.join(format!("{}-new.conf", cmd[1]));
+        let mut args = cmd.clone();
+        args.extend(s(&["--out", &target.display().to_string()]));
+        common::kpki_ok(&args);
+        assert_eq!(common::mode(&target), 0o600);
+        common::kubeconfig_json(&target);
+    }
+}
+
+/// Runs a python script (PyYAML, an independent YAML reader/writer) with arguments.
+fn python(script: &str, args: &[&str]) -> String {
+    let mut a = vec!["-c", script];
+    a.extend_from_slice(args);
+    String::from_utf8(common::tool_ok("python3", &a, None)).unwrap()
+}
+
+/// Moves a kubeconfig's client certificate and key out of the file into `cert` and `key` (one
+/// file when equal), referenced by `cert_ref` / `key_ref` as written.
+fn credentials_to_files(conf: &Path, cert: &Path, key: &Path, cert_ref: &str, key_ref: &str) {
+    python(
+        "import base64, sys, yaml
+p, cert, key, cref, kref = sys.argv[1:6]
+c = yaml.safe_load(open(p))
+u = c['users'][0]['user']
+crt = base64.b64decode(u.pop('client-certificate-data'))
+k = base64.b64decode(u.pop('client-key-data'))
+if cert == key:
+    open(cert, 'wb').write(crt + k)
+else:
+    open(cert, 'wb').write(crt)
+    open(key, 'wb').write(k)
+u['client-certificate'] = cref
+u['client-key'] = kref
+yaml.safe_dump(c, open(p, 'w'))
+",
+        &[
+            &conf.display().to_string(),
+            &cert.display().to_string(),
+            &key.display().to_string(),
+            cert_ref,
+            key_ref,
+        ],
+    );
+    reliability::set_mode(cert, if cert == key { 0o600 } else { 0o644 });
+    reliability::set_mode(key, 0o600);
+}
+
+/// Kubeconfigs that reference their client certificate and key by path (a kubeadm node after
+/// kubelet-finalize, or an operator's layout): `certs renew` renews files inside the tree's
+/// directories in place (new key and certificate, backups, the kubeconfig itself unchanged),
+/// one file holding both as well; files outside the tree, and the kubelet's own rotated
+/// `kubelet-client-current.pem`, are left alone. init and verify accept all of them.
+#[test]
+fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
+    let (dir, l, outside) = fresh();
+    run_ok(&l.args(&["init"], FLAGS));
+    let root = dir.path();
+    // admin.conf: two files in the kubeconfig dir, one relative and one absolute reference.
+    let (a_crt, a_key) = (l.k.join("admin-client.crt"), l.k.join("admin-client.key"));
+    credentials_to_files(
+        &l.k.join("admin.conf"),
+        &a_crt,
+        &a_key,
+        "admin-client.crt",
+        &a_key.display().to_string(),
+    );
+    // scheduler.conf: one file holding both, in the cert dir.
+    let s_pem = l.pki.join("scheduler-client.pem");
+    credentials_to_files(
+        &l.k.join("scheduler.conf"),
+        &s_pem,
+        &s_pem,
+        "pki/scheduler-client.pem",
+        "pki/scheduler-client.pem",
+    );
+    // controller-manager.conf: files outside the tree.
+    let (c_crt, c_key) = (outside.join("cm.crt"), outside.join("cm.key"));
+    credentials_to_files(
+        &l.k.join("controller-manager.conf"),
+        &c_crt,
+        &c_key,
+        &c_crt.display().to_string(),
+        &c_key.display().to_string(),
+    );
+    // kubelet.conf: the kubelet's rotated file, even if it sits in the kubeconfig dir.
+    let k_pem = l.k.join("kubelet-client-current.pem");
+    credentials_to_files(
+        &l.k.join("kubelet.conf"),
+        &k_pem,
+        &k_pem,
+        "kubelet-client-current.pem",
+        "kubelet-client-current.pem",
+    );
+
+    let init = common::kpki_ok(l.args(&["init"], FLAGS));
+    assert!(init.contains("0 file(s) written"), "{init}");
+    let v = common::kpki(l.args(&["verify"], FLAGS));
+    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+
+    let before = common::snapshot(root);
+    let out = common::kpki_ok(l.args(
+        &[
+            "certs",
+            "renew",
+            "admin.conf",
+            "scheduler.conf",
+            "controller-manager.conf",
+            "kubelet.conf",
+        ],
+        FLAGS,
+    ));
+    assert!(out.contains("admin.conf renewed"), "{out}");
+    assert!(out.contains("scheduler.conf renewed"), "{out}");
+    assert!(
+        !out.contains("controller-manager.conf renewed") && !out.contains("kubelet.conf renewed"),
+        "{out}"
+    );
+    let after = common::snapshot(root);
+    let changed = common::changed(&before, &after);
+    let rel = |p: &Path| p.strip_prefix(root).unwrap().display().to_string();
+    // The kubeconfigs themselves are untouched; so are the files outside the tree and the
+    // kubelet's.
+    for name in [
+        "admin.conf",
+        "scheduler.conf",
+        "controller-manager.conf",
+        "kubelet.conf",
+    ] {
+        assert!(
+            !changed.contains(&format!("k/{name}")),
+            "{name} rewritten: {changed:?}"
+        );
+    }
+    for p in [&c_crt, &c_key, &k_pem] {
+        assert!(!changed.contains(&rel(p)), "{} changed", p.display());
+    }
+    // The in-tree files are new, match, chain to the CA, and were backed up.
+    for p in [&a_crt, &a_key, &s_pem] {
+        assert!(
+            changed.contains(&rel(p)),
+            "{} not renewed: {changed:?}",
+            p.display()
+        );
+        let old = &before[&rel(p)].bytes;
+        let backup = after
+            .iter()
+            .find(|(k, n)| k.starts_with(&format!("{}.bak-", rel(p))) && &n.bytes == old)
+            .unwrap_or_else(|| panic!("no backup of {}: {changed:?}", p.display()));
+        assert_eq!(backup.1.mode, before[&rel(p)].mode, "{}", backup.0);
+    }
+    common::assert_key_matches(&a_key, &a_crt);
+    common::assert_key_matches(&s_pem, &s_pem);
+    common::assert_verifies(&l.pki.join("ca.crt"), &a_crt, "sslclient");
+    assert_eq!(common::mode(&a_key), 0o600);
+    assert_eq!(common::mode(&s_pem), 0o600);
+    assert!(
+        !changed.iter().any(|p| p.ends_with(".kpki-new")),
+        "{changed:?}"
+    );
+    let v = common::kpki(l.args(&["verify"], FLAGS));
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // An interrupted in-place renewal (new key swapped in, new certificate still staged as
+    // `<cert>.kpki-new`, the old certificate under the final name) is rolled forward by the next
+    // run, as for a leaf pair.
+    let staged = l.k.join("admin-client.crt.kpki-new");
+    std::fs::rename(&a_crt, &staged).unwrap();
+    std::fs::write(&a_crt, &before[&rel(&a_crt)].bytes).unwrap();
+    reliability::set_mode(&a_crt, 0o644);
+    let new_cert = std::fs::read(&staged).unwrap();
+    common::kpki_ok(l.args(&["init"], FLAGS));
+    assert!(!staged.exists(), "the staged certificate is still there");
+    assert_eq!(std::fs::read(&a_crt).unwrap(), new_cert);
+    common::assert_key_matches(&a_key, &a_crt);
+}
+
+/// Renewing a kubeconfig changes its certificate, key and CA data and nothing else: a cluster's
+/// `proxy-url` and `extensions`, a context's `namespace` and `extensions`, a user's `as`,
+/// `as-groups` and `exec`, `preferences`, top-level `extensions` and a field kpki does not know
+/// are all still there, as PyYAML reads them.
+#[test]
+fn renewing_a_kubeconfig_keeps_what_kpki_does_not_model() {
+    let (_dir, l, _) = fresh();
+    run_ok(&l.args(&["init"], FLAGS));
+    let conf = l.k.join("admin.conf");
+    python(
+        "import sys, yaml
+p = sys.argv[1]
+c = yaml.safe_load(open(p))
+c['clusters'][0]['cluster']['proxy-url'] = 'socks5://proxy.example:1080'
+c['clusters'][0]['cluster']['extensions'] = [{'name': 'x.example/ext', 'extension': {'k': 'v', 'n': 3}}]
+c['contexts'][0]['context']['namespace'] = 'kube-system'
+c['contexts'][0]['context']['extensions'] = [{'name': 'ctx', 'extension': {'on': True}}]
+u = c['users'][0]['user']
+u['as'] = 'someone'
+u['as-groups'] = ['g1', 'g2']
+u['exec'] = {'apiVersion': 'client.authentication.k8s.io/v1', 'command': 'helper', 'args': ['--x', 'on'], 'interactiveMode': 'IfAvailable', 'provideClusterInfo': False}
+c['preferences'] = {'colors': True, 'extensions': [{'name': 'p', 'extension': {'a': 1}}]}
+c['extensions'] = [{'name': 'top', 'extension': {'z': [1, 2]}}]
+c['x-kpki-future-field'] = {'kept': 'yes'}
+yaml.safe_dump(c, open(p, 'w'))
+",
+        &[&conf.display().to_string()],
+    );
+    let dump = "import json, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+data = {}
+data['ca'] = c['clusters'][0]['cluster'].pop('certificate-authority-data')
+data['cert'] = c['users'][0]['user'].pop('client-certificate-data')
+data['key'] = c['users'][0]['user'].pop('client-key-data')
+print(json.dumps([c, data], sort_keys=True))
+";
+    let before: serde_json::Value =
+        serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
+    common::kpki_ok(l.args(&["certs", "renew", "admin.conf"], FLAGS));
+    let after: serde_json::Value =
+        serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
+    assert_eq!(
+        before[0], after[0],
+        "renewal changed more than the credentials"
+    );
+    assert_eq!(before[1]["ca"], after[1]["ca"]);
+    assert_ne!(before[1]["cert"], after[1]["cert"]);
+    assert_ne!(before[1]["key"], after[1]["key"]);
+    // kubectl still reads it, and the new pair verifies.
+    let f = common::kubeconfig_facts(&conf);
+    let scratch = tempfile::tempdir().unwrap();
+    let crt = common::write_file(scratch.path(), "c.crt", &f.cert_pem);
+    let key = common::write_file(scratch.path(), "c.key", &f.key_pem);
+    common::assert_key_matches(&key, &crt);
+    common::assert_verifies(&l.pki.join("ca.crt"), &crt, "sslclient");
+    assert_eq!(common::mode(&conf), 0o600);
+}
+
+/// A cert dir owned by another user, and a group/other-writable parent without the sticky bit
+/// above an existing tree, are refused (exit 2, one line naming the directory, nothing written):
+/// whoever owns or can write them can swap the tree's files mid-run. A sticky parent (like /tmp)
+/// is accepted; `--allow-insecure-dir` lifts the check. (The ownership case needs root.)
+#[test]
+fn directories_owned_by_others_and_open_parents_are_refused() {
+    let is_root = String::from_utf8_lossy(&common::tool("id", ["-u"], None).stdout).trim() == "0";
+    if is_root {
+        let (dir, l, _) = fresh();
+        run_ok(&l.args(&["init"], FLAGS));
+        std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
+        common::tool_ok("chown", ["4242:4242", &l.pki.display().to_string()], None);
+        let before = common::snapshot(dir.path());
+        let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&l.pki.display().to_string()) && err.contains("owned by uid 4242"),
+            "{err}"
+        );
+        snap_eq(dir.path(), &before, "cert dir owned by another user");
+        let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+        assert!(code == 2 && err.contains("owned by uid 4242"), "{err}");
+        let mut args = vec!["--allow-insecure-dir".to_string()];
+        args.extend(l.args(&["init"], FLAGS));
+        common::kpki_ok(&args);
+    } else {
+        println!("not root: the ownership case needs chown");
+    }
+    for (mode, refused) in [(0o777, true), (0o775, true), (0o1777, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("parent");
+        std::fs::create_dir(&parent).unwrap();
+        let l = Layout::new(&parent);
+        run_ok(&l.args(&["init"], FLAGS));
+        std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
+        reliability::set_mode(&parent, mode);
+        let before = common::snapshot(dir.path());
+        let o = common::kpki(l.args(&["init"], FLAGS));
+        if refused {
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{mode:o}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.contains(&parent.display().to_string())
+                    && err.contains("writable by group or others"),
+                "{mode:o}: {err}"
+            );
+            snap_eq(dir.path(), &before, &format!("parent {mode:o}"));
+        } else {
+            ok(&o);
+            assert!(l.pki.join("apiserver.crt").exists());
+        }
+    }
+}
+
+/// `certs download-bundle` into a cert dir whose `etcd` directory is a link elsewhere: exit 2
+/// naming the link, nothing written on either side (the bundle's files go through the same path
+/// check as every other write).
+#[test]
+fn download_bundle_never_writes_through_a_linked_directory() {
+    let (dir, l, outside) = fresh();
+    std::fs::create_dir(&l.pki).unwrap();
+    reliability::set_mode(&l.pki, 0o755);
+    let target = outside.join("etcd");
+    std::fs::create_dir(&target).unwrap();
+    symlink(&target, &l.pki.join("etcd"));
+    let capture = common::fixture().join("upload-certs");
+    let key = std::fs::read_to_string(capture.join("certificate-key.txt")).unwrap();
+    let before = common::snapshot(dir.path());
+    let (code, err) = common::kpki_fail([
+        "certs",
+        "download-bundle",
+        "--certificate-key",
+        key.trim(),
+        "--from",
+        &capture
+            .join("kubeadm-certs.secret.yaml")
+            .display()
+            .to_string(),
+        "--cert-dir",
+        &l.pki.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&l.pki.join("etcd").display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    snap_eq(
+        dir.path(),
+        &before,
+        "download-bundle through a linked pki/etcd",
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}
+
+/// A directory of the tree that is a symbolic link (`pki/etcd` -> elsewhere) is never written
+/// through: a fresh init and a renewal exit 2 naming the link, and nothing is written on either
+/// side of it. Reading through it is fine: a complete tree behind such a link is reused.
+#[test]
+fn linked_directories_are_never_written_through() {
+    let (dir, l, outside) = fresh();
+    std::fs::create_dir(&l.pki).unwrap();
+    reliability::set_mode(&l.pki, 0o755);
+    let target = outside.join("etcd");
+    std::fs::create_dir(&target).unwrap();
+    symlink(&target, &l.pki.join("etcd"));
+    let before = common::snapshot(dir.path());
+    let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&l.pki.join("etcd").display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    snap_eq(dir.path(), &before, "fresh init through a linked pki/etcd");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+
+    let (dir, l, outside) = fresh();
+    run_ok(&l.args(&["init"], FLAGS));
+    let target = outside.join("etcd");
+    std::fs::rename(l.pki.join("etcd"), &target).unwrap();
+    symlink(&target, &l.pki.join("etcd"));
+    let out = common::kpki_ok(l.args(&["init"], FLAGS));
+    assert!(out.contains("0 file(s) written"), "{out}");
+    let before = common::snapshot(dir.path());
+    let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("symbolic link") && err.contains("pki/etcd"),
+        "{err}"
+    );
+    snap_eq(dir.path(), &before, "renewal through a linked pki/etcd");
+}

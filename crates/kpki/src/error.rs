@@ -45,7 +45,7 @@ pub enum Error {
         message: String,
     },
     /// An entry on disk conflicts with the spec and inputs, so `init` refuses to touch the tree.
-    #[error("{path}: {entry}: {message}")]
+    #[error("{}{message}", conflict_prefix(path, entry))]
     Conflict {
         /// The spec entry.
         entry: String,
@@ -92,5 +92,18 @@ impl Error {
             context: context.into(),
             message: message.to_string(),
         }
+    }
+}
+
+/// `<path>: <entry>: `, or just `<path>: ` when the entry is named after the file (a kubeconfig
+/// entry is its file name: `/etc/kubernetes/admin.conf: admin.conf:` would say it twice).
+fn conflict_prefix(path: &std::path::Path, entry: &str) -> String {
+    if path
+        .file_name()
+        .is_some_and(|f| f == std::ffi::OsStr::new(entry))
+    {
+        format!("{}: ", path.display())
+    } else {
+        format!("{}: {entry}: ", path.display())
     }
 }

@@ -1,12 +1,20 @@
 //! A typed kubeconfig (client-go's `clientcmd/api/v1` shape) and its YAML form.
 //!
-//! Fields are declared in alphabetical order so the YAML comes out in the order client-go writes
-//! (it sorts keys), which keeps diffs against kubeadm-made files readable. YAML is serde-saphyr: it
+//! kpki models the fields it reads and writes; everything else (`proxy-url`, `extensions`, a
+//! user's `exec:` or `as:`, `preferences`, fields of later client-go versions) is kept verbatim in
+//! each object's `extra` map, so renewing a kubeconfig changes its certificate, key and CA data
+//! and nothing else. The YAML comes out with every mapping's keys sorted, the order client-go
+//! writes (it sorts keys), which keeps diffs against kubeadm-made files readable. YAML is serde-saphyr: it
 //! is maintained, pure Rust, and quotes YAML 1.1 booleans (`yes`, `on`, `y`), which Go's reader would
 //! otherwise turn into bools (a cluster named `on` would break the file).
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+
+/// Fields kpki does not model, kept as read (YAML read as client-go reads it: as JSON values).
+pub type Extra = BTreeMap<String, serde_json::Value>;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -34,6 +42,9 @@ pub struct Kubeconfig {
     /// Users (credentials).
     #[serde(default)]
     pub users: Vec<NamedUser>,
+    /// Top-level fields kpki does not model (`extensions`, ...).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 fn v1() -> String {
@@ -43,9 +54,13 @@ fn config_kind() -> String {
     "Config".into()
 }
 
-/// client-go's empty preferences object.
+/// client-go's preferences object (`{}` when kpki writes it; whatever was there is kept).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Preferences {}
+pub struct Preferences {
+    /// Its fields (`colors`, `extensions`, ...), kept as read.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
 
 /// A named cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +69,9 @@ pub struct NamedCluster {
     pub cluster: Cluster,
     /// Its name.
     pub name: String,
+    /// Fields kpki does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// How to reach and trust an API server.
@@ -83,6 +101,9 @@ pub struct Cluster {
         skip_serializing_if = "Option::is_none"
     )]
     pub tls_server_name: Option<String>,
+    /// Fields kpki does not model (`proxy-url`, `extensions`, `insecure-skip-tls-verify`, ...).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A named context.
@@ -92,6 +113,9 @@ pub struct NamedContext {
     pub context: Context,
     /// Its name.
     pub name: String,
+    /// Fields kpki does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A (cluster, user) pair.
@@ -104,6 +128,9 @@ pub struct Context {
     pub namespace: Option<String>,
     /// User name.
     pub user: String,
+    /// Fields kpki does not model (`extensions`, ...).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A named user.
@@ -113,6 +140,9 @@ pub struct NamedUser {
     pub name: String,
     /// The credentials.
     pub user: AuthInfo,
+    /// Fields kpki does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// Client credentials.
@@ -149,6 +179,9 @@ pub struct AuthInfo {
     /// Bearer token (bootstrap tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Fields kpki does not model (`exec`, `as`, `as-groups`, `auth-provider`, ...).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// The pieces of a kubeconfig that its current context points at, decoded.
@@ -204,22 +237,27 @@ impl Kubeconfig {
                     ..Default::default()
                 },
                 name: s.cluster_name.to_string(),
+                extra: Extra::new(),
             }],
             contexts: vec![NamedContext {
                 context: Context {
                     cluster: s.cluster_name.to_string(),
                     namespace: None,
                     user: s.user.to_string(),
+                    extra: Extra::new(),
                 },
                 name: context.clone(),
+                extra: Extra::new(),
             }],
             current_context: context,
             kind: config_kind(),
-            preferences: Preferences {},
+            preferences: Preferences::default(),
             users: vec![NamedUser {
                 name: s.user.to_string(),
                 user: s.auth,
+                extra: Extra::new(),
             }],
+            extra: Extra::new(),
         }
     }
 
@@ -232,24 +270,72 @@ impl Kubeconfig {
         }
     }
 
-    /// Serialises like client-go: sorted keys, 2-space indent, list items flush with their key.
+    /// Serialises like client-go: every mapping's keys sorted (kept fields included), 2-space
+    /// indent, list items flush with their key.
     pub fn to_yaml(&self) -> Result<String, String> {
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
         let mut opts = serde_saphyr::SerializerOptions::default();
         opts.prefer_block_scalars = false;
         opts.indent_step = 2;
         let mut out = String::new();
-        serde_saphyr::to_fmt_writer_with_options(&mut out, self, opts)
+        serde_saphyr::to_fmt_writer_with_options(&mut out, &Sorted(&value), opts)
             .map_err(|e| e.to_string())?;
         Ok(out)
     }
 
-    /// Parses kubeconfig YAML.
+    /// Parses kubeconfig YAML. A name used twice for clusters, contexts or users is an error, as
+    /// in client-go (kubectl refuses such a file).
     pub fn from_yaml(text: &str) -> Result<Kubeconfig, String> {
         // No source snippet in errors: it would quote the lines around the error, and those can
         // be `client-key-data` (the start of a private key in a verify report or a CI log).
         let options = serde_saphyr::options! { with_snippet: false };
-        serde_saphyr::from_str_with_options::<Kubeconfig>(text, options)
-            .map_err(|e| format!("not a valid kubeconfig: {}", one_line(&e.to_string())))
+        // Read as client-go reads it: YAML to JSON values (YAML 1.1 scalars), then the typed
+        // fields. Going through values keeps every mapping key a string (`n:` stays "n"), which
+        // the fields kpki keeps verbatim need.
+        let value = serde_saphyr::from_str_with_options::<serde_json::Value>(text, options)
+            .map_err(|e| {
+                format!(
+                    "not a valid kubeconfig: {}",
+                    hide_values(&yaml_error(&e.to_string()))
+                )
+            })?;
+        // The typed step's messages quote the offending value, which may be key material.
+        let k: Kubeconfig = serde_json::from_value(value).map_err(|e| {
+            format!(
+                "not a valid kubeconfig: {}",
+                hide_values(&one_line(&e.to_string()))
+            )
+        })?;
+        k.check_names()?;
+        Ok(k)
+    }
+
+    /// Refuses duplicate cluster, context or user names (client-go: "duplicate name in list").
+    fn check_names(&self) -> Result<(), String> {
+        let dup = |what: &str, names: Vec<&str>| -> Result<(), String> {
+            let mut seen = std::collections::BTreeSet::new();
+            for n in names {
+                if !seen.insert(n) {
+                    return Err(format!(
+                        "has two {what} named {} (kubectl refuses the file: duplicate name in list)",
+                        crate::text::label(n)
+                    ));
+                }
+            }
+            Ok(())
+        };
+        dup(
+            "clusters",
+            self.clusters.iter().map(|c| c.name.as_str()).collect(),
+        )?;
+        dup(
+            "contexts",
+            self.contexts.iter().map(|c| c.name.as_str()).collect(),
+        )?;
+        dup(
+            "users",
+            self.users.iter().map(|c| c.name.as_str()).collect(),
+        )
     }
 
     /// Resolves the current context and decodes its embedded data.
@@ -263,8 +349,8 @@ impl Kubeconfig {
             .find(|c| c.name == self.current_context)
             .ok_or_else(|| {
                 format!(
-                    "current-context {:?} is not among its contexts",
-                    self.current_context
+                    "current-context {} is not among its contexts",
+                    crate::text::label(&self.current_context)
                 )
             })?;
         let cluster = self
@@ -273,8 +359,9 @@ impl Kubeconfig {
             .find(|c| c.name == ctx.context.cluster)
             .ok_or_else(|| {
                 format!(
-                    "context {:?} names cluster {:?}, which is not defined",
-                    ctx.name, ctx.context.cluster
+                    "context {} names cluster {}, which is not defined",
+                    crate::text::label(&ctx.name),
+                    crate::text::label(&ctx.context.cluster)
                 )
             })?;
         let user = self
@@ -283,8 +370,9 @@ impl Kubeconfig {
             .find(|u| u.name == ctx.context.user)
             .ok_or_else(|| {
                 format!(
-                    "context {:?} names user {:?}, which is not defined",
-                    ctx.name, ctx.context.user
+                    "context {} names user {}, which is not defined",
+                    crate::text::label(&ctx.name),
+                    crate::text::label(&ctx.context.user)
                 )
             })?;
         let dec = |field: &str, v: &Option<String>| -> Result<Option<Vec<u8>>, String> {
@@ -351,6 +439,85 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
+/// A YAML parser message in kpki's words: one line, and a duplicate key said plainly (the
+/// parser's own text points at an option of its API).
+pub fn yaml_error(raw: &str) -> String {
+    let m = one_line(raw);
+    if let Some(rest) = m.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        let at = rest
+            .find(" at line ")
+            .map(|i| rest[i..].to_string())
+            .unwrap_or_default();
+        return format!(
+            "the key {} appears twice in one mapping{at}",
+            crate::text::quote(key)
+        );
+    }
+    m.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+/// A parser message with every quoted value (`"..."` or `` `...` ``) passed through
+/// [`crate::text::label`]: short names stay readable, key material and long values are
+/// described, never quoted.
+pub fn hide_values(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[i] as char;
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        // The closing quote: the last one of this kind before ", expected" or the end.
+        let end = after
+            .find(&format!("{q}, expected"))
+            .or_else(|| after.rfind(q));
+        match end {
+            Some(j) => {
+                out.push_str(&crate::text::label(&after[..j]));
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Serialises a JSON value with every object's keys in sorted order, whatever map type
+/// serde_json was built with.
+struct Sorted<'a>(&'a serde_json::Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut map = s.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    map.serialize_entry(k, &Sorted(&m[k]))?;
+                }
+                map.end()
+            }
+            serde_json::Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Sorted(v))?;
+                }
+                seq.end()
+            }
+            v => v.serialize(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,5 +582,97 @@ users:
         assert!(k.current().is_err());
         k.current_context = "x".into();
         assert!(k.current().unwrap_err().contains("not among"));
+    }
+
+    #[test]
+    fn what_kpki_does_not_model_survives_a_credential_update() {
+        let text = "apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    extensions:
+    - extension:
+        last-update: x
+        \"n\": 3
+      name: client.authentication.k8s.io/exec
+    proxy-url: socks5://proxy:1080
+    server: https://10.0.0.10:6443
+  name: kubernetes
+contexts:
+- context:
+    cluster: kubernetes
+    namespace: kube-system
+    user: admin
+  name: admin@kubernetes
+current-context: admin@kubernetes
+kind: Config
+preferences:
+  colors: true
+users:
+- name: admin
+  user:
+    as: someone
+    as-groups:
+    - g1
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZ
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      args: null
+      command: helper
+      interactiveMode: IfAvailable
+      provideClusterInfo: false
+zz-future-field: 7
+";
+        let mut k = Kubeconfig::from_yaml(text).expect("parse");
+        assert_eq!(
+            Kubeconfig::from_yaml(&k.to_yaml().expect("yaml")).expect("re"),
+            k
+        );
+        assert_eq!(
+            k.to_yaml().expect("yaml"),
+            text,
+            "sorted keys, nothing lost"
+        );
+        k.set_credentials(Some("CA2"), "CERT2", "KEY2")
+            .expect("set");
+        let y = k.to_yaml().expect("yaml");
+        let want = text
+            .replace("Q0E=", "Q0Ey")
+            .replace("Q0VSVA==", "Q0VSVDI=")
+            .replace("S0VZ", "S0VZMg==");
+        assert_eq!(y, want);
+    }
+
+    #[test]
+    fn duplicate_names_and_keys_are_refused_in_plain_words() {
+        let k = Kubeconfig::single(Single {
+            cluster_name: "c",
+            server: "https://h:1",
+            ca_pem: None,
+            user: "u",
+            auth: AuthInfo::default(),
+        });
+        let mut y = k.to_yaml().expect("yaml");
+        y = y.replace("users:\n", "users:\n- name: u\n  user: {}\n");
+        let e = Kubeconfig::from_yaml(&y).expect_err("dup");
+        assert!(e.contains("two users named \"u\""), "{e}");
+        let e = Kubeconfig::from_yaml("kind: Config\nkind: Config\n").expect_err("dup key");
+        assert!(
+            e.contains("\"kind\" appears twice") && !e.contains("DuplicateKeyPolicy"),
+            "{e}"
+        );
+        let e = Kubeconfig::from_yaml(
+            "\"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIBXWzFcH5bGsecretsecretsecretsecret\\n\"\n",
+        )
+        .expect_err("a scalar");
+        assert!(!e.contains("MHcC") && !e.contains("BEGIN"), "{e}");
+        let e = Kubeconfig::from_yaml("clusters: 5\n").expect_err("a number");
+        assert!(e.contains("invalid type"), "{e}");
+        let secret = "-----BEGIN EC PRIVATE KEY-----MHcCAQEEIBXWzFcH5bG";
+        let mut k2 = k.clone();
+        k2.current_context = secret.into();
+        let e = k2.current().expect_err("unresolved");
+        assert!(!e.contains("MHcC") && !e.contains("BEGIN"), "{e}");
     }
 }

@@ -57,9 +57,11 @@ pub mod entropy;
 pub mod error;
 pub mod inputs;
 pub mod kubeconfig;
+pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod text;
 pub mod views;
 pub mod x509;
 
@@ -137,6 +139,11 @@ impl Kpki {
             lock_timeout: std::time::Duration::from_secs(10),
             allow_insecure_dir: false,
         })
+    }
+
+    /// The longest validity any entry is issued with (what `--now` must leave room for).
+    pub fn longest_validity(&self) -> time::Duration {
+        longest_validity(&self.desired)
     }
 
     /// Takes the tree lock and checks the directories kpki writes into; held while writing.
@@ -217,6 +224,9 @@ impl Kpki {
             plan::View::Csr => 0o700,
             _ => self.desired.modes.dir,
         };
+        // Bounds first: nothing (not even the cert dir) is created for a run that cannot work.
+        limits::check_jobs(run.jobs)?;
+        limits::check_now(run.now, self.longest_validity())?;
         let _lock = if dry_run {
             None
         } else {
@@ -237,7 +247,8 @@ impl Kpki {
                 jobs: run.jobs,
             };
             let backups = matches!(opts.view, plan::View::Renew(_));
-            apply::apply(&desired, &disk, &plan, &ctx, backups)?
+            let policy = apply::write::WritePolicy::for_tree(&desired, self.allow_insecure_dir);
+            apply::apply_with_policy(&desired, &disk, &plan, &ctx, backups, policy)?
         };
         Ok(InitReport { plan, written })
     }
@@ -487,6 +498,8 @@ impl Kpki {
         run: &Run<'_>,
         write: bool,
     ) -> Result<Issued> {
+        limits::check_jobs(run.jobs)?;
+        limits::check_now(run.now, longest_validity(desired))?;
         let cert_dir = &self.desired.inputs.cert_dir;
         // Without a cert dir there is no CA: the plan says so, naming the CA's files (the lock
         // would create the directory).
@@ -508,6 +521,23 @@ impl Kpki {
         } else {
             None
         };
+        // The output's own path first: a file of the tree (a CA key above all) or a key file is
+        // refused as such, before anything is read from it.
+        let policy = apply::write::WritePolicy::for_tree(&self.desired, self.allow_insecure_dir)
+            .with_outside(desired);
+        if write {
+            let outs: Vec<apply::write::PlannedWrite<'_>> = desired
+                .entries
+                .iter()
+                .filter(|e| !matches!(e, model::resolve::Entry::Ca(_)))
+                .map(|e| apply::write::PlannedWrite {
+                    entry: e.name(),
+                    path: e.main_path(),
+                    kind: apply::write::WriteKind::Contents,
+                })
+                .collect();
+            policy.check(&outs)?;
+        }
         let disk = disk::observe(desired);
         let opts = plan::Options {
             view: plan::View::Fresh,
@@ -521,8 +551,10 @@ impl Kpki {
             jobs: run.jobs,
         };
         let (written, rendered) = if write {
+            // The tree's files stay the tree's: an `--out` never lands on one, nor on any file
+            // holding a private key; its own directory is its root.
             (
-                apply::apply(desired, &disk, &plan, &ctx, false)?,
+                apply::apply_with_policy(desired, &disk, &plan, &ctx, false, policy)?,
                 Vec::new(),
             )
         } else {
@@ -571,6 +603,20 @@ pub(crate) fn client_inputs(
         ));
     }
     Ok(i)
+}
+
+/// The longest validity any entry of `desired` is issued with.
+fn longest_validity(desired: &model::resolve::Desired) -> time::Duration {
+    desired
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            model::resolve::Entry::Ca(c) | model::resolve::Entry::Leaf(c) => Some(c.validity),
+            model::resolve::Entry::Kubeconfig(k) => Some(k.validity),
+            model::resolve::Entry::KeyPair(_) => None,
+        })
+        .max()
+        .unwrap_or(time::Duration::ZERO)
 }
 
 /// kubeadm's `certs certificate-key`: 32 random bytes, hex-encoded (64 lower-case characters).

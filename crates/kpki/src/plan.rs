@@ -89,6 +89,15 @@ impl Step {
             .filter(|f| f.severity == Severity::Warning)
     }
 
+    /// What a command should tell the operator about this step: the warnings, and the errors
+    /// kpki repairs in place (an insecure file mode), which are worth a word even when repaired.
+    pub fn notes(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| {
+            f.severity == Severity::Warning
+                || (f.severity == Severity::Error && f.remedy == assess::Remedy::Repair)
+        })
+    }
+
     /// True when the step writes a certificate.
     pub fn issues(&self) -> bool {
         matches!(
@@ -292,10 +301,132 @@ pub fn plan_assessed(
             View::Fresh => fresh_view(desired, e, s, ea, &cas),
         });
     }
+    issue_warnings(desired, a, &mut steps, now, &opts.assess);
     Plan {
         inputs: a.inputs.clone(),
         regenerating: opts.regenerate_drifted,
         steps,
+    }
+}
+
+/// True when a kubeconfig's client certificate and key files are inside the tree's directories
+/// (the cert dir or the kubeconfig dir), so kpki may renew them in place; never for the kubelet's
+/// own rotated `kubelet-client-*.pem`, which the kubelet renews.
+pub fn credentials_in_tree(
+    desired: &Desired,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> bool {
+    use crate::model::layout::normalize;
+    let roots = [
+        normalize(&desired.inputs.cert_dir),
+        normalize(&desired.inputs.kubeconfig_dir),
+    ];
+    [cert, key].iter().all(|p| {
+        let n = normalize(p);
+        let kubelets = n
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("kubelet-client-"));
+        !kubelets && roots.iter().any(|r| n.starts_with(r) && n != *r)
+    })
+}
+
+/// Warnings about what a step is about to issue, from the inputs and the CA it signs with: a
+/// certificate that would outlive its CA (it stops working when the CA expires), a validity
+/// inside the expiry warning horizon (a CA issued for 1ns expires at once), a CN longer than
+/// RFC 5280's 64 characters.
+fn issue_warnings(
+    desired: &Desired,
+    a: &Assessment,
+    steps: &mut [Step],
+    now: OffsetDateTime,
+    opts: &assess::Options,
+) {
+    let after = |i: usize| -> Option<OffsetDateTime> {
+        if steps[i].issues() {
+            validity_of(&desired.entries[i]).and_then(|v| now.checked_add(v))
+        } else {
+            a.entries.get(i).and_then(|ea| ea.not_after)
+        }
+    };
+    let mut notes: Vec<(usize, Finding)> = Vec::new();
+    for (i, e) in desired.entries.iter().enumerate() {
+        if !steps[i].issues() {
+            continue;
+        }
+        let Some(validity) = validity_of(e) else {
+            continue;
+        };
+        let new_after = now.checked_add(validity);
+        let finding = |code: assess::Code, message: String, fix: String| Finding {
+            code,
+            severity: code.severity(),
+            entry: e.name().to_string(),
+            path: steps[i].path.clone(),
+            message,
+            fix,
+            remedy: assess::Remedy::None,
+        };
+        let parent = match e {
+            Entry::Ca(c) | Entry::Leaf(c) => c.ca.clone(),
+            Entry::Kubeconfig(k) => Some(k.ca.clone()),
+            Entry::KeyPair(_) => None,
+        };
+        let parent_after = parent.as_ref().and_then(|p| {
+            desired
+                .entries
+                .iter()
+                .position(|x| x.name() == p)
+                .and_then(after)
+        });
+        if let (Some(mine), Some(ca), Some(p)) = (new_after, parent_after, &parent) {
+            if mine > ca {
+                notes.push((i, finding(
+                    assess::Code::CertOutlivesCa,
+                    format!(
+                        "will be issued until {}, after its CA {p} expires ({}): it stops working then",
+                        fmt_time(mine),
+                        fmt_time(ca)
+                    ),
+                    format!("plan the rotation of CA {p} before {}, or give a shorter validity", fmt_time(ca)),
+                )));
+            }
+        }
+        if validity <= opts.warn_within {
+            notes.push((
+                i,
+                finding(
+                    assess::Code::CertExpiring,
+                    format!(
+                    "will be issued for only {}: it expires on {}, within the {} warning horizon",
+                    crate::inputs::duration::format_go_duration(validity),
+                    new_after.map(fmt_time).unwrap_or_default(),
+                    crate::inputs::duration::format_go_duration(opts.warn_within)
+                ),
+                    "check --cert-validity / --ca-validity and the spec's validity".into(),
+                ),
+            ));
+        }
+        let cn = match e {
+            Entry::Ca(c) | Entry::Leaf(c) => Some(&c.profile.cn),
+            Entry::Kubeconfig(k) => Some(&k.profile.cn),
+            Entry::KeyPair(_) => None,
+        };
+        if let Some(cn) = cn.filter(|cn| cn.chars().count() > assess::MAX_CN) {
+            notes.push((
+                i,
+                finding(
+                    assess::Code::SubjectCnLong,
+                    assess::cn_long_message(cn).replacen("has", "will have", 1),
+                    String::new(),
+                ),
+            ));
+        }
+    }
+    for (i, f) in notes {
+        if !steps[i].findings.iter().any(|x| x.code == f.code) {
+            steps[i].findings.push(f);
+        }
     }
 }
 
@@ -573,10 +704,39 @@ fn plan_entry(
                         format!("Detected external {parent_name}, {long} can't be renewed"),
                     );
                 }
-                if ea.credentials_elsewhere {
-                    return base_step(e, ea, Action::Skip, "its client certificate is a file kpki does not manage (the kubelet rotates kubelet-client-current.pem); left alone");
-                }
                 let old = ea.not_after.map(fmt_time).unwrap_or_default();
+                if ea.credentials_elsewhere {
+                    return match &ea.client_files {
+                        Some(cf) if credentials_in_tree(desired, &cf.cert, &cf.key) => issuing(base_step(
+                            e,
+                            ea,
+                            Action::Renew,
+                            format!(
+                                "renewal requested (expires {old}); its client certificate and key are files in the tree ({}), renewed in place",
+                                if cf.cert == cf.key {
+                                    cf.cert.display().to_string()
+                                } else {
+                                    format!("{}, {}", cf.cert.display(), cf.key.display())
+                                }
+                            ),
+                        )),
+                        Some(cf) => base_step(
+                            e,
+                            ea,
+                            Action::Skip,
+                            format!(
+                                "its client certificate is a file kpki does not manage ({}: outside the cert and kubeconfig directories, or the kubelet's rotated certificate, which the kubelet renews); left alone",
+                                cf.cert.display()
+                            ),
+                        ),
+                        None => base_step(
+                            e,
+                            ea,
+                            Action::Skip,
+                            "it references only part of its credentials by path (kpki renews in place only a client certificate and key that are both files in the tree); left alone",
+                        ),
+                    };
+                }
                 return issuing(base_step(
                     e,
                     ea,
@@ -810,6 +970,21 @@ fn csr_view(e: &Entry, ea: &EntryAssessment) -> Step {
                     ea,
                     Action::Csr,
                     "a new key and a certificate signing request for the external CA",
+                )
+            } else if let Some(f) = ea
+                .errors()
+                .find(|f| f.code != assess::Code::FileMissing)
+                .filter(|f| f.code == assess::Code::FileUnreadable)
+            {
+                // Something unusable is in the way (a dangling link, a directory): say what.
+                error_step(
+                    e,
+                    ea,
+                    f,
+                    format!(
+                        "{}; kpki generate-csr writes nothing while a file is in the way",
+                        f.message
+                    ),
                 )
             } else {
                 base_step(

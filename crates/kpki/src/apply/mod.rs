@@ -31,7 +31,7 @@ pub struct Context<'a> {
     pub now: OffsetDateTime,
     /// Randomness (serials, keys).
     pub entropy: &'a dyn Entropy,
-    /// Threads for key generation (0 = all cores).
+    /// Threads for key generation (0 = all cores; at most [`crate::limits::max_jobs`]).
     pub jobs: usize,
 }
 
@@ -119,10 +119,25 @@ pub fn recover_pending(desired: &Desired) -> Result<Vec<PathBuf>> {
         changed.extend(remove_temporaries(dir)?);
     }
     for e in &desired.entries {
-        let (Entry::Leaf(c) | Entry::Ca(c)) = e else {
-            continue;
-        };
-        changed.extend(recover_pair(&c.cert_path, &c.key_path)?);
+        match e {
+            Entry::Leaf(c) | Entry::Ca(c) => {
+                changed.extend(recover_pair(&c.cert_path, &c.key_path)?);
+            }
+            // A kubeconfig whose client certificate and key are files in the tree is renewed
+            // like a leaf pair, so an interrupted renewal is finished or undone the same way.
+            Entry::Kubeconfig(k) => {
+                if let Observed::Present(kc) = crate::disk::read_kubeconfig(&k.path) {
+                    if let (Some(c), Some(key)) = (&kc.cert_ref, &kc.key_ref) {
+                        if c.path != key.path
+                            && crate::plan::credentials_in_tree(desired, &c.path, &key.path)
+                        {
+                            changed.extend(recover_pair(&c.path, &key.path)?);
+                        }
+                    }
+                }
+            }
+            Entry::KeyPair(_) => {}
+        }
     }
     Ok(changed)
 }
@@ -232,7 +247,41 @@ pub fn apply(
     ctx: &Context<'_>,
     backups: bool,
 ) -> Result<Vec<Written>> {
+    let policy = crate::apply::write::WritePolicy::for_tree(desired, false);
+    apply_with_policy(desired, disk, plan, ctx, backups, policy)
+}
+
+/// [`apply`] with the caller's write policy: its roots, the files it protects, and
+/// `--allow-insecure-dir`. Every file the plan writes passes [`WritePolicy::check`] before the
+/// first byte is written, so a refused run leaves no backups or staged certificates behind.
+///
+/// [`WritePolicy::check`]: crate::apply::write::WritePolicy::check
+pub fn apply_with_policy(
+    desired: &Desired,
+    disk: &Disk,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    backups: bool,
+    policy: crate::apply::write::WritePolicy,
+) -> Result<Vec<Written>> {
     let outs = build(desired, disk, plan, ctx, backups)?;
+    let writes: Vec<crate::apply::write::PlannedWrite<'_>> = outs
+        .iter()
+        .map(|o| crate::apply::write::PlannedWrite {
+            entry: &o.entry,
+            path: &o.path,
+            kind: if o.chmod_only {
+                crate::apply::write::WriteKind::Mode
+            } else if o.rename_from.is_some() {
+                crate::apply::write::WriteKind::Rename
+            } else {
+                crate::apply::write::WriteKind::Contents
+            },
+        })
+        .collect();
+    let mut policy = policy;
+    policy.protect_ca_keys_on_disk(disk, desired);
+    policy.check(&writes)?;
     write_all(outs)
 }
 
@@ -296,6 +345,7 @@ fn build(
     backups: bool,
 ) -> Result<Vec<Out>> {
     plan.check()?;
+    crate::limits::check_jobs(ctx.jobs)?;
     let modes = desired.modes;
     let not_before = ctx.now - BACKDATE;
 
@@ -662,6 +712,27 @@ fn build(
                 )?;
                 let ca_pem = cert_pem(ca_der);
                 let cert_pem_text = cert_pem(&der);
+                // Client certificate and key kept as files in the tree: renew those files in
+                // place (backups, staged certificate, key swap), the kubeconfig stays as it is.
+                if let (
+                    Action::Renew | Action::Regenerate,
+                    Some(Seen::Kubeconfig(Observed::Present(existing))),
+                ) = (s.action, disk.entries.get(&k.name))
+                {
+                    if let (Some(cr), Some(kr)) = (&existing.cert_ref, &existing.key_ref) {
+                        if crate::plan::credentials_in_tree(desired, &cr.path, &kr.path) {
+                            renew_files_in_place(
+                                &mut outs,
+                                &k.name,
+                                (&cr.path, &kr.path),
+                                (cert_pem_text.into_bytes(), key.pem().as_bytes().to_vec()),
+                                &modes,
+                                backups.then_some(ctx.now),
+                            )?;
+                            continue;
+                        }
+                    }
+                }
                 let config = match (s.action, disk.entries.get(&k.name)) {
                     (Action::Renew, Some(Seen::Kubeconfig(Observed::Present(existing)))) => {
                         let mut cfg = existing.config.clone();
@@ -696,22 +767,6 @@ fn build(
                 ));
             }
             _ => {}
-        }
-    }
-
-    // Refuse up front what write_atomic would refuse midway (a link or a directory where a file
-    // goes), so that a refused run leaves no backups or staged certificates behind.
-    for o in &outs {
-        if let Ok(m) = std::fs::symlink_metadata(&o.path) {
-            if m.file_type().is_symlink() {
-                return Err(Error::file(
-                    &o.path,
-                    "is a symbolic link; kpki does not write through links",
-                ));
-            }
-            if m.is_dir() {
-                return Err(Error::file(&o.path, "is a directory, expected a file"));
-            }
         }
     }
 
@@ -790,6 +845,68 @@ fn failpoint_rename_pause() -> Option<std::time::Duration> {
 #[cfg(not(feature = "failpoints"))]
 fn failpoint_rename_pause() -> Option<std::time::Duration> {
     None
+}
+
+/// Renews a client certificate and key kept as files (a kubeconfig's `client-certificate` and
+/// `client-key`) with the rules of a leaf pair: backups first, then the certificate staged as
+/// `<cert>.kpki-new`, the key swapped in, the certificate renamed into place. One file holding
+/// both (as the kubelet keeps them) is replaced in one atomic write.
+fn renew_files_in_place(
+    outs: &mut Vec<Out>,
+    entry: &str,
+    (cert, key): (&PathBuf, &PathBuf),
+    (cert_bytes, key_bytes): (Vec<u8>, Vec<u8>),
+    modes: &crate::model::resolve::Modes,
+    backup_at: Option<OffsetDateTime>,
+) -> Result<()> {
+    if cert == key {
+        if let Some(now) = backup_at {
+            push_backups(outs, entry, &[(cert, modes.key)], now)?;
+        }
+        let mut both = cert_bytes;
+        both.extend_from_slice(&key_bytes);
+        outs.push(Out::write(
+            entry,
+            cert,
+            both,
+            modes.key,
+            modes.dir,
+            Replace::Allow,
+        ));
+        return Ok(());
+    }
+    if let Some(now) = backup_at {
+        push_backups(outs, entry, &[(key, modes.key), (cert, modes.cert)], now)?;
+    }
+    let staged = staged_path(cert);
+    outs.push(Out::write(
+        entry,
+        &staged,
+        cert_bytes,
+        modes.cert,
+        modes.dir,
+        Replace::Allow,
+    ));
+    outs.push(Out::write(
+        entry,
+        key,
+        key_bytes,
+        modes.key,
+        modes.dir,
+        Replace::Allow,
+    ));
+    outs.push(Out {
+        rename_from: Some(staged),
+        ..Out::write(
+            entry,
+            cert,
+            Vec::new(),
+            modes.cert,
+            modes.dir,
+            Replace::Allow,
+        )
+    });
+    Ok(())
 }
 
 fn push_backups(

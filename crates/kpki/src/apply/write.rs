@@ -213,30 +213,359 @@ pub fn lock_dir(dir: &Path, dir_mode: u32, timeout: std::time::Duration) -> Resu
 }
 
 /// Refuses a directory (or its nearest existing ancestor, which kpki would create it in) that
-/// group or others may write to: anyone who can write there can swap files under the tree.
-/// A sticky directory such as /tmp is refused as the target itself, but kpki may create its
-/// directories inside one.
+/// group or others may write to, or that is owned by someone other than root or the user running
+/// kpki: whoever can write there, or owns it, can swap files under the tree. A sticky directory
+/// such as /tmp is refused as the target itself, but kpki may create its directories inside one.
+/// Every ancestor above it is checked the same way (sticky allowed), up to `/`: a 0777 parent lets
+/// anyone rename the whole tree away and put their own in its place.
 pub fn check_dir_secure(dir: &Path) -> Result<()> {
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        match fs::metadata(d) {
-            Ok(m) => {
+    let abs = crate::model::layout::normalize(dir);
+    for d in abs.ancestors() {
+        let m = match fs::metadata(d) {
+            Ok(m) => m,
+            Err(_) => continue, // to be created by kpki, inside the next existing ancestor
+        };
+        let shown = if d == abs {
+            dir.to_path_buf()
+        } else {
+            d.to_path_buf()
+        };
+        let mode = m.mode() & 0o7777;
+        // kpki creates the missing directories itself inside a sticky ancestor such as /tmp;
+        // nobody else can then rename or replace them.
+        let sticky_ok = d != abs && mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !sticky_ok {
+            return Err(Error::file(
+                &shown,
+                format!("is writable by group or others (mode {mode:04o}); fix its mode or pass --allow-insecure-dir"),
+            ));
+        }
+        check_owner(&shown, m.uid())?;
+    }
+    Ok(())
+}
+
+/// The user kpki runs as.
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+fn check_owner(dir: &Path, uid: u32) -> Result<()> {
+    let me = euid();
+    if uid != 0 && uid != me {
+        return Err(Error::file(
+            dir,
+            format!(
+                "is owned by uid {uid}, neither root nor the user running kpki (uid {me}): its owner can swap what is below it; change its owner or pass --allow-insecure-dir"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a planned write does to its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// New contents: a temporary file renamed over the path.
+    Contents,
+    /// A file already written under another name (a staged certificate) moved onto the path.
+    Rename,
+    /// Only the mode of the existing file (a `repair` step).
+    Mode,
+}
+
+/// One write a command plans, checked with every other before the first byte is written.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedWrite<'a> {
+    /// The entry the write is for.
+    pub entry: &'a str,
+    /// The path written.
+    pub path: &'a Path,
+    /// What the write does.
+    pub kind: WriteKind,
+}
+
+/// Where a command may write and what it must never write over: the one path check every
+/// writing command runs over all its planned writes before the first byte is written.
+///
+/// A write must be inside one of the roots (the cert dir, the kubeconfig dir, the `--out` file's
+/// directory, a bundle's external-etcd directories), with no `..` component and no symbolic link
+/// between the root and the file; every directory below the root must be a real directory owned by
+/// root or the running user and not writable by group or others (the roots and their ancestors
+/// are checked by [`check_dir_secure`]); the file itself must not be a link, a directory or a
+/// special file. It must never land on an existing CA key (only CA rotation, which archives the
+/// old key first, may replace one) nor on a file that belongs to another entry, and no two writes
+/// of one run may share a path.
+#[derive(Debug, Clone, Default)]
+pub struct WritePolicy {
+    /// Directories the writes must stay inside.
+    pub roots: Vec<PathBuf>,
+    /// Files that belong to an entry (normalized path -> entry).
+    pub claims: std::collections::HashMap<PathBuf, String>,
+    /// CA key files (normalized) and what they belong to ("CA ca"): never written over once
+    /// they exist.
+    pub ca_keys: Vec<(PathBuf, String)>,
+    /// `--allow-insecure-dir`: skip the owner and mode checks (never the link, `..`, root, CA key
+    /// and other-entry checks).
+    pub allow_insecure_dir: bool,
+    /// Refuse to replace an existing file that holds a private key unless it is one of the
+    /// writing entry's own files (for output outside the tree: `--out`).
+    pub protect_key_files: bool,
+}
+
+impl WritePolicy {
+    /// The policy for a resolved tree: its cert dir and kubeconfig dir, every file of every entry,
+    /// its CA keys.
+    pub fn for_tree(desired: &crate::model::resolve::Desired, allow_insecure_dir: bool) -> Self {
+        use crate::model::layout::normalize;
+        use crate::model::resolve::Entry;
+        let mut p = WritePolicy {
+            roots: vec![
+                normalize(&desired.inputs.cert_dir),
+                normalize(&desired.inputs.kubeconfig_dir),
+            ],
+            allow_insecure_dir,
+            ..Default::default()
+        };
+        for e in &desired.entries {
+            let mut files: Vec<PathBuf> = e.csr_path().into_iter().collect();
+            match e {
+                Entry::Ca(c) => {
+                    p.ca_keys
+                        .push((normalize(&c.key_path), format!("CA {}", c.name)));
+                    files.extend([c.cert_path.clone(), c.key_path.clone()]);
+                }
+                Entry::Leaf(c) => files.extend([c.cert_path.clone(), c.key_path.clone()]),
+                Entry::KeyPair(k) => files.extend([k.key_path.clone(), k.pub_path.clone()]),
+                Entry::Kubeconfig(k) => {
+                    let mut signed = k.path.as_os_str().to_owned();
+                    signed.push(".crt");
+                    files.extend([k.path.clone(), PathBuf::from(signed)]);
+                }
+            }
+            for f in files {
+                p.claims.insert(normalize(&f), e.name().to_string());
+            }
+        }
+        // An entry outside both (an `--out` file, a node's files) has its own directory as root.
+        let outside: Vec<PathBuf> = p
+            .claims
+            .keys()
+            .filter(|f| !p.roots.iter().any(|r| f.starts_with(r)))
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for r in outside {
+            if !p.roots.contains(&r) {
+                p.roots.push(r);
+            }
+        }
+        p
+    }
+
+    /// Adds the entries of `outside` (credentials issued outside the tree: `kubeconfig user`,
+    /// `kubeconfig bootstrap`) to a tree's policy: their directories become roots, their files
+    /// theirs unless the tree claims them already (then the write is refused), and files
+    /// holding a private key are never replaced.
+    pub fn with_outside(mut self, outside: &crate::model::resolve::Desired) -> Self {
+        let extra = WritePolicy::for_tree(outside, self.allow_insecure_dir);
+        for (f, e) in extra.claims {
+            if !self.roots.iter().any(|r| f.starts_with(r)) {
+                if let Some(dir) = f.parent() {
+                    self.roots.push(dir.to_path_buf());
+                }
+            }
+            self.claims.entry(f).or_insert(e);
+        }
+        self.protect_key_files = true;
+        self
+    }
+
+    /// Also protects every key the disk shows to be a CA's, whatever entry the spec now gives its
+    /// path to: a key file beside a CA certificate it matches (a spec that moves a leaf onto an
+    /// old CA's files must not re-issue over that CA's key).
+    pub fn protect_ca_keys_on_disk(
+        &mut self,
+        disk: &crate::disk::Disk,
+        desired: &crate::model::resolve::Desired,
+    ) {
+        use crate::disk::read::Observed;
+        use crate::disk::Seen;
+        use crate::model::resolve::Entry;
+        for e in &desired.entries {
+            let (Entry::Ca(c) | Entry::Leaf(c)) = e else {
+                continue;
+            };
+            let Some(Seen::Cert {
+                cert: Observed::Present(cf),
+                key: Observed::Present(kf),
+            }) = disk.entries.get(&c.name)
+            else {
+                continue;
+            };
+            let Ok(info) = crate::x509::inspect::info(&cf.der) else {
+                continue;
+            };
+            if info.is_ca && kf.key.matches_spki(&info.spki) {
+                let p = crate::model::layout::normalize(&c.key_path);
+                if !self.ca_keys.iter().any(|(k, _)| *k == p) {
+                    self.ca_keys
+                        .push((p, format!("the CA certificate {}", c.cert_path.display())));
+                }
+            }
+        }
+    }
+
+    /// Checks the roots and their ancestors ([`check_dir_secure`]) unless `--allow-insecure-dir`.
+    /// Run before anything is created.
+    pub fn check_roots(&self) -> Result<()> {
+        if !self.allow_insecure_dir {
+            for r in &self.roots {
+                check_dir_secure(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every planned write (see [`WritePolicy`]); the first problem is the error.
+    pub fn check(&self, writes: &[PlannedWrite<'_>]) -> Result<()> {
+        use crate::model::layout::normalize;
+        let mut seen = std::collections::HashSet::new();
+        for w in writes {
+            if w.path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(Error::file(
+                    w.path,
+                    "contains a '..' component; kpki writes only to paths inside its directories",
+                ));
+            }
+            let p = normalize(w.path);
+            if !seen.insert(p.clone()) {
+                return Err(Error::file(
+                    w.path,
+                    "would be written twice in one run (two entries name this file)",
+                ));
+            }
+            let Some(root) = self
+                .roots
+                .iter()
+                .filter(|r| p.starts_with(r) && p != **r)
+                .max_by_key(|r| r.as_os_str().len())
+            else {
+                return Err(Error::file(
+                    w.path,
+                    format!(
+                        "is outside the directories this command writes ({})",
+                        self.roots
+                            .iter()
+                            .map(|r| r.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            if let Some((_, ca)) = self.ca_keys.iter().find(|(k, _)| *k == p) {
+                if w.kind != WriteKind::Mode && fs::symlink_metadata(&p).is_ok() {
+                    return Err(Error::Conflict {
+                        entry: w.entry.to_string(),
+                        path: w.path.to_path_buf(),
+                        message: format!(
+                            "is the key of {ca} and exists already; kpki never overwrites a CA key (only a CA rotation, which archives it first, may)"
+                        ),
+                    });
+                }
+            }
+            if let Some(owner) = self.claims.get(&p).filter(|o| *o != w.entry) {
+                return Err(Error::Conflict {
+                    entry: w.entry.to_string(),
+                    path: w.path.to_path_buf(),
+                    message: format!(
+                        "is the file of entry {owner}; kpki never writes one entry's file for another"
+                    ),
+                });
+            }
+            self.check_components(root, &p)?;
+            if w.kind != WriteKind::Mode {
+                check_target(w.path)?;
+            }
+            if self.protect_key_files && w.kind == WriteKind::Contents {
+                if let Ok(Some(b)) = crate::disk::read::read_optional(w.path) {
+                    if b.windows(11).any(|x| x == b"PRIVATE KEY") {
+                        return Err(Error::file(
+                            w.path,
+                            "holds a private key; kpki never replaces a key file with this output (choose another file)",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every directory strictly between `root` and the file: a real directory (not a link), owned
+    /// by root or the running user, not writable by group or others. A missing one ends the walk:
+    /// kpki creates it and what is below.
+    fn check_components(&self, root: &Path, file: &Path) -> Result<()> {
+        let Ok(rel) = file.strip_prefix(root) else {
+            return Ok(());
+        };
+        let mut d = root.to_path_buf();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            d.push(c);
+            let m = match fs::symlink_metadata(&d) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::file(&d, e)),
+            };
+            if m.file_type().is_symlink() {
+                let to = fs::read_link(&d)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                let what = if fs::metadata(&d).is_err() {
+                    "a dangling symbolic link"
+                } else {
+                    "a symbolic link"
+                };
+                return Err(Error::file(
+                    &d,
+                    format!("is {what} (to {to}); kpki does not write through linked directories"),
+                ));
+            }
+            if !m.is_dir() {
+                return Err(Error::file(&d, "is not a directory"));
+            }
+            if !self.allow_insecure_dir {
                 let mode = m.mode() & 0o7777;
-                // kpki creates the missing directories itself inside a sticky ancestor such as
-                // /tmp; nobody else can then rename or replace them.
-                let creates_inside_sticky = d != dir && mode & 0o1000 != 0;
-                if mode & 0o022 != 0 && !creates_inside_sticky {
+                if mode & 0o022 != 0 {
                     return Err(Error::file(
-                        d,
+                        &d,
                         format!("is writable by group or others (mode {mode:04o}); fix its mode or pass --allow-insecure-dir"),
                     ));
                 }
-                return Ok(());
+                check_owner(&d, m.uid())?;
             }
-            Err(_) => cur = d.parent().filter(|p| !p.as_os_str().is_empty()),
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The file a write replaces, if any, must be a regular file: never a link (kpki does not write
+/// through links), a directory or a special file.
+fn check_target(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::file(
+            path,
+            "is a symbolic link; kpki does not write through links",
+        )),
+        Ok(m) if m.is_dir() => Err(Error::file(path, "is a directory, expected a file")),
+        Ok(m) if !m.is_file() => Err(Error::file(
+            path,
+            "is not a regular file (a FIFO, socket or device); kpki does not replace it",
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ codes! {
     KeyReused = "key-reused", Error, "kpki policy: every certificate gets its own key; a leaf holding a CA key can sign certificates";
     /// An input given on the command line or in the config contradicts what the tree says.
     InputConflict = "input-conflict", Error, "kpki policy: an existing tree's identity (node name, endpoints) never changes silently";
+    /// A subject CN longer than RFC 5280's upper bound of 64 characters.
+    SubjectCnLong = "subject-cn-long", Warning, "RFC 5280 A.1 ub-common-name (64); Go, OpenSSL and rustls-webpki accept longer CNs, and long node names make long system:node: CNs";
     /// Two sources of an input disagree (e.g. two certificates name different nodes).
     InputDisagreement = "input-disagreement", Warning, "kpki policy: inputs discovered from the tree must agree";
 }

@@ -103,6 +103,16 @@ pub enum State {
     Present,
 }
 
+/// A kubeconfig's client certificate and key referenced by path (possibly one file holding
+/// both), where client-go reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFiles {
+    /// `client-certificate`.
+    pub cert: std::path::PathBuf,
+    /// `client-key`.
+    pub key: std::path::PathBuf,
+}
+
 /// The judgement on one entry.
 #[derive(Debug, Clone)]
 pub struct EntryAssessment {
@@ -116,9 +126,11 @@ pub struct EntryAssessment {
     pub not_after: Option<OffsetDateTime>,
     /// For a CA: what it offers its dependants.
     pub ca: Option<CaView>,
-    /// A kubeconfig whose client certificate is a file outside the trees kpki manages (the
-    /// kubelet's rotated `kubelet-client-current.pem`): its owner renews it, not kpki.
+    /// A kubeconfig whose client certificate is a file rather than embedded data (the kubelet's
+    /// rotated `kubelet-client-current.pem`, or files an operator keeps beside the kubeconfig).
     pub credentials_elsewhere: bool,
+    /// For such a kubeconfig: its client certificate and key files, when both are files.
+    pub client_files: Option<ClientFiles>,
     /// Its `generate-csr` request file exists.
     pub request_exists: bool,
 }
@@ -283,13 +295,21 @@ impl Sink<'_> {
         fix: impl Into<String>,
         remedy: Remedy,
     ) {
+        let message = message.into();
+        // A link that points nowhere is fixed at the link, whatever the file would need.
+        let fix = if message.contains("dangling symbolic link") {
+            "restore what the link points to, or replace the link with the real file or directory"
+                .to_string()
+        } else {
+            fix.into()
+        };
         self.findings.push(Finding {
             code,
             severity: code.severity(),
             entry: self.entry.to_string(),
             path: disp(path),
-            message: message.into(),
-            fix: fix.into(),
+            message,
+            fix,
             remedy,
         });
     }
@@ -315,7 +335,7 @@ fn default_remedy(kind: Kind, code: Code) -> Remedy {
         | KubeconfigRefUnreadable
         | InputConflict => Remedy::Manual,
         FileMissing => Remedy::Reissue,
-        CertOutlivesCa | CaKeyAlgorithmDiffers | InputDisagreement => Remedy::None,
+        CertOutlivesCa | CaKeyAlgorithmDiffers | InputDisagreement | SubjectCnLong => Remedy::None,
         _ if code.severity() == Severity::Info => Remedy::None,
         _ if matches!(kind, Kind::Ca | Kind::KeyPair) => Remedy::Manual,
         _ => Remedy::Reissue,
@@ -327,7 +347,14 @@ fn disp(p: &Path) -> String {
 }
 
 fn classify_read_error(m: &str) -> Code {
-    if m.contains("os error") || m.contains("is a directory") || m.contains("not a regular file") {
+    if m.contains("which kpki does not support") {
+        Code::KeyAlgorithmUnsupported
+    } else if m.contains("os error")
+        || m.contains("is a directory")
+        || m.contains("not a regular file")
+        || m.contains("symbolic link")
+        || m.contains("is larger than")
+    {
         Code::FileUnreadable
     } else {
         Code::PemInvalid
@@ -340,6 +367,17 @@ fn set(v: &[String]) -> BTreeSet<&str> {
 
 fn list(v: &BTreeSet<&str>) -> String {
     v.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+/// RFC 5280's upper bound for a common name (ub-common-name).
+pub const MAX_CN: usize = 64;
+
+/// The warning for a CN longer than [`MAX_CN`].
+pub fn cn_long_message(cn: &str) -> String {
+    format!(
+        "has a {}-character CN, longer than RFC 5280's 64 (Go, OpenSSL and rustls-webpki accept it; strict tools may not)",
+        cn.chars().count()
+    )
 }
 
 /// RFC 3339 for messages.
@@ -429,6 +467,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -533,7 +572,11 @@ impl Assessor {
                 None
             }
         };
-        let ec = actual_alg.unwrap_or(x.algorithm).is_ec();
+        // An unsupported key's family comes from the certificate, never from the spec.
+        let ec = match actual_alg {
+            Some(a) => a.is_ec(),
+            None => crate::x509::keys::spki_is_ec(&info.spki),
+        };
 
         // basicConstraints.
         if is_ca && !info.is_ca {
@@ -740,6 +783,9 @@ impl Assessor {
     }
 
     fn check_subject(&self, s: &mut Sink<'_>, x: &Expect<'_>, info: &CertInfo, fix: &str) {
+        if let Some(cn) = info.cn.iter().find(|cn| cn.chars().count() > MAX_CN) {
+            s.push(Code::SubjectCnLong, x.path, cn_long_message(cn), "");
+        }
         if x.kind == Kind::Ca {
             let orgs: BTreeSet<&str> = set(&info.orgs);
             if info.cn != [x.profile.cn.clone()] || orgs != set(&x.profile.orgs) {
@@ -1177,6 +1223,7 @@ impl Assessor {
             not_after,
             ca: Some(view),
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1257,6 +1304,17 @@ impl Assessor {
                             format!("does not match {}", disp(&c.cert_path)),
                             fix,
                         );
+                    } else if info.is_ca {
+                        // A CA certificate with its own key at a leaf's paths (a spec that moved
+                        // the leaf onto a CA's files): re-issuing would destroy that CA's key.
+                        for f in s.findings.iter_mut().filter(|f| f.code == Code::LeafIsCa) {
+                            f.remedy = Remedy::Manual;
+                            f.message = format!(
+                                "is a CA certificate, and {} is its key: these are a CA's files, not this leaf's",
+                                disp(&c.key_path)
+                            );
+                            f.fix = "kpki never replaces a CA's key: point the spec's entry at its own files, or move the CA's files away".into();
+                        }
                     }
                 }
             }
@@ -1268,6 +1326,7 @@ impl Assessor {
             not_after: info.map(|i| i.not_after),
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1372,6 +1431,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         }
     }
@@ -1402,6 +1462,7 @@ impl Assessor {
             not_after: None,
             ca: None,
             credentials_elsewhere: false,
+            client_files: None,
             request_exists: false,
         };
         let kc = match obs {
@@ -1419,7 +1480,7 @@ impl Assessor {
             Observed::Invalid(m) => {
                 let code = if m.contains("current-context") || m.starts_with("context ") {
                     Code::KubeconfigContextUnresolved
-                } else if m.contains("os error") || m.contains("not a regular file") {
+                } else if classify_read_error(m) == Code::FileUnreadable {
                     Code::FileUnreadable
                 } else {
                     Code::KubeconfigInvalid
@@ -1616,6 +1677,12 @@ impl Assessor {
             }
         }
         out.credentials_elsewhere = kc.cert_ref.is_some();
+        if let (Some(c), Some(k)) = (&kc.cert_ref, &kc.key_ref) {
+            out.client_files = Some(ClientFiles {
+                cert: c.path.clone(),
+                key: k.path.clone(),
+            });
+        }
         let info = match &kc.cert_der {
             Some(der) => self.check_cert(&mut s, &x, der),
             None => {

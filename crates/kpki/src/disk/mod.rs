@@ -109,7 +109,8 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
     let bytes = match read_optional(path) {
         Ok(None) => return Observed::Missing,
         Ok(Some(b)) => b,
-        Err(e) => return Observed::Invalid(e.to_string()),
+        // The message without the path: the finding around it names the file.
+        Err(e) => return Observed::Invalid(crate::disk::read::error_message(&e)),
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let parse = || -> Result<KubeconfigFile, String> {

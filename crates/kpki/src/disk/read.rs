@@ -54,27 +54,55 @@ pub struct KeyFile {
     pub mode: u32,
 }
 
-/// Reads a whole file; `Ok(None)` when it does not exist.
+/// Reads a whole tree file (at most [`crate::limits::MAX_KUBECONFIG`] bytes); `Ok(None)` when
+/// it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
-        Ok(m) if m.is_dir() => return Err(Error::file(path, "is a directory, expected a file")),
-        Ok(_) => {}
-    }
-    // Only a regular file (or a link to one) is read: reading a FIFO would block forever.
-    if let Ok(m) = fs::metadata(path) {
-        if m.is_dir() {
-            return Err(Error::file(path, "is a directory, expected a file"));
+    read_optional_capped(path, crate::limits::MAX_KUBECONFIG)
+}
+
+/// Reads a whole tree file of at most `cap` bytes; `Ok(None)` when it does not exist. Only a
+/// regular file (or a link to one) is read: a FIFO would block, a device never end. A file
+/// that is missing because a directory on its way is a dangling link says so.
+pub fn read_optional_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
+    match crate::limits::read_capped(path, cap, false)? {
+        Some(b) => Ok(Some(b)),
+        None => {
+            if let Ok(t) = fs::read_link(path) {
+                return Err(Error::file(
+                    path,
+                    format!("is a dangling symbolic link (to {})", t.display()),
+                ));
+            }
+            if let Some(dir) = dangling_ancestor(path) {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "its directory {} is a dangling symbolic link (to {})",
+                        dir.display(),
+                        fs::read_link(&dir)
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(None)
         }
-        if !m.is_file() {
-            return Err(Error::file(
-                path,
-                "is not a regular file (a FIFO, socket or device), expected a file",
-            ));
+    }
+}
+
+/// The nearest missing ancestor of `path` when it is a dangling symbolic link.
+fn dangling_ancestor(path: &Path) -> Option<std::path::PathBuf> {
+    let mut cur = path.parent();
+    while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty()) {
+        match fs::symlink_metadata(d) {
+            Ok(m) if m.file_type().is_symlink() && fs::metadata(d).is_err() => {
+                return Some(d.to_path_buf())
+            }
+            Ok(_) => return None,
+            Err(_) => cur = d.parent(),
         }
     }
-    fs::read(path).map(Some).map_err(|e| Error::file(path, e))
+    None
 }
 
 pub(crate) fn mode_of(path: &Path) -> u32 {
@@ -104,7 +132,7 @@ pub fn parse_cert_pem(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>
 
 /// Reads a certificate file.
 pub fn read_cert(path: &Path) -> Observed<CertFile> {
-    match read_optional(path) {
+    match read_optional_capped(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
         Ok(Some(bytes)) => match parse_cert_pem(&bytes) {
@@ -120,7 +148,7 @@ pub fn read_cert(path: &Path) -> Observed<CertFile> {
 
 /// Reads a private key file.
 pub fn read_key(path: &Path) -> Observed<KeyFile> {
-    match read_optional(path) {
+    match read_optional_capped(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
         Ok(Some(bytes)) => match std::str::from_utf8(&bytes) {
@@ -138,7 +166,7 @@ pub fn read_key(path: &Path) -> Observed<KeyFile> {
 
 /// Reads a `PUBLIC KEY` PEM file and returns the DER SubjectPublicKeyInfo.
 pub fn read_public_key(path: &Path) -> Observed<(Vec<u8>, u32)> {
-    match read_optional(path) {
+    match read_optional_capped(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
         Ok(Some(bytes)) => {
@@ -158,7 +186,8 @@ pub fn read_public_key(path: &Path) -> Observed<(Vec<u8>, u32)> {
     }
 }
 
-fn error_message(e: &Error) -> String {
+/// The message of a read error without the path (the finding or error around it names the file).
+pub fn error_message(e: &Error) -> String {
     match e {
         Error::File { message, .. } => message.clone(),
         other => other.to_string(),

@@ -343,6 +343,14 @@ impl Inputs {
                 ip
             }
         };
+        // The apiserver advertises one host: a group or broadcast address is none.
+        let broadcast = matches!(advertise_address, IpAddr::V4(v4) if v4.is_broadcast());
+        if advertise_address.is_multicast() || broadcast {
+            return Err(Error::input(
+                adv_field,
+                format!("{advertise_address} is a multicast or broadcast address; give the host's own IP"),
+            ));
+        }
 
         let bind_port = match &args.bind_port {
             Some(p) => {
@@ -887,10 +895,16 @@ pub fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
     let Some(path) = path else {
         return Ok(KubeadmConfig::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-        path: path.to_path_buf(),
-        message: format!("cannot read kubeadm config: {e}"),
-    })?;
+    let text = crate::limits::read_capped(path, crate::limits::MAX_CONFIG, true)
+        .and_then(|b| b.ok_or_else(|| Error::file(path, "No such file or directory (os error 2)")))
+        .and_then(|b| String::from_utf8(b).map_err(|_| Error::file(path, "is not UTF-8 text")))
+        .map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot read kubeadm config: {}",
+                crate::disk::read::error_message(&e)
+            ),
+        })?;
     crate::inputs::config::parse(&text).map_err(|message| Error::Config {
         path: path.to_path_buf(),
         message,

@@ -2,5 +2,6 @@
 //! cluster inputs into concrete entries ([`resolve`]).
 
 pub mod condition;
+pub mod layout;
 pub mod resolve;
 pub mod spec;

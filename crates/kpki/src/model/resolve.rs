@@ -78,6 +78,7 @@ pub fn template_origin(template: &str) -> &'static str {
         ("{advertise_address}", "--apiserver-advertise-address"),
         ("{control_plane_host}", "--control-plane-endpoint"),
         ("{node_name}", "--node-name"),
+        ("{client_name}", "--client-name"),
         ("{service_ip}", "--service-cidr"),
         ("{dns_domain}", "--service-dns-domain"),
         ("{cluster_name}", "--cluster-name"),
@@ -261,6 +262,28 @@ impl Vars {
         self.lists.insert(name, value);
     }
 
+    /// A scalar's value.
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.scalars.get(name).cloned()
+    }
+
+    /// Expands a path template and checks the result stays inside its directory (see
+    /// [`crate::model::layout`]); the error names the input that broke it.
+    pub fn path(&self, origin: &str, entry: &str, field: &str, t: &str) -> Result<String> {
+        let rel = self.one(entry, field, t)?;
+        crate::model::layout::check_expanded(&rel).map_err(|why| {
+            crate::model::layout::blame(
+                origin,
+                entry,
+                field,
+                t,
+                &|v| self.value(v),
+                &format!("expands to {}, which {why}", crate::text::quote(&rel)),
+            )
+        })?;
+        Ok(rel)
+    }
+
     fn all_scalars(&self) -> Vec<&str> {
         self.scalars.keys().copied().collect()
     }
@@ -425,12 +448,13 @@ pub fn resolve_cert(
         .iter()
         .map(|o| vars.one(&c.name, "o", o))
         .collect::<Result<Vec<_>>>()?;
+    let rel = vars.path(&spec.origin, &c.name, "path", &c.path)?;
     Ok(CertEntry {
         name: c.name.clone(),
         long_name: c.long_name.clone(),
         ca: c.ca.clone(),
-        cert_path: base.join(format!("{}.crt", vars.one(&c.name, "path", &c.path)?)),
-        key_path: base.join(format!("{}.key", vars.one(&c.name, "path", &c.path)?)),
+        cert_path: base.join(format!("{rel}.crt")),
+        key_path: base.join(format!("{rel}.key")),
         profile: Profile {
             cn: vars.one(&c.name, "cn", &c.cn)?,
             orgs: orgs.into_iter().filter(|o| !o.is_empty()).collect(),
@@ -466,7 +490,7 @@ pub fn resolve_kubeconfig(
     let cn = vars.one(&k.name, "cn", &k.cn)?;
     Ok(KubeconfigEntry {
         name: k.name.clone(),
-        path: base.join(vars.one(&k.name, "file", &k.file)?),
+        path: base.join(vars.path(&spec.origin, &k.name, "file", &k.file)?),
         ca: k.ca.clone(),
         user: cn.clone(),
         token: None,
@@ -539,7 +563,12 @@ pub fn resolve_user(
     let mut vars = Vars::from_inputs(inputs);
     vars.set("client_name", client_name.to_string());
     vars.set_list("client_orgs", orgs.to_vec());
-    let mut k = resolve_kubeconfig(spec, u, &vars, inputs, &inputs.kubeconfig_dir)?;
+    // With `--out` the spec's file name is not used, so the client name need not make a path.
+    let mut u = u.clone();
+    if out.is_some() {
+        u.file = "out.conf".into();
+    }
+    let mut k = resolve_kubeconfig(spec, &u, &vars, inputs, &inputs.kubeconfig_dir)?;
     if let Some(p) = out {
         k.path = p.to_path_buf();
     }
@@ -653,11 +682,13 @@ pub fn resolve(spec: &Spec, inputs: &Inputs) -> Result<Desired> {
             )?));
         }
     }
-    Ok(Desired {
+    let desired = Desired {
         entries,
         modes,
         inputs: inputs.clone(),
-    })
+    };
+    crate::model::layout::check(&desired, spec)?;
+    Ok(desired)
 }
 
 // Keep the variable lists referenced so a spec author's list and the resolver's agree.

@@ -67,6 +67,9 @@ pub struct Spec {
     /// The token kubeconfig `kpki kubeconfig bootstrap` writes for TLS bootstrapping.
     #[serde(default)]
     pub bootstrap: Option<BootstrapSpec>,
+    /// Where the spec came from (a path or "embedded default"), for messages.
+    #[serde(skip)]
+    pub origin: String,
 }
 
 /// A kubeconfig authenticating with a bootstrap token instead of a client certificate.
@@ -412,13 +415,15 @@ impl Spec {
 
     /// Reads and validates a spec file.
     pub fn load(path: &Path) -> Result<Spec> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        let bytes = crate::limits::read_capped(path, crate::limits::MAX_SPEC, true)?
+            .ok_or_else(|| Error::file(path, "No such file or directory (os error 2)"))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "is not UTF-8 text"))?;
         Spec::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates spec text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Spec> {
-        let spec: Spec = toml::from_str(text).map_err(|e| Error::Spec {
+        let mut spec: Spec = toml::from_str(text).map_err(|e| Error::Spec {
             origin: origin.to_string(),
             entry: "toml".into(),
             message: e.message().replace('\n', " ").trim().to_string()
@@ -434,12 +439,70 @@ impl Spec {
             entry,
             message,
         })?;
+        spec.origin = origin.to_string();
         Ok(spec)
     }
 
     /// Looks up a CA entry by name.
     pub fn ca(&self, name: &str) -> Option<&CertSpec> {
         self.cas.iter().find(|c| c.name == name)
+    }
+
+    /// Every text of every entry that reaches a path, a certificate or a message: `(entry,
+    /// field, value)`.
+    fn texts(&self) -> Vec<(&str, &'static str, &str)> {
+        let mut v: Vec<(&str, &'static str, &str)> = Vec::new();
+        let mut certs: Vec<&CertSpec> = self.cas.iter().chain(&self.certs).collect();
+        if let Some(s) = self.node.as_ref().and_then(|n| n.serving.as_ref()) {
+            certs.push(s);
+        }
+        for c in certs {
+            let n = c.name.as_str();
+            v.extend(
+                [
+                    ("name", &c.name),
+                    ("path", &c.path),
+                    ("long_name", &c.long_name),
+                    ("cn", &c.cn),
+                ]
+                .map(|(f, x)| (n, f, x.as_str())),
+            );
+            v.extend(c.o.iter().map(|x| (n, "o", x.as_str())));
+            v.extend(c.sans.iter().map(|x| (n, "sans", x.as_str())));
+        }
+        for k in &self.keypairs {
+            let n = k.name.as_str();
+            v.extend(
+                [
+                    ("name", &k.name),
+                    ("key", &k.key),
+                    ("pub", &k.public),
+                    ("long_name", &k.long_name),
+                ]
+                .map(|(f, x)| (n, f, x.as_str())),
+            );
+        }
+        let mut kcs: Vec<&KubeconfigSpec> = self.kubeconfigs.iter().collect();
+        if let Some(n) = &self.node {
+            kcs.push(&n.kubeconfig);
+        }
+        kcs.extend(self.user.as_ref());
+        if let Some(b) = &self.bootstrap {
+            let n = b.name.as_str();
+            v.extend(
+                [("name", &b.name), ("file", &b.file), ("user", &b.user)]
+                    .map(|(f, x)| (n, f, x.as_str())),
+            );
+        }
+        for k in kcs {
+            let n = k.name.as_str();
+            v.extend(
+                [("name", &k.name), ("file", &k.file), ("cn", &k.cn)]
+                    .map(|(f, x)| (n, f, x.as_str())),
+            );
+            v.extend(k.o.iter().map(|x| (n, "o", x.as_str())));
+        }
+        v
     }
 
     fn validate(&self) -> std::result::Result<(), (String, String)> {
@@ -460,7 +523,8 @@ impl Spec {
             ("dir_mode", &d.dir_mode),
             ("kubeconfig_mode", &d.kubeconfig_mode),
         ] {
-            parse_mode(v).map_err(|m| (format!("defaults.{field}"), m))?;
+            let m = parse_mode(v).map_err(|m| (format!("defaults.{field}"), m))?;
+            check_mode(field, m).map_err(|m| (format!("defaults.{field}"), m))?;
         }
         check_algorithm(&d.key_algorithm).map_err(|m| ("defaults.key_algorithm".to_string(), m))?;
 
@@ -492,6 +556,18 @@ impl Spec {
             .chain(self.certs.iter().map(|c| &c.name))
             .chain(self.keypairs.iter().map(|k| &k.name))
             .chain(self.kubeconfigs.iter().map(|k| &k.name));
+        for (entry, field, v) in self.texts() {
+            if let Some(c) = v.chars().find(|c| crate::text::is_unsafe(*c)) {
+                return Err((
+                    crate::text::escape(entry),
+                    format!(
+                        "{field} {} contains the control or formatting character {:?}",
+                        crate::text::quote(v),
+                        c
+                    ),
+                ));
+            }
+        }
         for n in all_names {
             if n.is_empty() {
                 return Err(("(unnamed)".into(), "entry has an empty name".into()));
@@ -543,6 +619,8 @@ impl Spec {
             }
             Template::parse(&b.file, SCALAR_VARS, &[]).map_err(|m| e(format!("file: {m}")))?;
         }
+        check_dir_conflicts(&cert_files)?;
+        check_dir_conflicts(&kc_files)?;
         if let Some(node) = &self.node {
             let scalars: Vec<&str> = SCALAR_VARS.iter().copied().chain(["node_name"]).collect();
             self.check_kubeconfig(&node.kubeconfig, &scalars)?;
@@ -821,6 +899,63 @@ fn check_rel_path(p: &str) -> std::result::Result<(), String> {
     }
     if p.ends_with('/') || p.contains("//") {
         return Err(format!("path {p:?} has an empty component"));
+    }
+    Ok(())
+}
+
+/// What file modes the spec may ask for: keys and kubeconfigs readable by their owner only
+/// (the assessment flags anything wider as `key-mode-insecure`), certificates and public keys
+/// writable by their owner only, directories that only their owner can change, and no execute
+/// or set-id bits on files.
+fn check_mode(field: &str, m: u32) -> std::result::Result<(), String> {
+    let shown = format!("{m:04o}");
+    match field {
+        "key_mode" | "kubeconfig_mode" => {
+            if m & !0o600 != 0 || m & 0o400 == 0 {
+                return Err(format!(
+                    "mode {shown} would expose private keys or break them: only owner read/write (0600 or 0400) is allowed"
+                ));
+            }
+        }
+        "dir_mode" => {
+            if m & 0o022 != 0 || m & 0o7000 != 0 || m & 0o700 != 0o700 {
+                return Err(format!(
+                    "mode {shown}: directories must be rwx for their owner and not writable by group or others (e.g. 0755, 0700)"
+                ));
+            }
+        }
+        _ => {
+            if m & 0o022 != 0 || m & 0o7111 != 0 || m & 0o400 == 0 {
+                return Err(format!(
+                    "mode {shown}: certificates and public keys must be readable by their owner, not writable by group or others, and not executable (e.g. 0644)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file path of one entry must not be a directory on the way to another entry's file
+/// (`key = "etcd"` next to `etcd/ca.crt`).
+fn check_dir_conflicts(
+    files: &BTreeMap<String, String>,
+) -> std::result::Result<(), (String, String)> {
+    for (path, entry) in files {
+        let mut prefix = String::new();
+        for comp in path.split('/') {
+            if !prefix.is_empty() {
+                if let Some(other) = files.get(&prefix) {
+                    return Err((
+                        other.clone(),
+                        format!(
+                            "path {prefix:?} is a file of entry {other:?} but also the directory of {path:?} of entry {entry:?}"
+                        ),
+                    ));
+                }
+                prefix.push('/');
+            }
+            prefix.push_str(comp);
+        }
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::apply::write;
+use crate::apply::write::{self, WritePolicy};
 use crate::disk::read::{parse_cert_pem, read_optional};
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
@@ -1278,7 +1278,7 @@ pub fn install(
                 return Err(Error::file(&path, "is not a regular file"));
             }
             Ok(_) => {
-                let existing = std::fs::read(&path).map_err(|e| Error::file(&path, e))?;
+                let existing = crate::disk::read::read_optional(&path)?.unwrap_or_default();
                 if existing != item.bytes {
                     let message = if slot.kind == SlotKind::Ca && slot.part == Part::Key {
                         "holds a different CA key than the bundle; kpki never replaces a CA key (this node belongs to another cluster: move its tree away to join this one)"
@@ -1299,6 +1299,30 @@ pub fn install(
             }
         }
     }
+
+    // The one path check over every file before the first is written: inside the cert dir or
+    // the external-etcd files' directories, no link on the way.
+    let mut policy = WritePolicy {
+        roots: vec![crate::model::layout::normalize(&layout.cert_dir)],
+        allow_insecure_dir: opts.allow_insecure_dir,
+        ..Default::default()
+    };
+    for (slot, _, path) in &todo {
+        if slot.kind != SlotKind::Ca && slot.kind != SlotKind::KeyPair {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                policy.roots.push(crate::model::layout::normalize(dir));
+            }
+        }
+    }
+    let writes: Vec<write::PlannedWrite<'_>> = todo
+        .iter()
+        .map(|(slot, _, path)| write::PlannedWrite {
+            entry: &slot.entry,
+            path,
+            kind: write::WriteKind::Contents,
+        })
+        .collect();
+    policy.check(&writes)?;
 
     let files: Vec<(String, PathBuf, Vec<u8>, u32)> = todo
         .iter()
@@ -1342,7 +1366,8 @@ pub fn check_joinable(spec: &Spec, desired: &Desired) -> Result<()> {
 
 /// The token's expiry as kubeadm writes it: RFC 3339, UTC, whole seconds.
 fn expiration(now: OffsetDateTime) -> Result<String> {
-    (now + TOKEN_TTL)
+    now.checked_add(TOKEN_TTL)
+        .ok_or_else(|| Error::input("--now", "the token's expiry would be past the year 9999"))?
         .to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .map_err(|e| Error::crypto("token expiration", e))?

@@ -153,7 +153,9 @@ pub fn render_text(r: &Report) -> String {
             rows.len()
         );
         for f in rows {
-            let clean = |s: &str| s.replace(['\t', '\n'], " ");
+            // One row per finding: values from certificates and kubeconfigs are escaped (no
+            // control character reaches the terminal) and bounded.
+            let clean = |s: &str| crate::text::line(s, crate::text::MAX_LINE);
             t.push_str(&format!(
                 "{}\t{}\t{}\t{}\t{}\n",
                 clean(&f.path),

@@ -173,13 +173,17 @@ impl PrivateKey {
             );
         }
         let single = pem::encode(&pem::Pem::new(block.tag(), block.contents().to_vec()));
-        let pair = KeyPair::from_pem(&single).map_err(|e| {
-            format!(
+        let pair = KeyPair::from_pem(&single).map_err(|e| match unsupported_key(block) {
+            Some(what) => format!(
+                "holds {what}, which kpki does not support (kubeadm's algorithms: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384)"
+            ),
+            None => format!(
                 "the {} block is not a usable RSA or ECDSA key: {e}",
                 block.tag()
-            )
+            ),
         })?;
-        let algorithm = algorithm_of_spki(&pair.subject_public_key_info())?;
+        let algorithm = algorithm_of_spki(&pair.subject_public_key_info())
+            .map_err(|m| format!("holds a key which kpki does not support: {m}"))?;
         Ok(PrivateKey {
             pem: text.to_string(),
             pair,
@@ -244,6 +248,78 @@ impl PrivateKey {
     }
 }
 
+/// Names a private key the crypto backend refused when its type is recognisable but not one
+/// kubeadm supports ("an RSA-1024 key", "an ECDSA key on curve P-521", "an Ed25519 key").
+fn unsupported_key(block: &pem::Pem) -> Option<String> {
+    const RSA: &str = "1.2.840.113549.1.1.1";
+    const EC: &str = "1.2.840.10045.2.1";
+    let curve = |oid: &str| format!("an ECDSA key on curve {}", curve_name(oid));
+    let rsa =
+        |pkcs1: &[u8]| -> Option<String> { rsa_bits(pkcs1).map(|b| format!("an RSA-{b} key")) };
+    match block.tag() {
+        "RSA PRIVATE KEY" => rsa(block.contents()),
+        "EC PRIVATE KEY" => {
+            let ec = sec1::EcPrivateKey::from_der(block.contents()).ok()?;
+            match ec.parameters? {
+                sec1::EcParameters::NamedCurve(oid) => Some(curve(&oid.to_string())),
+            }
+        }
+        "PRIVATE KEY" => {
+            let info = pkcs8::PrivateKeyInfoRef::from_der(block.contents()).ok()?;
+            let alg = info.algorithm.oid.to_string();
+            match alg.as_str() {
+                RSA => rsa(info.private_key.as_bytes()),
+                EC => {
+                    let p = info.algorithm.parameters?;
+                    let oid = p.decode_as::<der::asn1::ObjectIdentifier>().ok()?;
+                    Some(curve(&oid.to_string()))
+                }
+                "1.3.101.112" => Some("an Ed25519 key".into()),
+                "1.3.101.113" => Some("an Ed448 key".into()),
+                "1.2.840.10040.4.1" => Some("a DSA key".into()),
+                other => Some(format!("a key of algorithm {other}")),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A curve's name with its OID (`P-521 (1.3.132.0.35)`), or the OID alone.
+fn curve_name(oid: &str) -> String {
+    let name = match oid {
+        "1.3.132.0.35" => "P-521",
+        "1.3.132.0.10" => "secp256k1",
+        "1.2.840.10045.3.1.1" => "P-192",
+        "1.3.132.0.33" => "P-224",
+        "1.2.840.10045.3.1.7" => "P-256",
+        "1.3.132.0.34" => "P-384",
+        _ => return oid.to_string(),
+    };
+    format!("{name} ({oid})")
+}
+
+/// The modulus size of a PKCS#1 RSAPrivateKey.
+fn rsa_bits(pkcs1: &[u8]) -> Option<usize> {
+    use der::Reader;
+    let mut r = der::SliceReader::new(pkcs1).ok()?;
+    r.sequence(|r| {
+        let _version: u8 = r.decode()?;
+        let modulus: der::asn1::UintRef<'_> = r.decode()?;
+        let rest = r.remaining_len();
+        r.read_slice(rest)?;
+        Ok::<usize, der::Error>(modulus.as_bytes().len() * 8)
+    })
+    .ok()
+}
+
+/// True when a DER SubjectPublicKeyInfo holds an elliptic-curve key (whatever the curve): what
+/// RFC 8813's "no keyEncipherment" rule is about.
+pub fn spki_is_ec(spki: &[u8]) -> bool {
+    spki::SubjectPublicKeyInfoRef::from_der(spki)
+        .map(|i| i.algorithm.oid.to_string() == "1.2.840.10045.2.1")
+        .unwrap_or(false)
+}
+
 /// Detects kubeadm's algorithm name for a public key (DER SubjectPublicKeyInfo).
 pub fn algorithm_of_spki(spki: &[u8]) -> std::result::Result<KeyAlgorithm, String> {
     use x509_parser::prelude::FromDer;
@@ -271,7 +347,8 @@ pub fn algorithm_of_spki(spki: &[u8]) -> std::result::Result<KeyAlgorithm, Strin
                 "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::EcdsaP256),
                 "1.3.132.0.34" => Ok(KeyAlgorithm::EcdsaP384),
                 other => Err(format!(
-                    "ECDSA curve {other} is not supported (use P-256 or P-384)"
+                    "ECDSA curve {} is not supported (use P-256 or P-384)",
+                    curve_name(other)
                 )),
             }
         }

@@ -503,7 +503,14 @@ impl NodeIssuer {
                 entropy: run.entropy,
                 jobs: run.jobs,
             };
-            pool.install(|| crate::apply::apply(&desired, &disk, &plan, &ctx, false))?
+            // The one path check with the output directory as the only root: a node's files
+            // stay inside it, never through a link, never onto a CA key or another's file.
+            let mut policy =
+                crate::apply::write::WritePolicy::for_tree(&desired, self.allow_insecure_dir);
+            policy.roots = vec![crate::model::layout::normalize(&self.out_dir)];
+            pool.install(|| {
+                crate::apply::apply_with_policy(&desired, &disk, &plan, &ctx, false, policy)
+            })?
         };
         let mut by_entry: HashMap<&str, Vec<PathBuf>> = HashMap::new();
         for w in &written {
