@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((der, chain)) = kpki::disk::read::parse_cert_pem(data) {
-        let _ = kpki::x509::inspect::info(&der);
+    if let Ok((der, chain)) = kpki::internal::disk::read::parse_cert_pem(data) {
+        let _ = kpki::internal::x509::inspect::info(&der);
         for c in &chain {
-            let _ = kpki::x509::inspect::info(c);
+            let _ = kpki::internal::x509::inspect::info(c);
         }
     }
 });

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(cfg) = kpki::inputs::kubeadm_config::parse(text) {
+    if let Ok(cfg) = kpki::internal::kubeadm_config::parse(text) {
         let _ = Inputs::resolve(&InputArgs::default(), &cfg);
     }
 });

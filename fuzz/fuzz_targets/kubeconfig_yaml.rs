@@ -2,7 +2,7 @@
 //! the read-modify-write path of `kpki kubeconfig`: what kpki writes back must read back equal.
 #![no_main]
 
-use kpki::kubeconfig::Kubeconfig;
+use kpki::internal::kubeconfig::Kubeconfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

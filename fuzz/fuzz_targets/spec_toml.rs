@@ -10,14 +10,11 @@ use libfuzzer_sys::fuzz_target;
 fn inputs() -> &'static Inputs {
     static INPUTS: OnceLock<Inputs> = OnceLock::new();
     INPUTS.get_or_init(|| {
-        let args = InputArgs {
-            cert_dir: Some("/nonexistent/pki".into()),
-            kubeconfig_dir: Some("/nonexistent".into()),
-            node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
-            apiserver_cert_extra_sans: vec!["api.example.com".into(), "10.0.0.100".into()],
-            ..Default::default()
-        };
+        let mut args = InputArgs::for_cert_dir("/nonexistent/pki");
+        args.kubeconfig_dir = Some("/nonexistent".into());
+        args.node_name = Some("cp-1".into());
+        args.advertise_address = Some([10, 0, 0, 10].into());
+        args.apiserver_cert_extra_sans = vec!["api.example.com".into(), "10.0.0.100".into()];
         Inputs::from_args(&args).expect("fixed fuzz inputs resolve")
     })
 }
@@ -26,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(spec) = kpki::model::spec::Spec::parse(text, "fuzz") {
+    if let Ok(spec) = kpki::internal::model::spec::Spec::parse(text, "fuzz") {
         let _ = spec.ca_order();
-        let _ = kpki::model::resolve::resolve(&spec, inputs());
+        let _ = kpki::internal::model::resolve::resolve(&spec, inputs());
     }
 });

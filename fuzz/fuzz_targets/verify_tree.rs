@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use kpki::inputs::InputArgs;
-use kpki::model::resolve::Entry;
+use kpki::internal::model::resolve::Entry;
 use kpki::Kpki;
 use libfuzzer_sys::fuzz_target;
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 struct Tree {
     now: OffsetDateTime,
     /// Every file of the tree with its original contents and the entries audited with it.
-    files: Vec<(PathBuf, Vec<u8>, kpki::model::resolve::Desired)>,
+    files: Vec<(PathBuf, Vec<u8>, kpki::internal::model::resolve::Desired)>,
 }
 
 const PREFIX: &str = "kpki-fuzz-verify-";
@@ -52,24 +52,21 @@ fn tree() -> &'static Tree {
         let dir = base.join(format!("{PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).expect("create the fuzz tree directory");
-        let args = InputArgs {
-            cert_dir: Some(dir.join("pki")),
-            kubeconfig_dir: Some(dir.clone()),
-            node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
-            encryption_algorithm: Some("ECDSA-P256".into()),
-            ..Default::default()
-        };
+        let mut args = InputArgs::for_cert_dir(dir.join("pki"));
+        args.kubeconfig_dir = Some(dir.clone());
+        args.node_name = Some("cp-1".into());
+        args.advertise_address = Some([10, 0, 0, 10].into());
+        args.key_algorithm = Some(kpki::KeyAlgorithm::EcdsaP256);
         let kpki = Kpki::new(None, &args).expect("resolve the default spec");
         let run = kpki::Run::now();
-        kpki.init(&kpki::plan::Options::default(), &run, false)
+        kpki.init(&kpki::plan::Options::default(), &run, kpki::Mode::Apply)
             .expect("kpki init of the fuzz tree");
         // Each file belongs to one entry; it is audited together with that entry's CA (or, for
         // a CA file, with the first certificate the CA signs), so one execution observes and
         // verifies 2 entries instead of 19 (about 20x faster; the checks that span entries are
         // all CA -> certificate).
         let desired = &kpki.desired;
-        let sub = |names: &[&str]| kpki::model::resolve::Desired {
+        let sub = |names: &[&str]| kpki::internal::model::resolve::Desired {
             entries: desired
                 .entries
                 .iter()
@@ -85,7 +82,7 @@ fn tree() -> &'static Tree {
                 _ => None,
             })
         };
-        let mut files: Vec<(PathBuf, Vec<u8>, kpki::model::resolve::Desired)> = Vec::new();
+        let mut files: Vec<(PathBuf, Vec<u8>, kpki::internal::model::resolve::Desired)> = Vec::new();
         let mut add = |path: &PathBuf, names: &[&str]| {
             let data = std::fs::read(path).expect("read a file of the fuzz tree");
             files.push((path.clone(), data, sub(names)));
@@ -126,9 +123,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let (path, original, desired) = &t.files[usize::from(which) % t.files.len()];
     std::fs::write(path, contents).expect("write the fuzzed file");
-    let disk = kpki::disk::observe(desired);
-    let report = kpki::views::verify::verify(desired, &disk, t.now, &kpki::views::verify::Options::default());
-    let _ = kpki::views::verify::render_text(&report);
+    let disk = kpki::internal::disk::observe(desired);
+    let report = kpki::internal::views::verify::verify(desired, &disk, t.now, &kpki::internal::views::verify::Options::default());
+    let _ = kpki::internal::views::verify::render_text(&report);
     let _ = report.to_json();
     std::fs::write(path, original).expect("restore the fuzzed file");
 });

@@ -4,8 +4,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use kpki::inputs::InputArgs;
-use kpki::ops::bundle::{CertificateKey, Owner};
+use kpki::bundle::{CertificateKey, Owner};
+use kpki::InputArgs;
 
 use crate::{run_ctx, Cli, Fail};
 
@@ -120,11 +120,9 @@ fn read_key(flags: &KeyFlags) -> Result<Option<CertificateKey>, Fail> {
 
 /// The tree the flags name (node name and address do not matter for the bundle's files).
 fn tree(cli: &Cli, tree: &TreeFlags) -> Result<kpki::Kpki, Fail> {
-    let args = InputArgs {
-        cert_dir: tree.cert_dir.clone(),
-        config: tree.config.clone(),
-        ..Default::default()
-    };
+    let mut args = InputArgs::default();
+    args.cert_dir = tree.cert_dir.clone();
+    args.config = tree.config.clone();
     let mut k = kpki::Kpki::for_names(cli.spec.as_deref(), &args)?;
     k.lock_timeout = crate::lock_timeout(cli)?;
     k.allow_insecure_dir = cli.allow_insecure_dir;

@@ -1,7 +1,7 @@
 //! `kpki certs ...`: kubeadm's `certs` command group.
 
 use clap::{Args, Subcommand, ValueEnum};
-use kpki::views::expiration::{self, CertificateExpirationInfo};
+use kpki::expiration::{self, CertificateExpirationInfo};
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
@@ -66,7 +66,7 @@ pub fn run(cli: &Cli, cmd: &CertsCmd) -> Result<(), Fail> {
 
 fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = kpki::Kpki::for_names(cli.spec.as_deref(), &cmd.inputs.args())?;
+    let kpki = kpki::Kpki::for_names(cli.spec.as_deref(), &cmd.inputs.args()?)?;
     let opts = expiration::Options {
         kubeadm_rows: cmd.kubeadm_rows,
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kpki::inputs::InputArgs;
+use kpki::{parse, InputArgs};
 
 /// kubeadm's flags for the cluster inputs.
 #[derive(Args, Clone, Default)]
@@ -63,24 +63,51 @@ pub struct InputFlags {
 }
 
 impl InputFlags {
-    pub fn args(&self) -> InputArgs {
-        InputArgs {
-            cert_dir: self.cert_dir.clone(),
-            kubeconfig_dir: self.kubeconfig_dir.clone(),
-            config: self.config.clone(),
-            kubeadm_version: self.kubeadm_version.clone(),
-            node_name: self.node_name.clone(),
-            advertise_address: self.apiserver_advertise_address.clone(),
-            bind_port: self.apiserver_bind_port.clone(),
-            control_plane_endpoint: self.control_plane_endpoint.clone(),
-            apiserver_cert_extra_sans: self.apiserver_cert_extra_sans.clone(),
-            service_cidr: self.service_cidr.clone(),
-            service_dns_domain: self.service_dns_domain.clone(),
-            cluster_name: self.cluster_name.clone(),
-            encryption_algorithm: self.encryption_algorithm.clone(),
-            cert_validity: self.cert_validity.clone(),
-            ca_validity: self.ca_validity.clone(),
-            join: self.join,
+    /// The flag layer: every flag's text parsed into the library's typed inputs, an error naming
+    /// the flag.
+    pub fn args(&self) -> Result<InputArgs, kpki::Error> {
+        let mut a = InputArgs::default();
+        a.cert_dir = self.cert_dir.clone();
+        a.kubeconfig_dir = self.kubeconfig_dir.clone();
+        a.config = self.config.clone();
+        a.kubeadm_version = self.kubeadm_version.clone();
+        a.node_name = self.node_name.clone();
+        a.advertise_address = parsed(
+            &self.apiserver_advertise_address,
+            "--apiserver-advertise-address",
+            parse::ip,
+        )?;
+        a.bind_port = parsed(
+            &self.apiserver_bind_port,
+            "--apiserver-bind-port",
+            parse::port,
+        )?;
+        a.control_plane_endpoint = self.control_plane_endpoint.clone();
+        a.apiserver_cert_extra_sans = self.apiserver_cert_extra_sans.clone();
+        a.service_cidrs = parsed(&self.service_cidr, "--service-cidr", parse::cidrs)?;
+        a.service_dns_domain = self.service_dns_domain.clone();
+        a.cluster_name = self.cluster_name.clone();
+        a.key_algorithm = parsed(
+            &self.encryption_algorithm,
+            "--encryption-algorithm",
+            parse::key_algorithm,
+        )?;
+        a.cert_validity = parsed(&self.cert_validity, "--cert-validity", parse::validity)?;
+        a.ca_validity = parsed(&self.ca_validity, "--ca-validity", parse::validity)?;
+        if self.join {
+            a.role = kpki::Role::JoiningControlPlane;
         }
+        Ok(a)
     }
+}
+
+/// Parses an optional flag's text with `parse`, naming `flag` in the error.
+pub fn parsed<T>(
+    text: &Option<String>,
+    flag: &str,
+    parse: fn(&str) -> Result<T, parse::ParseError>,
+) -> Result<Option<T>, kpki::Error> {
+    text.as_deref()
+        .map(|t| parse(t).map_err(|e| e.at(flag)))
+        .transpose()
 }

@@ -21,9 +21,10 @@ pub struct InitCmd {
 /// Runs `kpki init`.
 pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let opts = Options::init(cmd.regenerate_drifted);
-    let report = kpki.init(&opts, &run, cmd.dry_run)?;
+    let kpki = crate::load(cli, &cmd.inputs.args()?)?;
+    let mut opts = Options::default();
+    opts.regenerate_drifted = cmd.regenerate_drifted;
+    let report = kpki.init(&opts, &run, crate::mode(cmd.dry_run))?;
     let d = &kpki.desired;
     crate::print_notes(&d.inputs, false);
     crate::print_warnings(&d.inputs);
@@ -32,7 +33,7 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
         d.inputs.cert_dir.display().to_string()
     );
     for (step, entry) in report.plan.steps.iter().zip(&d.entries) {
-        let prefix = if matches!(entry, kpki::model::resolve::Entry::Kubeconfig(_)) {
+        let prefix = if matches!(entry, kpki::Entry::Kubeconfig(_)) {
             "[kubeconfig]"
         } else {
             "[certs]"

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use kpki::inputs::InputArgs;
-use kpki::ops::user::{self, UserRequest};
+use kpki::kubeconfigs::{user, UserRequest};
+use kpki::InputArgs;
 
 use crate::{run_ctx, Cli, Fail};
 
@@ -68,17 +68,30 @@ pub struct UserCmd {
 }
 
 impl UserCmd {
-    fn input_args(&self) -> InputArgs {
-        InputArgs {
-            cert_dir: self.cert_dir.clone(),
-            config: self.config.clone(),
-            advertise_address: self.apiserver_advertise_address.clone(),
-            bind_port: self.apiserver_bind_port.clone(),
-            control_plane_endpoint: self.control_plane_endpoint.clone(),
-            cluster_name: self.cluster_name.clone(),
-            encryption_algorithm: self.encryption_algorithm.clone(),
-            ..Default::default()
-        }
+    fn input_args(&self) -> Result<InputArgs, kpki::Error> {
+        use crate::flags::parsed;
+        use kpki::parse;
+        let mut a = InputArgs::default();
+        a.cert_dir = self.cert_dir.clone();
+        a.config = self.config.clone();
+        a.advertise_address = parsed(
+            &self.apiserver_advertise_address,
+            "--apiserver-advertise-address",
+            parse::ip,
+        )?;
+        a.bind_port = parsed(
+            &self.apiserver_bind_port,
+            "--apiserver-bind-port",
+            parse::port,
+        )?;
+        a.control_plane_endpoint = self.control_plane_endpoint.clone();
+        a.cluster_name = self.cluster_name.clone();
+        a.key_algorithm = parsed(
+            &self.encryption_algorithm,
+            "--encryption-algorithm",
+            parse::key_algorithm,
+        )?;
+        Ok(a)
     }
 }
 
@@ -93,7 +106,7 @@ pub fn run(cli: &Cli, cmd: &KubeconfigCmd) -> Result<(), Fail> {
 fn run_user(cli: &Cli, cmd: &UserCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let validity = user::parse_validity_period(&cmd.validity_period)?;
-    let kpki = crate::load_outside(cli, &cmd.input_args(), kpki::Outside::User)?;
+    let kpki = crate::load_outside(cli, &cmd.input_args()?, kpki::Outside::User)?;
     if let Some(w) = user::validity_warning(validity) {
         eprintln!("WARNING: {w}");
     }

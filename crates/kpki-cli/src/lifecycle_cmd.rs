@@ -109,11 +109,11 @@ fn print_inputs_table(i: &kpki::inputs::Inputs) {
     show("key_algorithm", i.key_algorithm.to_string());
     show(
         "cert_validity",
-        kpki::inputs::duration::format_go_duration(i.cert_validity),
+        kpki::parse::format_go_duration(i.cert_validity),
     );
     show(
         "ca_validity",
-        kpki::inputs::duration::format_go_duration(i.ca_validity),
+        kpki::parse::format_go_duration(i.ca_validity),
     );
     for (san, origin) in i
         .apiserver_extra_sans
@@ -128,8 +128,8 @@ fn print_inputs_table(i: &kpki::inputs::Inputs) {
 /// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
 pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let opts = Options::init(true);
+    let kpki = crate::load(cli, &cmd.inputs.args()?)?;
+    let opts = Options::regenerating_drifted();
     let plan = kpki.plan(&opts, &run);
     crate::print_warnings(&kpki.desired.inputs);
     match cmd.output.as_str() {
@@ -158,8 +158,13 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
         return crate::renew_due_cmd::run(cli, cmd, window);
     }
     let run = run_ctx(cli)?;
-    let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let report = kpki.renew(&cmd.names, cmd.keep_sans, &run, cmd.dry_run)?;
+    let kpki = crate::load(cli, &cmd.inputs.args()?)?;
+    let report = kpki.renew(
+        &cmd.names,
+        crate::sans(cmd.keep_sans),
+        &run,
+        crate::mode(cmd.dry_run),
+    )?;
     crate::print_warnings(&kpki.desired.inputs);
     for s in &report.plan.steps {
         match s.action {
@@ -210,7 +215,7 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
 /// Runs `kpki certs generate-csr`.
 pub fn generate_csr(cli: &Cli, cmd: &GenerateCsrCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let kpki = crate::load(cli, &cmd.inputs.args())?;
+    let kpki = crate::load(cli, &cmd.inputs.args()?)?;
     let written = kpki.generate_csr(&run)?;
     for w in &written {
         outln!("  {}", w.path.display());

@@ -139,7 +139,26 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Loads the spec and resolves the inputs, applying the global write-safety flags.
-pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fail> {
+/// `--dry-run` as the library's mode.
+pub fn mode(dry_run: bool) -> kpki::Mode {
+    if dry_run {
+        kpki::Mode::DryRun
+    } else {
+        kpki::Mode::Apply
+    }
+}
+
+/// `--keep-sans` as the library's SAN choice.
+pub fn sans(keep: bool) -> kpki::Sans {
+    if keep {
+        kpki::Sans::KeepExisting
+    } else {
+        kpki::Sans::FromInputs
+    }
+}
+
+/// The spec (`--spec` or the embedded default) resolved against the flags' inputs.
+pub fn load(cli: &Cli, args: &kpki::InputArgs) -> Result<kpki::Kpki, Fail> {
     let mut k = kpki::Kpki::new(cli.spec.as_deref(), args)?;
     k.lock_timeout = lock_timeout(cli)?;
     k.allow_insecure_dir = cli.allow_insecure_dir;
@@ -149,7 +168,7 @@ pub fn load(cli: &Cli, args: &kpki::inputs::InputArgs) -> Result<kpki::Kpki, Fai
 /// Like [`load`], for a command that issues credentials outside the tree.
 pub fn load_outside(
     cli: &Cli,
-    args: &kpki::inputs::InputArgs,
+    args: &kpki::InputArgs,
     what: kpki::Outside,
 ) -> Result<kpki::Kpki, Fail> {
     let mut k = kpki::Kpki::for_outside(cli.spec.as_deref(), args, what)?;
@@ -160,7 +179,7 @@ pub fn load_outside(
 
 /// `--lock-timeout` as a duration.
 pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
-    let t = kpki::inputs::duration::parse_go_duration(&cli.lock_timeout)
+    let t = kpki::parse::go_duration(&cli.lock_timeout)
         .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
     std::time::Duration::try_from(t).map_err(|_| {
         Fail(
@@ -176,7 +195,7 @@ pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
 /// The clock, randomness and parallelism for this invocation.
 pub fn run_ctx(cli: &Cli) -> Result<Run<'static>, Fail> {
     let mut run = Run::now();
-    kpki::limits::check_jobs(cli.jobs)?;
+    kpki::checks::check_jobs(cli.jobs)?;
     run.jobs = cli.jobs;
     if let Some(t) = &cli.now {
         run.now = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
@@ -234,7 +253,7 @@ fn main() -> ExitCode {
         Command::Verify(cmd) => verify_cmd::run(&cli, cmd),
         Command::Certs(cmd) => certs_cmd::run(&cli, cmd),
         Command::Spec => {
-            out!("{}", kpki::model::spec::DEFAULT_SPEC);
+            out!("{}", kpki::DEFAULT_SPEC);
             Ok(())
         }
         Command::Tree(cmd) => operate_cmd::tree(&cli, cmd),

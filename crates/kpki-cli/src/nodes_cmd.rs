@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kpki::inputs::InputArgs;
-use kpki::ops::nodes::{open_nodes, NodeReport, NodeStatus, Progress};
-use kpki::ops::token::{self, BootstrapToken};
+use kpki::kubeconfigs::token::{self, BootstrapToken};
+use kpki::nodes::{open_nodes, NodeReport, NodeStatus, Progress};
+use kpki::InputArgs;
 
 use crate::{run_ctx, Cli, Fail};
 
@@ -38,16 +38,25 @@ pub struct ClusterFlags {
 }
 
 impl ClusterFlags {
-    fn args(&self) -> InputArgs {
-        InputArgs {
-            cert_dir: self.cert_dir.clone(),
-            config: self.config.clone(),
-            control_plane_endpoint: self.control_plane_endpoint.clone(),
-            advertise_address: self.apiserver_advertise_address.clone(),
-            bind_port: self.apiserver_bind_port.clone(),
-            cluster_name: self.cluster_name.clone(),
-            ..Default::default()
-        }
+    fn args(&self) -> Result<InputArgs, kpki::Error> {
+        use crate::flags::parsed;
+        use kpki::parse;
+        let mut a = InputArgs::default();
+        a.cert_dir = self.cert_dir.clone();
+        a.config = self.config.clone();
+        a.control_plane_endpoint = self.control_plane_endpoint.clone();
+        a.advertise_address = parsed(
+            &self.apiserver_advertise_address,
+            "--apiserver-advertise-address",
+            parse::ip,
+        )?;
+        a.bind_port = parsed(
+            &self.apiserver_bind_port,
+            "--apiserver-bind-port",
+            parse::port,
+        )?;
+        a.cluster_name = self.cluster_name.clone();
+        Ok(a)
     }
 }
 
@@ -123,13 +132,25 @@ impl Progress for Reporter {
 pub fn run_nodes(cli: &Cli, cmd: &NodesCmd) -> Result<(), Fail> {
     let started = Instant::now();
     let run = run_ctx(cli)?;
-    let mut args = cmd.cluster.args();
-    args.encryption_algorithm = cmd.encryption_algorithm.clone();
-    args.cert_validity = cmd.cert_validity.clone();
+    let mut args = cmd.cluster.args()?;
+    args.key_algorithm = crate::flags::parsed(
+        &cmd.encryption_algorithm,
+        "--encryption-algorithm",
+        kpki::parse::key_algorithm,
+    )?;
+    args.cert_validity =
+        crate::flags::parsed(&cmd.cert_validity, "--cert-validity", kpki::parse::validity)?;
     let kpki = crate::load_outside(cli, &args, kpki::Outside::Nodes)?;
     // Before the output directory is created or locked.
-    kpki::limits::check_now(run.now, kpki.desired.inputs.cert_validity)?;
-    let issuer = kpki.node_issuer(&cmd.out_dir, cmd.serving)?;
+    kpki::checks::check_now(run.now, kpki.desired.inputs.cert_validity)?;
+    let issuer = kpki.node_issuer(
+        &cmd.out_dir,
+        if cmd.serving {
+            kpki::NodeCredentials::ClientAndServing
+        } else {
+            kpki::NodeCredentials::Client
+        },
+    )?;
     let origin = cmd.nodes.display().to_string();
     let stdin = cmd.nodes == Path::new("-");
     let bar = if std::io::stderr().is_terminal() {
@@ -224,7 +245,7 @@ pub struct BootstrapCmd {
 pub fn run_bootstrap(cli: &Cli, cmd: &BootstrapCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let token: BootstrapToken = cmd.token.parse()?;
-    let kpki = crate::load_outside(cli, &cmd.cluster.args(), kpki::Outside::Bootstrap)?;
+    let kpki = crate::load_outside(cli, &cmd.cluster.args()?, kpki::Outside::Bootstrap)?;
     let issued = kpki.bootstrap_kubeconfig(&token, cmd.out.as_deref(), &run)?;
     for r in &issued.rendered {
         out!("{}", String::from_utf8_lossy(&r.data));

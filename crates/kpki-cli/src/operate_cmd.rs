@@ -1,19 +1,20 @@
 //! Operating a tree: `verify -o prometheus|html` and `--textfile`, `kpki tree`,
-//! `kpki completions`, `kpki man`. The work is in `kpki::views::{metrics, picture, html}`.
+//! `kpki completions`, `kpki man`. The work is in `kpki::operate::{metrics, picture, html}`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, ValueEnum};
-use kpki::views::{html, metrics, picture, verify};
+use kpki::operate::{html, metrics, picture};
+use kpki::verify;
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
 
 /// Everything a view of the audited tree needs.
 pub struct Audit {
-    /// The resolved entries.
-    pub desired: kpki::model::resolve::Desired,
+    /// The spec resolved against the inputs.
+    pub kpki: kpki::Kpki,
     /// verify's findings.
     pub report: verify::Report,
     /// The instant.
@@ -25,20 +26,18 @@ pub struct Audit {
 /// Writes `DIR/kpki.prom` (atomically): the exit code is 0 once it is written, whatever the
 /// findings, so the metrics timer only fails when it could not run.
 pub fn write_textfile(dir: &Path, a: &Audit) -> Result<(), Fail> {
-    let text = metrics::collect(&a.desired, &a.report, a.now).render();
-    metrics::write_textfile(dir, &text)?;
+    metrics::write_textfile(dir, &a.kpki.metrics(&a.report, a.now))?;
     Ok(())
 }
 
 /// The Prometheus text exposition of the tree.
 pub fn prometheus(a: &Audit) -> String {
-    metrics::collect(&a.desired, &a.report, a.now).render()
+    a.kpki.metrics(&a.report, a.now)
 }
 
 /// The self-contained HTML report.
 pub fn html_page(a: &Audit) -> String {
-    let disk = kpki::disk::observe(&a.desired);
-    let p = picture::build(&a.desired, &disk, &a.report, a.now, a.warn_within, None);
+    let p = a.kpki.picture(&a.report, a.now, a.warn_within, None);
     html::render(&p, &a.report)
 }
 
@@ -76,7 +75,7 @@ pub struct TreeCmd {
 /// same findings).
 pub fn audit(cli: &Cli, inputs: &InputFlags, warn_within: &str) -> Result<Audit, Fail> {
     let run = run_ctx(cli)?;
-    let warn = kpki::inputs::duration::parse_go_duration(warn_within)
+    let warn = kpki::parse::go_duration(warn_within)
         .map_err(|m| Fail(2, format!("--warn-within: {m}")))?;
     if warn.is_negative() {
         return Err(Fail(
@@ -84,7 +83,7 @@ pub fn audit(cli: &Cli, inputs: &InputFlags, warn_within: &str) -> Result<Audit,
             format!("--warn-within: {warn_within:?} must not be negative"),
         ));
     }
-    let kpki = crate::load(cli, &inputs.args()).map_err(|f| match f {
+    let kpki = crate::load(cli, &inputs.args()?).map_err(|f| match f {
         Fail(2, m) if m.starts_with("--apiserver-advertise-address") => Fail(
             2,
             format!(
@@ -95,7 +94,7 @@ pub fn audit(cli: &Cli, inputs: &InputFlags, warn_within: &str) -> Result<Audit,
     })?;
     let report = kpki.verify(&verify::Options::default().warn_within(warn), &run)?;
     Ok(Audit {
-        desired: kpki.desired,
+        kpki,
         report,
         now: run.now,
         warn_within: warn,
@@ -106,19 +105,10 @@ pub fn audit(cli: &Cli, inputs: &InputFlags, warn_within: &str) -> Result<Audit,
 pub fn tree(cli: &Cli, cmd: &TreeCmd) -> Result<(), Fail> {
     let a = audit(cli, &cmd.inputs, &cmd.warn_within)?;
     let nodes = match (&cmd.nodes, &cmd.nodes_dir) {
-        (Some(file), Some(dir)) => {
-            let spec = crate::verify_cmd::load_spec(cli)?;
-            Some(picture::read_node_credentials(
-                &spec,
-                &a.desired.inputs,
-                file,
-                dir,
-            )?)
-        }
+        (Some(file), Some(dir)) => Some(a.kpki.node_credentials(file, dir)?),
         _ => None,
     };
-    let disk = kpki::disk::observe(&a.desired);
-    let p = picture::build(&a.desired, &disk, &a.report, a.now, a.warn_within, nodes);
+    let p = a.kpki.picture(&a.report, a.now, a.warn_within, nodes);
     let colour = match cmd.color {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
@@ -128,7 +118,12 @@ pub fn tree(cli: &Cli, cmd: &TreeCmd) -> Result<(), Fail> {
                 && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
     };
-    out!("{}", picture::render_text(&p, colour));
+    let style = if colour {
+        picture::Style::Colour
+    } else {
+        picture::Style::Plain
+    };
+    out!("{}", picture::render_text(&p, style));
     Ok(())
 }
 

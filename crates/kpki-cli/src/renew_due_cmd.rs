@@ -2,8 +2,8 @@
 //! due, for timers. Exit codes (docs/operations.md): 0 nothing due, 3 renewed, 4 a CA is due
 //! (not renewed: rotation), 5 a due or named certificate cannot be renewed here, 2 error.
 
-use kpki::ops::renew_due::{self, Outcome, Status};
-use kpki::views::verify::Code;
+use kpki::operate::renew_due::{self, Outcome, Status};
+use kpki::verify::Code;
 
 use crate::{run_ctx, Cli, Fail};
 
@@ -18,8 +18,15 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
     let run = run_ctx(cli)?;
     let within = renew_due::parse_window(window)
         .map_err(|m| Fail(2, format!("--if-expiring-within: {m}")))?;
-    let kpki = crate::load(cli, &cmd.inputs.args())?;
-    let r = renew_due::renew_if_due(&kpki, &cmd.names, within, cmd.keep_sans, &run, cmd.dry_run)?;
+    let kpki = crate::load(cli, &cmd.inputs.args()?)?;
+    let r = renew_due::renew_if_due(
+        &kpki,
+        &cmd.names,
+        within,
+        crate::sans(cmd.keep_sans),
+        &run,
+        crate::mode(cmd.dry_run),
+    )?;
     let w = r
         .selection
         .candidates
@@ -36,7 +43,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
                 if t <= run.now {
                     "expired".to_string()
                 } else {
-                    kpki::views::expiration::human_duration((t - run.now).whole_seconds())
+                    kpki::expiration::human_duration((t - run.now).whole_seconds())
                 },
             ),
             None => ("-".into(), "-".into()),
@@ -75,7 +82,7 @@ pub fn run(cli: &Cli, cmd: &crate::lifecycle_cmd::RenewCmd, window: &str) -> Res
             }
         }
     }
-    let window_text = kpki::inputs::duration::format_go_duration(within);
+    let window_text = kpki::parse::format_go_duration(within);
     match r.outcome {
         Outcome::NothingDue => outln!("nothing expires within {window_text}: nothing renewed"),
         _ if r.renewed.is_empty() => {}

@@ -1,7 +1,7 @@
 //! `kpki verify`: audits a whole tree against the spec and the cluster inputs.
 
 use clap::{Args, ValueEnum};
-use kpki::views::verify::{self, Options};
+use kpki::verify::{self, Options};
 
 use crate::flags::InputFlags;
 use crate::{run_ctx, Cli, Fail};
@@ -35,18 +35,10 @@ pub struct VerifyCmd {
     textfile: Option<std::path::PathBuf>,
 }
 
-/// Loads the spec named by `--spec` (or the embedded one).
-pub fn load_spec(cli: &Cli) -> Result<kpki::model::spec::Spec, Fail> {
-    Ok(match cli.spec.as_deref() {
-        Some(p) => kpki::model::spec::Spec::load(p)?,
-        None => kpki::model::spec::Spec::default_spec()?,
-    })
-}
-
 /// Runs `kpki verify`. Exit 0: no errors; 1: errors found; 2: could not run.
 pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
-    let warn_within = kpki::inputs::duration::parse_go_duration(&cmd.warn_within)
+    let warn_within = kpki::parse::go_duration(&cmd.warn_within)
         .map_err(|m| Fail(2, format!("--warn-within: {m}")))?;
     if warn_within.is_negative() {
         return Err(Fail(
@@ -54,7 +46,7 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
             format!("--warn-within: {:?} must not be negative", cmd.warn_within),
         ));
     }
-    let kpki = crate::load(cli, &cmd.inputs.args()).map_err(|f| match f {
+    let kpki = crate::load(cli, &cmd.inputs.args()?).map_err(|f| match f {
         Fail(2, m) if m.starts_with("--apiserver-advertise-address") => Fail(
             2,
             format!(
@@ -65,7 +57,7 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
     })?;
     let report = kpki.verify(&Options::default().warn_within(warn_within), &run)?;
     let audit = |report| crate::operate_cmd::Audit {
-        desired: kpki.desired,
+        kpki,
         report,
         now: run.now,
         warn_within,

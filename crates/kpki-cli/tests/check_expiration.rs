@@ -57,7 +57,7 @@ fn kubeadm_output() -> String {
 }
 
 fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki::model::spec::DEFAULT_SPEC;
+    let spec = kpki::internal::model::spec::DEFAULT_SPEC;
     let start = spec
         .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
         .unwrap();
@@ -119,7 +119,9 @@ fn with_missing_super_admin(kubeadm: &str) -> String {
 }
 
 fn der_of(pem_bytes: &[u8]) -> Vec<u8> {
-    kpki::disk::read::parse_cert_pem(pem_bytes).unwrap().0
+    kpki::internal::disk::read::parse_cert_pem(pem_bytes)
+        .unwrap()
+        .0
 }
 
 fn not_after(der: &[u8]) -> OffsetDateTime {
@@ -332,7 +334,7 @@ fn json_and_yaml_follow_v1alpha3() {
         assert_eq!(c.get("caName").is_none(), is_ca, "{name}");
     }
     assert_eq!(v["certificates"][2]["caName"], "etcd-ca");
-    let typed: kpki::views::expiration::CertificateExpirationInfo =
+    let typed: kpki::internal::views::expiration::CertificateExpirationInfo =
         serde_json::from_str(&json).unwrap();
     assert_eq!(typed.certificates.len(), 12);
 

@@ -246,7 +246,7 @@ fn the_cli_does_no_tree_io() {
     let src = common::workspace().join("crates/kpki-cli/src");
     let forbidden = [
         "write_atomic",
-        "kpki::apply",
+        "kpki::internal::apply",
         "OpenOptions",
         "set_permissions",
         "fs::rename",

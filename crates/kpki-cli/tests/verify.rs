@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kpki::kubeconfig::Kubeconfig;
-use kpki::model::resolve::{CertEntry, Desired, Entry};
-use kpki::x509::issue::{cert_pem, issue, Issuance, Issuer, Profile};
-use kpki::x509::keys::{KeyAlgorithm, PrivateKey};
+use kpki::internal::kubeconfig::Kubeconfig;
+use kpki::internal::model::resolve::{CertEntry, Desired, Entry};
+use kpki::internal::x509::issue::{cert_pem, issue, Issuance, Issuer, Profile};
+use kpki::internal::x509::keys::{KeyAlgorithm, PrivateKey};
 use serde_json::Value;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -104,7 +104,7 @@ fn set(v: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 }
 
 fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki::model::spec::DEFAULT_SPEC;
+    let spec = kpki::internal::model::spec::DEFAULT_SPEC;
     let start = spec
         .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
         .unwrap();
@@ -133,16 +133,16 @@ impl Tree {
     }
 
     fn desired(&self) -> Desired {
-        let args = kpki::inputs::InputArgs {
-            cert_dir: Some(self.pki()),
-            node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
-            encryption_algorithm: Some("ECDSA-P256".into()),
-            ..Default::default()
-        };
+        let mut args = kpki::InputArgs::for_cert_dir(self.pki());
+        args.node_name = Some("cp-1".into());
+        args.advertise_address = Some([10, 0, 0, 10].into());
+        args.key_algorithm = Some(kpki::KeyAlgorithm::EcdsaP256);
         let inputs = kpki::inputs::Inputs::from_args(&args).unwrap();
-        kpki::model::resolve::resolve(&kpki::model::spec::Spec::default_spec().unwrap(), &inputs)
-            .unwrap()
+        kpki::internal::model::resolve::resolve(
+            &kpki::internal::model::spec::Spec::default_spec().unwrap(),
+            &inputs,
+        )
+        .unwrap()
     }
 
     fn cert_entry(&self, name: &str) -> CertEntry {
@@ -165,7 +165,7 @@ impl Tree {
     }
 
     fn der(&self, path: &Path) -> Vec<u8> {
-        kpki::disk::read::parse_cert_pem(&fs::read(path).unwrap())
+        kpki::internal::disk::read::parse_cert_pem(&fs::read(path).unwrap())
             .unwrap()
             .0
     }
@@ -475,9 +475,11 @@ fn kubeadm_1_28_fixture() {
     assert_eq!(pairs(&r129, &["warning"]), want_warn_129, "{r129:#}");
     assert_eq!(pairs(&r, &["info"]), BTreeSet::new(), "{r:#}");
     // Independent confirmation of the two facts behind the warnings.
-    let der = kpki::disk::read::parse_cert_pem(&fs::read(root.join("pki/apiserver.crt")).unwrap())
-        .unwrap()
-        .0;
+    let der = kpki::internal::disk::read::parse_cert_pem(
+        &fs::read(root.join("pki/apiserver.crt")).unwrap(),
+    )
+    .unwrap()
+    .0;
     x509(&der, |c| {
         assert!(c
             .extensions()
@@ -485,7 +487,7 @@ fn kubeadm_1_28_fixture() {
             .all(|e| e.oid.to_id_string() != "2.5.29.14"));
         assert_eq!(c.subject().to_string(), "CN=kube-apiserver");
     });
-    let der = kpki::disk::read::parse_cert_pem(
+    let der = kpki::internal::disk::read::parse_cert_pem(
         &fs::read(root.join("pki/apiserver-etcd-client.crt")).unwrap(),
     )
     .unwrap()
@@ -1008,7 +1010,7 @@ fn json_report_follows_the_documented_schema() {
     assert_eq!(f["entry"], "sa");
     assert_eq!(f["fix"], format!("chmod 600 {}", s(&t.path("sa.key"))));
     // The documented schema is the library's type, which rejects unknown fields.
-    let typed: kpki::views::verify::Report = serde_json::from_value(r.clone()).unwrap();
+    let typed: kpki::internal::views::verify::Report = serde_json::from_value(r.clone()).unwrap();
     assert_eq!(typed.summary.errors, 2);
     assert!(typed.has_errors());
 }

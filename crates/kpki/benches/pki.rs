@@ -1,7 +1,7 @@
 //! In-process figures for docs/benchmarks.md (`cargo bench -p kpki --bench pki`).
 //!
 //! * `tree/*`: a whole control-plane tree (3 CAs, 7 leaves, sa, 5 kubeconfigs) into a fresh dir;
-//! * `verify/*`: `kpki::views::verify` of such a tree (resolve, read, check);
+//! * `verify/*`: `kpki::internal::views::verify` of such a tree (resolve, read, check);
 //! * `sign/*`: one leaf certificate signed by a CA (key made beforehand);
 //! * `keygen/*`: one key, and the 16 keys of a tree generated one after another (the key-generation
 //!   floor is that time divided by the cores);
@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use kpki::inputs::{InputArgs, Inputs};
-use kpki::ops::nodes::{NoProgress, NodeIssuer, NodeReader};
-use kpki::x509::issue::{issue, Issuance, Issuer, Profile};
-use kpki::x509::keys::{KeyAlgorithm, PrivateKey};
+use kpki::internal::ops::nodes::{NoProgress, NodeIssuer, NodeReader};
+use kpki::internal::x509::issue::{issue, Issuance, Issuer, Profile};
+use kpki::internal::x509::keys::{KeyAlgorithm, PrivateKey};
 use kpki::{Kpki, Run};
 
 /// The 16 keys of a default tree: 3 CAs, 7 leaves, sa, 5 kubeconfigs.
@@ -30,19 +30,17 @@ fn measuring() -> bool {
 }
 
 fn args(dir: &Path, alg: KeyAlgorithm) -> InputArgs {
-    InputArgs {
-        cert_dir: Some(dir.join("pki")),
-        node_name: Some("cp-1".into()),
-        advertise_address: Some("10.0.0.10".into()),
-        control_plane_endpoint: Some("k8s.example.internal:6443".into()),
-        encryption_algorithm: Some(alg.name().into()),
-        ..Default::default()
-    }
+    let mut a = InputArgs::for_cert_dir(dir.join("pki"));
+    a.node_name = Some("cp-1".into());
+    a.advertise_address = Some([10, 0, 0, 10].into());
+    a.control_plane_endpoint = Some("k8s.example.internal:6443".into());
+    a.key_algorithm = Some(alg);
+    a
 }
 
 fn init_tree(dir: &Path, alg: KeyAlgorithm) -> Kpki {
     let kpki = Kpki::new(None, &args(dir, alg)).expect("inputs");
-    kpki.init(&Default::default(), &Run::now(), false)
+    kpki.init(&Default::default(), &Run::now(), kpki::Mode::Apply)
         .expect("init");
     kpki
 }
@@ -88,9 +86,10 @@ fn verify(c: &mut Criterion) {
             b.iter(|| {
                 // What `kpki verify` does after parsing its flags.
                 let inputs = Inputs::from_args(&a).expect("inputs");
-                let desired = kpki::model::resolve::resolve(&spec, &inputs).expect("resolve");
-                let disk = kpki::disk::observe(&desired);
-                let report = kpki::views::verify::verify(
+                let desired =
+                    kpki::internal::model::resolve::resolve(&spec, &inputs).expect("resolve");
+                let disk = kpki::internal::disk::observe(&desired);
+                let report = kpki::internal::views::verify::verify(
                     &desired,
                     &disk,
                     time::OffsetDateTime::now_utc(),

@@ -9,7 +9,7 @@
 //! Usage: `keygen_floor [RSA-2048|ECDSA-P256|...] [ROUNDS] [CORES]` (defaults: RSA-2048, 10, all).
 //! Output: one line of `key=value` pairs.
 
-use kpki::x509::keys::{KeyAlgorithm, PrivateKey};
+use kpki::internal::x509::keys::{KeyAlgorithm, PrivateKey};
 
 const TREE_KEYS: usize = 16;
 

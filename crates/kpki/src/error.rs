@@ -44,6 +44,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A file or directory could not be read, written, renamed or locked: the operating
+    /// system's error is the source.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An entry on disk conflicts with the spec and inputs, so `init` refuses to touch the tree.
     #[error("{}{message}", conflict_prefix(path, entry))]
     Conflict {
@@ -77,6 +87,13 @@ impl Error {
         Error::File {
             path: path.into(),
             message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
         }
     }
 

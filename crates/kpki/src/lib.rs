@@ -22,27 +22,24 @@
 //! An installer makes a tree, checks it, and issues credentials for workers:
 //!
 //! ```
-//! use kpki::{inputs::InputArgs, Kpki, Run};
+//! use kpki::{InputArgs, Kpki, Run};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let args = InputArgs {
-//!     cert_dir: Some(dir.path().join("pki")),
-//!     node_name: Some("cp-1".into()),
-//!     advertise_address: Some("10.0.0.10".into()),
-//!     encryption_algorithm: Some("ECDSA-P256".into()),
-//!     ..Default::default()
-//! };
+//! let mut args = InputArgs::for_cert_dir(dir.path().join("pki"));
+//! args.node_name = Some("cp-1".into());
+//! args.advertise_address = Some([10, 0, 0, 10].into());
+//! args.key_algorithm = Some(kpki::KeyAlgorithm::EcdsaP256);
 //! let kpki = Kpki::new(None, &args)?;
 //! let run = Run::now();
-//! let report = kpki.init(&kpki::plan::Options::default(), &run, false)?;
+//! let report = kpki.init(&kpki::plan::Options::default(), &run, kpki::Mode::Apply)?;
 //! assert!(report.written.iter().any(|w| w.path.ends_with("pki/ca.crt")));
 //!
 //! // The same judge that planned the tree finds nothing wrong with it.
-//! let audit = kpki.verify(&kpki::assess::Options::default(), &run)?;
+//! let audit = kpki.verify(&kpki::verify::Options::default(), &run)?;
 //! assert_eq!(audit.summary.errors, 0);
 //!
 //! // A second init changes nothing.
-//! let again = kpki.init(&kpki::plan::Options::default(), &run, false)?;
+//! let again = kpki.init(&kpki::plan::Options::default(), &run, kpki::Mode::Apply)?;
 //! assert!(again.plan.is_noop() && again.written.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -50,26 +47,82 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod apply;
-pub mod assess;
-pub mod disk;
-pub mod entropy;
-pub mod error;
+// The pipeline's stages are private; the facade below and the public namespaces re-export what
+// an installer needs, so internals can move without breaking anyone.
+mod error;
 pub mod inputs;
-pub mod kubeconfig;
-pub mod limits;
-pub mod model;
-pub mod ops;
+pub mod parse;
 pub mod plan;
 pub mod text;
-pub mod views;
-pub mod x509;
+
+use internal::{apply, assess, disk, entropy, kubeconfig, limits, model, ops, views, x509};
+
+pub use entropy::FixedEntropy;
+pub use entropy::{Entropy, SystemEntropy};
+pub use error::{Error, Result};
+pub use inputs::{InputArgs, Role};
+pub use model::resolve::{Desired, Entry};
+pub use model::spec::{Spec, DEFAULT_SPEC};
+pub use x509::keys::KeyAlgorithm;
+
+/// Audits of a tree: findings with stable codes (docs/findings.md), the human table and JSON.
+pub mod verify {
+    pub use crate::assess::codes::{Code, Finding, Remedy, Severity, CODES};
+    pub use crate::assess::{Options, DEFAULT_WARN_WITHIN};
+    pub use crate::views::verify::check_dirs;
+    pub use crate::views::verify::{render_text, Report, Summary, API_VERSION, KIND};
+}
+
+/// kubeadm's `certs check-expiration` tables, from the same assessment.
+pub mod expiration {
+    pub use crate::views::expiration::*;
+}
+
+/// Range checks of run-time settings the CLI takes as flags.
+pub mod checks {
+    pub use crate::limits::{check_jobs, check_now};
+}
+
+/// Operating views: Prometheus metrics, the tree picture, the HTML report, renew-if-due.
+pub mod operate {
+    pub use crate::ops::renew_due;
+    pub use crate::ops::renew_due::{Candidate, Outcome, RenewIfDue, Selection, Status};
+    pub use crate::views::{html, metrics, picture};
+}
+
+/// Per-node kubelet credentials in bulk (`kpki nodes`).
+pub mod nodes {
+    pub use crate::ops::nodes::list::{open_nodes, Node, NodeReader};
+    pub use crate::ops::nodes::{
+        LineError, NoProgress, NodeError, NodeIssuer, NodeReport, NodeStatus, Progress, Summary,
+    };
+}
+
+/// The join bundle: kubeadm's encrypted `kubeadm-certs` Secret (`upload-certs`).
+pub mod bundle {
+    pub use crate::ops::bundle::{
+        CertificateKey, InstallOptions, Installed, Layout, Owner, Upload,
+    };
+}
+
+/// Kubeconfigs for people and bootstrapping kubelets (`kpki kubeconfig user|bootstrap`).
+pub mod kubeconfigs {
+    pub use crate::ops::token::BootstrapToken;
+    pub use crate::ops::user::UserRequest;
+    pub use crate::ops::{token, user};
+}
+
+/// Files kpki wrote.
+pub use apply::Written;
+
+/// The pipeline's stages. Hidden: the crate's own fuzz targets, benchmarks and tests reach the
+/// parsers and primitives they exercise through here. Not part of the API: anything in it may
+/// change in any release; use the facade above.
+#[doc(hidden)]
+pub mod internal;
 
 use std::path::Path;
 
-pub use error::{Error, Result};
-
-use entropy::{Entropy, SystemEntropy};
 use time::OffsetDateTime;
 
 /// How an operation runs: the injected clock, randomness and parallelism.
@@ -95,7 +148,37 @@ impl Run<'static> {
     }
 }
 
-/// What `init` did (or, with `dry_run`, would do).
+/// Whether a writing command writes or only plans and checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Lock the tree, plan, check, write.
+    #[default]
+    Apply,
+    /// Plan and check only: no lock, no directory, no file.
+    DryRun,
+}
+
+/// Which SANs a renewal puts in a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sans {
+    /// The SANs the spec and inputs give (kubeadm's `certs renew`).
+    #[default]
+    FromInputs,
+    /// The SANs of the certificate being replaced, whatever the inputs say.
+    KeepExisting,
+}
+
+/// Which credentials [`Kpki::node_issuer`] issues per node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NodeCredentials {
+    /// The kubelet client kubeconfig.
+    #[default]
+    Client,
+    /// The client kubeconfig and the spec's `[node.serving]` certificate.
+    ClientAndServing,
+}
+
+/// What `init` did (or, in [`Mode::DryRun`], would do).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InitReport {
     /// The plan, one step per entry.
@@ -182,6 +265,34 @@ impl Kpki {
         Kpki::from_parts(spec, inputs)
     }
 
+    /// The Prometheus text exposition of the tree (x509-certificate-exporter's series plus
+    /// `kpki_finding`), from a verify report made at `now`.
+    pub fn metrics(&self, report: &views::verify::Report, now: OffsetDateTime) -> String {
+        views::metrics::collect(&self.desired, report, now).render()
+    }
+
+    /// The tree's picture (CA -> leaves -> kubeconfigs -> node credentials) with `report`'s
+    /// findings on their entries; `nodes` from [`Kpki::node_credentials`].
+    pub fn picture(
+        &self,
+        report: &views::verify::Report,
+        now: OffsetDateTime,
+        warn_within: time::Duration,
+        nodes: Option<views::picture::NodeCredentials>,
+    ) -> views::picture::Picture {
+        let disk = disk::observe(&self.desired);
+        views::picture::build(&self.desired, &disk, report, now, warn_within, nodes)
+    }
+
+    /// The node credentials `kpki nodes --nodes FILE --out-dir DIR` wrote, for the picture.
+    pub fn node_credentials(
+        &self,
+        nodes_file: &Path,
+        dir: &Path,
+    ) -> Result<views::picture::NodeCredentials> {
+        views::picture::read_node_credentials(&self.spec, &self.desired.inputs, nodes_file, dir)
+    }
+
     /// kubeadm's `certs check-expiration`: when each certificate expires, from the same
     /// assessment `verify` reports. An unreadable file is an error naming it.
     pub fn expiration(
@@ -203,11 +314,11 @@ impl Kpki {
     /// Creates what is missing and keeps what is right; refuses (writing nothing) when anything
     /// on disk conflicts with the spec. Re-running on a complete tree changes no byte.
     /// With `--join` (`inputs.join`), the bundle entries (CAs, sa) must already be there.
-    pub fn init(&self, opts: &plan::Options, run: &Run<'_>, dry_run: bool) -> Result<InitReport> {
+    pub fn init(&self, opts: &plan::Options, run: &Run<'_>, mode: Mode) -> Result<InitReport> {
         if self.desired.inputs.join {
             ops::bundle::check_joinable(&self.spec, &self.desired)?;
         }
-        self.execute(opts, run, dry_run, |_, desired| desired.clone())
+        self.execute(opts, run, mode, |_, desired| desired.clone())
     }
 
     /// Lock, recover an interrupted pair replacement, observe, plan (on the desired entries as
@@ -217,9 +328,10 @@ impl Kpki {
         &self,
         opts: &plan::Options,
         run: &Run<'_>,
-        dry_run: bool,
+        mode: Mode,
         adjust: impl Fn(&disk::Disk, &model::resolve::Desired) -> model::resolve::Desired,
     ) -> Result<InitReport> {
+        let dry_run = mode == Mode::DryRun;
         let dir_mode = match opts.view {
             plan::View::Csr => 0o700,
             _ => self.desired.modes.dir,
@@ -293,9 +405,9 @@ impl Kpki {
     pub fn renew(
         &self,
         targets: &[String],
-        keep_sans: bool,
+        sans: Sans,
         run: &Run<'_>,
-        dry_run: bool,
+        mode: Mode,
     ) -> Result<InitReport> {
         let known = self.renewable();
         let mut names = Vec::new();
@@ -321,18 +433,13 @@ impl Kpki {
             });
         }
         names.dedup();
-        self.execute(
-            &plan::Options::renew(names),
-            run,
-            dry_run,
-            |disk, desired| {
-                let mut desired = desired.clone();
-                if keep_sans {
-                    keep_existing_sans(&mut desired, disk);
-                }
-                desired
-            },
-        )
+        self.execute(&plan::Options::renew(names), run, mode, |disk, desired| {
+            let mut desired = desired.clone();
+            if sans == Sans::KeepExisting {
+                keep_existing_sans(&mut desired, disk);
+            }
+            desired
+        })
     }
 
     /// Writes a key and a CSR for every leaf (`<path>.key`, `<path>.csr`) and, for every kubeconfig,
@@ -341,7 +448,7 @@ impl Kpki {
     /// the lock before the first write).
     pub fn generate_csr(&self, run: &Run<'_>) -> Result<Vec<apply::Written>> {
         Ok(self
-            .execute(&plan::Options::csr(), run, false, |_, d| d.clone())?
+            .execute(&plan::Options::csr(), run, Mode::Apply, |_, d| d.clone())?
             .written)
     }
 }
@@ -482,7 +589,12 @@ impl Kpki {
 
     /// The bulk issuer of node credentials (`[node]`) into `out_dir`, with this instance's lock
     /// timeout and directory policy.
-    pub fn node_issuer(&self, out_dir: &Path, serving: bool) -> Result<ops::nodes::NodeIssuer> {
+    pub fn node_issuer(
+        &self,
+        out_dir: &Path,
+        credentials: NodeCredentials,
+    ) -> Result<ops::nodes::NodeIssuer> {
+        let serving = credentials == NodeCredentials::ClientAndServing;
         let mut n =
             ops::nodes::NodeIssuer::new(&self.spec, self.desired.inputs.clone(), out_dir, serving)?;
         n.lock_timeout = self.lock_timeout;
@@ -588,7 +700,7 @@ pub(crate) fn client_inputs(
     let no_address = args.advertise_address.is_none() && cfg.advertise_address.is_none();
     if no_address && has_endpoint && server == "control_plane" {
         // A stand-in from TEST-NET-1 (RFC 5737): never written, since the server is the endpoint.
-        args.advertise_address = Some("192.0.2.1".into());
+        args.advertise_address = Some(std::net::IpAddr::from([192, 0, 2, 1]));
     }
     let i = inputs::Inputs::discovered_from_tree(spec, &args)?;
     if matches!(

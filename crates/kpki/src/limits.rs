@@ -98,9 +98,9 @@ pub fn read_capped(path: &Path, cap: u64, streams: bool) -> Result<Option<Vec<u8
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
+        Err(e) => return Err(Error::io(path, e)),
     };
-    let m = f.metadata().map_err(|e| Error::file(path, e))?;
+    let m = f.metadata().map_err(|e| Error::io(path, e))?;
     if m.is_dir() {
         return Err(Error::file(path, "is a directory, expected a file"));
     }
@@ -126,7 +126,7 @@ pub fn read_capped(path: &Path, cap: u64, streams: bool) -> Result<Option<Vec<u8
     let mut buf = Vec::new();
     f.take(cap + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::file(path, e))?;
+        .map_err(|e| Error::io(path, e))?;
     if buf.len() as u64 > cap {
         return Err(too_big(None));
     }

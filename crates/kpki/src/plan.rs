@@ -165,10 +165,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// `init`'s options.
-    pub fn init(regenerate_drifted: bool) -> Options {
+    /// `init --regenerate-drifted`'s options: entries with errors a re-issue cures are
+    /// regenerated instead of refused.
+    pub fn regenerating_drifted() -> Options {
         Options {
-            regenerate_drifted,
+            regenerate_drifted: true,
             ..Default::default()
         }
     }
@@ -1026,8 +1027,8 @@ mod tests {
         let args = InputArgs {
             cert_dir: Some(dir.join("pki")),
             node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
-            encryption_algorithm: Some("ECDSA-P256".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
+            key_algorithm: Some(crate::KeyAlgorithm::EcdsaP256),
             ..Default::default()
         };
         let k = Kpki::new(None, &args).expect("inputs");
@@ -1037,7 +1038,8 @@ mod tests {
             entropy: &e,
             jobs: 1,
         };
-        k.init(&Options::default(), &run, false).expect("init");
+        k.init(&Options::default(), &run, crate::Mode::Apply)
+            .expect("init");
         let disk = crate::disk::observe(&k.desired);
         (k, disk)
     }
@@ -1069,7 +1071,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let (k, base) = tree(dir.path());
         let init = Options::default();
-        let regen = Options::init(true);
+        let regen = Options::regenerating_drifted();
         let renew = Options::renew(vec!["apiserver".into()]);
         let csr = Options::csr();
         let nodes = Options {

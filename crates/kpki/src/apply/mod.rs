@@ -155,7 +155,7 @@ pub fn remove_temporaries(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
             && name.ends_with(".kpki-tmp")
             && f.file_type().map(|t| t.is_file()).unwrap_or(false)
         {
-            std::fs::remove_file(f.path()).map_err(|e| Error::file(f.path(), e))?;
+            std::fs::remove_file(f.path()).map_err(|e| Error::io(f.path(), e))?;
             removed.push(f.path());
         }
     }
@@ -179,10 +179,10 @@ pub fn recover_pair(cert: &std::path::Path, key: &std::path::Path) -> Result<Opt
         _ => false,
     };
     if roll_forward {
-        std::fs::rename(&staged, cert).map_err(|e| Error::file(cert, e))?;
+        std::fs::rename(&staged, cert).map_err(|e| Error::io(cert, e))?;
         Ok(Some(cert.to_path_buf()))
     } else {
-        std::fs::remove_file(&staged).map_err(|e| Error::file(&staged, e))?;
+        std::fs::remove_file(&staged).map_err(|e| Error::io(&staged, e))?;
         Ok(Some(staged))
     }
 }
@@ -238,20 +238,7 @@ fn generate_keys(
     keys.into_iter().collect()
 }
 
-/// Applies `plan` (which must have no errors) to the tree described by `desired`.
-/// With `backups`, files replaced by a renewal are first copied to `<file>.bak-<UTC stamp>`.
-pub fn apply(
-    desired: &Desired,
-    disk: &Disk,
-    plan: &Plan,
-    ctx: &Context<'_>,
-    backups: bool,
-) -> Result<Vec<Written>> {
-    let policy = crate::apply::write::WritePolicy::for_tree(desired, false);
-    apply_with_policy(desired, disk, plan, ctx, backups, policy)
-}
-
-/// [`apply`] with the caller's write policy: its roots, the files it protects, and
+/// Applies `plan` (which must have no errors) with the caller's write policy: its roots, the files it protects, and
 /// `--allow-insecure-dir`. Every file the plan writes passes [`WritePolicy::check`] before the
 /// first byte is written, so a refused run leaves no backups or staged certificates behind.
 ///
@@ -810,7 +797,7 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
         match (p, &o.rename_from) {
             (Some(p), _) => p.commit()?,
             (None, Some(from)) => {
-                std::fs::rename(from, &o.path).map_err(|e| Error::file(&o.path, e))?
+                std::fs::rename(from, &o.path).map_err(|e| Error::io(&o.path, e))?
             }
             (None, None) if o.chmod_only => crate::apply::write::set_mode(&o.path, o.mode)?,
             (None, None) => {}

@@ -31,7 +31,7 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     }
     match fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::file(dir, e)),
+            .map_err(|e| Error::io(dir, e)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(Error::file(dir, format!("cannot create directory: {e}"))),
     }
@@ -81,8 +81,8 @@ pub fn stage(
     // Set the final mode on the descriptor before any byte is written (umask may have narrowed it).
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::file(path, e))?;
-    tmp.write_all(data).map_err(|e| Error::file(path, e))?;
+        .map_err(|e| Error::io(path, e))?;
+    tmp.write_all(data).map_err(|e| Error::io(path, e))?;
     Ok(Pending {
         tmp,
         path: path.to_path_buf(),
@@ -96,12 +96,7 @@ impl Pending {
         self.tmp
             .as_file()
             .sync_all()
-            .map_err(|e| Error::file(&self.path, e))
-    }
-
-    /// The final path.
-    pub fn path(&self) -> &Path {
-        &self.path
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     /// Renames the temporary file over the final name (no-clobber for [`Replace::Never`]).
@@ -130,7 +125,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Flushes every dirty file of the file system holding `dir` in one go (syncfs): one journal
 /// commit instead of one per file.
 pub fn sync_filesystem(dir: &Path) -> Result<()> {
-    let f = fs::File::open(dir).map_err(|e| Error::file(dir, e))?;
+    let f = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
     rustix::fs::syncfs(&f)
         .map_err(|e| Error::file(dir, format!("cannot flush the file system: {e}")))
 }
@@ -169,7 +164,7 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
         )
         .open(path)
         .map_err(|e| Error::file(path, format!("cannot open to set its mode: {e}")))?;
-    let m = f.metadata().map_err(|e| Error::file(path, e))?;
+    let m = f.metadata().map_err(|e| Error::io(path, e))?;
     if !m.is_file() {
         return Err(Error::file(
             path,
@@ -177,7 +172,7 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
         ));
     }
     f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::file(path, e))
+        .map_err(|e| Error::io(path, e))
 }
 
 /// An exclusive advisory lock (flock) on a directory, held until dropped, so two kpki processes
@@ -190,7 +185,7 @@ pub struct DirLock {
 /// Takes the lock on `dir` (created if missing), waiting up to `timeout`.
 pub fn lock_dir(dir: &Path, dir_mode: u32, timeout: std::time::Duration) -> Result<DirLock> {
     ensure_dir(dir, dir_mode)?;
-    let file = fs::File::open(dir).map_err(|e| Error::file(dir, e))?;
+    let file = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
     let start = std::time::Instant::now();
     loop {
         match file.try_lock() {
@@ -415,17 +410,6 @@ impl WritePolicy {
         }
     }
 
-    /// Checks the roots and their ancestors ([`check_dir_secure`]) unless `--allow-insecure-dir`.
-    /// Run before anything is created.
-    pub fn check_roots(&self) -> Result<()> {
-        if !self.allow_insecure_dir {
-            for r in &self.roots {
-                check_dir_secure(r)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Checks every planned write (see [`WritePolicy`]); the first problem is the error.
     pub fn check(&self, writes: &[PlannedWrite<'_>]) -> Result<()> {
         use crate::model::layout::normalize;
@@ -517,7 +501,7 @@ impl WritePolicy {
             let m = match fs::symlink_metadata(&d) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(Error::file(&d, e)),
+                Err(e) => return Err(Error::io(&d, e)),
             };
             if m.file_type().is_symlink() {
                 let to = fs::read_link(&d)

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use time::{Duration, OffsetDateTime};
 
-pub use codes::{Code, Finding, Remedy, Severity, CODES};
+pub use codes::{Code, Finding, Remedy, Severity};
 
 use crate::disk::read::{CertFile, KeyFile, Observed};
 use crate::disk::{Disk, KubeconfigFile, Seen};
@@ -416,11 +416,6 @@ impl Assessor {
             .find(|(input, _)| origin.split(" / ").any(|o| o == input.as_str()))
             .map(|(_, fix)| fix.clone())
             .unwrap_or_else(|| default.to_string())
-    }
-
-    /// What the CA `name` offers, as assessed so far.
-    pub fn ca(&self, name: &str) -> Option<&CaView> {
-        self.cas.get(name)
     }
 
     fn ca_external(&self, ca: Option<&str>) -> bool {
@@ -1746,7 +1741,7 @@ mod tests {
     fn codes_are_unique_and_documented() {
         let docs = include_str!("../../../../docs/findings.md");
         let mut seen = BTreeSet::new();
-        for (code, name, sev, rule) in CODES {
+        for (code, name, sev, rule) in codes::CODES {
             assert!(seen.insert(*name), "duplicate code {name}");
             assert_eq!(Code::parse(name), Some(*code));
             assert!(!rule.is_empty(), "{name} cites no rule");

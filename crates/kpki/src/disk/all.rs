@@ -166,6 +166,7 @@ fn embedded(
 fn message(e: &crate::Error) -> String {
     match e {
         crate::Error::File { message, .. } => message.clone(),
+        crate::Error::Io { source, .. } => source.to_string(),
         other => other.to_string(),
     }
 }

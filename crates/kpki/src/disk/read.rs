@@ -190,6 +190,7 @@ pub fn read_public_key(path: &Path) -> Observed<(Vec<u8>, u32)> {
 pub fn error_message(e: &Error) -> String {
     match e {
         Error::File { message, .. } => message.clone(),
+        Error::Io { source, .. } => source.to_string(),
         other => other.to_string(),
     }
 }

@@ -54,11 +54,6 @@ impl Discovery {
             None => self.facts.push(f),
         }
     }
-
-    /// The value the tree gives for an input.
-    pub fn get(&self, input: &str) -> Option<&Fact> {
-        self.facts.iter().find(|f| f.input == input)
-    }
 }
 
 /// The input a template variable is set by.
@@ -273,32 +268,34 @@ pub fn fill(
     let mut notes = Vec::new();
     let given_ecdsa = cfg.public_keys_ecdsa.is_some();
     for f in &d.facts {
-        let (slot, config_value): (&mut Option<String>, Option<String>) = match f.input {
-            "--node-name" => (&mut out.node_name, cfg.node_name.clone()),
-            "--service-dns-domain" => (&mut out.service_dns_domain, cfg.dns_domain.clone()),
-            "--cluster-name" => (&mut out.cluster_name, cfg.cluster_name.clone()),
-            "--apiserver-advertise-address" => {
-                (&mut out.advertise_address, cfg.advertise_address.clone())
+        let given: Option<String> = match f.input {
+            "--node-name" => out.node_name.clone().or(cfg.node_name.clone()),
+            "--service-dns-domain" => out.service_dns_domain.clone().or(cfg.dns_domain.clone()),
+            "--cluster-name" => out.cluster_name.clone().or(cfg.cluster_name.clone()),
+            "--apiserver-advertise-address" => out
+                .advertise_address
+                .map(|ip| ip.to_string())
+                .or(cfg.advertise_address.clone()),
+            "--apiserver-bind-port" => out.bind_port.or(cfg.bind_port).map(|p| p.to_string()),
+            "--control-plane-endpoint" => out
+                .control_plane_endpoint
+                .clone()
+                .or(cfg.control_plane_endpoint.clone()),
+            "--encryption-algorithm" => {
+                out.key_algorithm.map(|a| a.name().to_string()).or_else(|| {
+                    cfg.encryption_algorithm
+                        .clone()
+                        .filter(|a| !a.is_empty())
+                        .or_else(|| given_ecdsa.then(String::new))
+                })
             }
-            "--apiserver-bind-port" => (&mut out.bind_port, cfg.bind_port.map(|p| p.to_string())),
-            "--control-plane-endpoint" => (
-                &mut out.control_plane_endpoint,
-                cfg.control_plane_endpoint.clone(),
-            ),
-            "--encryption-algorithm" => (
-                &mut out.encryption_algorithm,
-                cfg.encryption_algorithm
-                    .clone()
-                    .filter(|a| !a.is_empty())
-                    .or_else(|| given_ecdsa.then(String::new)),
-            ),
             _ => continue,
         };
-        let given = slot.clone().or(config_value);
         match given {
             None => {
-                *slot = Some(f.value.clone());
-                used.push(f.clone());
+                if set_from_fact(&mut out, f) {
+                    used.push(f.clone());
+                }
             }
             Some(g) if f.input == "--node-name" && g.trim().to_lowercase() != f.value => {
                 notes.push(Finding {
@@ -340,6 +337,32 @@ pub fn fill(
         });
     }
     (out, used, notes)
+}
+
+/// Sets the input a fact read from the tree stands for; false when the tree's text is not a
+/// valid value (the input then stays unset and its default applies).
+fn set_from_fact(out: &mut InputArgs, f: &Fact) -> bool {
+    let v = f.value.as_str();
+    match f.input {
+        "--node-name" => out.node_name = Some(v.to_string()),
+        "--service-dns-domain" => out.service_dns_domain = Some(v.to_string()),
+        "--cluster-name" => out.cluster_name = Some(v.to_string()),
+        "--control-plane-endpoint" => out.control_plane_endpoint = Some(v.to_string()),
+        "--apiserver-advertise-address" => match crate::inputs::parse_ip(v) {
+            Ok(ip) => out.advertise_address = Some(ip),
+            Err(_) => return false,
+        },
+        "--apiserver-bind-port" => match crate::inputs::parse_port(v) {
+            Ok(p) => out.bind_port = Some(p),
+            Err(_) => return false,
+        },
+        "--encryption-algorithm" => match v.parse() {
+            Ok(a) => out.key_algorithm = Some(a),
+            Err(_) => return false,
+        },
+        _ => return false,
+    }
+    true
 }
 
 #[cfg(test)]

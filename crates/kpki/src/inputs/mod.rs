@@ -1,21 +1,27 @@
 //! Cluster inputs: kubeadm's flags and config fields, validated and defaulted.
 //!
-//! The CLI hands over raw strings ([`InputArgs`]) so that every validation message names the flag
-//! or config field it came from, and so that installers calling the library get the same checks.
-//! Resolution picks the target kubeadm version ([`version`]), reads and validates the config for it
-//! ([`config`]), merges flags over the file (flags override scalars; `--apiserver-cert-extra-sans`
+//! Installers and the CLI hand over typed values ([`InputArgs`]; the CLI parses its flags with
+//! [`crate::parse`]); resolution validates them with the config file's values, naming the flag or
+//! config field at fault, so installers get the same checks as the command line.
+//! Resolution picks the target kubeadm version (`version`), reads and validates the config for it
+//! (`config`), merges flags over the file (flags override scalars; `--apiserver-cert-extra-sans`
 //! adds to `apiServer.certSANs`), detects the advertise address like kubeadm when nothing gives one
-//! ([`detect`]), and records where every value came from ([`origin`]).
+//! (`detect`), and records where every value came from ([`Origin`]).
 
+#[doc(hidden)]
 pub mod config;
-pub mod detect;
-pub mod discover;
-pub mod duration;
-pub mod origin;
-pub mod version;
+pub(crate) mod detect;
+pub(crate) mod discover;
+pub(crate) mod duration;
+pub(crate) mod origin;
+pub(crate) mod version;
+
+pub use discover::Fact;
+pub use origin::Origin;
+pub use version::Target;
 
 /// The config reader's former name.
-pub use config as kubeadm_config;
+pub(crate) use config as kubeadm_config;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -27,8 +33,6 @@ use time::Duration;
 use crate::error::{Error, Result};
 use crate::inputs::config::KubeadmConfig;
 use crate::inputs::detect::{Detected, NetState};
-use crate::inputs::origin::Origin;
-use crate::inputs::version::Target;
 use crate::x509::keys::KeyAlgorithm;
 
 /// kubeadm's default certificate validity (8760h).
@@ -40,8 +44,13 @@ pub const BACKDATE: Duration = Duration::minutes(5);
 /// kubeadm's kubeconfig directory; `certificatesDir` does not move it.
 pub const DEFAULT_KUBECONFIG_DIR: &str = "/etc/kubernetes";
 
-/// Raw, unvalidated inputs as given on the command line (kubeadm's flag names).
+/// The cluster inputs an installer (or the CLI's flag layer) gives, typed; kubeadm's flag names
+/// are in the field docs. Everything left `None` comes from the kubeadm config file named by
+/// `config`, then from what an existing tree says, then from kubeadm's defaults.
+///
+/// String parsing lives in one flag layer ([`crate::parse`]); this type holds values only.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct InputArgs {
     /// `--cert-dir` / `--out`.
     pub cert_dir: Option<PathBuf>,
@@ -53,29 +62,52 @@ pub struct InputArgs {
     pub kubeadm_version: Option<String>,
     /// `--node-name`.
     pub node_name: Option<String>,
-    /// `--apiserver-advertise-address`.
-    pub advertise_address: Option<String>,
+    /// `--apiserver-advertise-address` (unspecified `0.0.0.0`/`::` means: detect, as kubeadm).
+    pub advertise_address: Option<IpAddr>,
     /// `--apiserver-bind-port`.
-    pub bind_port: Option<String>,
-    /// `--control-plane-endpoint`.
+    pub bind_port: Option<u16>,
+    /// `--control-plane-endpoint`: `host[:port]`, the port defaulting to the bind port.
     pub control_plane_endpoint: Option<String>,
     /// `--apiserver-cert-extra-sans` (each value may itself be a comma list); added to the config
     /// file's `apiServer.certSANs`.
     pub apiserver_cert_extra_sans: Vec<String>,
-    /// `--service-cidr`.
-    pub service_cidr: Option<String>,
+    /// `--service-cidr`: one CIDR, or two of different families (dual-stack).
+    pub service_cidrs: Option<Vec<IpNet>>,
     /// `--service-dns-domain`.
     pub service_dns_domain: Option<String>,
     /// `--cluster-name`.
     pub cluster_name: Option<String>,
     /// `--encryption-algorithm`.
-    pub encryption_algorithm: Option<String>,
-    /// `--cert-validity` (Go duration).
-    pub cert_validity: Option<String>,
-    /// `--ca-validity` (Go duration).
-    pub ca_validity: Option<String>,
-    /// `--join`: this node joins an existing control plane (`kubeadm join --control-plane`).
-    pub join: bool,
+    pub key_algorithm: Option<KeyAlgorithm>,
+    /// `--cert-validity`.
+    pub cert_validity: Option<Duration>,
+    /// `--ca-validity`.
+    pub ca_validity: Option<Duration>,
+    /// `--join`: which control-plane node this is.
+    pub role: Role,
+}
+
+/// Which control-plane node a tree is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// The first control-plane node (`kubeadm init`): it makes the CAs.
+    #[default]
+    FirstControlPlane,
+    /// A control-plane node joining an existing cluster (`kubeadm join --control-plane`): the CAs
+    /// and sa keys must already be there, no super-admin.conf or kubelet.conf is written.
+    JoiningControlPlane,
+}
+
+impl InputArgs {
+    /// Inputs that only name the certificate directory: everything else from the config, the
+    /// tree or kubeadm's defaults.
+    pub fn for_cert_dir(cert_dir: impl Into<PathBuf>) -> InputArgs {
+        InputArgs {
+            cert_dir: Some(cert_dir.into()),
+            ..InputArgs::default()
+        }
+    }
 }
 
 /// A `host:port` endpoint.
@@ -187,12 +219,12 @@ impl Inputs {
     pub fn names_only(args: &InputArgs) -> Result<Inputs> {
         let cfg = load_config(args.config.as_deref())?;
         let mut args = args.clone();
-        let unset = |a: &Option<String>| {
-            a.as_deref()
-                .is_none_or(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
-        };
-        if unset(&args.advertise_address) && unset(&cfg.advertise_address) {
-            args.advertise_address = Some("192.0.2.1".into());
+        let unset_cfg = cfg
+            .advertise_address
+            .as_deref()
+            .is_none_or(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()));
+        if args.advertise_address.is_none_or(|ip| ip.is_unspecified()) && unset_cfg {
+            args.advertise_address = Some(IpAddr::from([192, 0, 2, 1]));
         }
         if args.node_name.is_none() && cfg.node_name.is_none() && hostname().is_none() {
             args.node_name = Some("node".into());
@@ -206,13 +238,14 @@ impl Inputs {
     }
 
     /// Like [`Inputs::from_args`] with an already parsed config; detection reads this host.
+    #[doc(hidden)]
     pub fn resolve(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
         Inputs::resolve_with(args, cfg, &NetState::system)
     }
 
     /// Like [`Inputs::resolve`], reading the network state for advertise-address detection from
     /// `net` (called only when detection is needed).
-    pub fn resolve_with(
+    pub(crate) fn resolve_with(
         args: &InputArgs,
         cfg: &KubeadmConfig,
         net: &dyn Fn() -> std::result::Result<NetState, String>,
@@ -303,15 +336,16 @@ impl Inputs {
 
         // Advertise address: flag > config > detection. An unspecified address (0.0.0.0, ::)
         // means "detect", as in kubeadm's dynamic defaulting.
-        let (adv, adv_field) = pick(
-            &args.advertise_address,
-            "--apiserver-advertise-address",
-            &cfg.advertise_address,
-            "localAPIEndpoint.advertiseAddress",
-        );
-        let given = match adv {
-            Some(a) => Some(parse_ip(a).map_err(|m| Error::input(adv_field, m))?),
-            None => None,
+        let (given, adv_field) = match (&args.advertise_address, &cfg.advertise_address) {
+            (Some(ip), _) => (Some(ip.to_canonical()), "--apiserver-advertise-address"),
+            (None, Some(a)) => {
+                let field = "localAPIEndpoint.advertiseAddress";
+                (
+                    Some(parse_ip(a).map_err(|m| Error::input(field, m))?),
+                    field,
+                )
+            }
+            (None, None) => (None, "--apiserver-advertise-address"),
         };
         let mut detected = None;
         let advertise_address = match given {
@@ -352,10 +386,13 @@ impl Inputs {
             ));
         }
 
-        let bind_port = match &args.bind_port {
+        let bind_port = match args.bind_port {
             Some(p) => {
                 origins.insert("bind_port".into(), Origin::flag("--apiserver-bind-port"));
-                parse_port(p).map_err(|m| Error::input("--apiserver-bind-port", m))?
+                if p == 0 {
+                    return Err(Error::input("--apiserver-bind-port", "port 0 is not valid"));
+                }
+                p
             }
             None => match cfg.bind_port {
                 Some(p) => {
@@ -392,18 +429,21 @@ impl Inputs {
             _ => None,
         };
 
-        let (cidr, cidr_field) = pick(
-            &args.service_cidr,
-            "--service-cidr",
-            &cfg.service_subnet,
-            "networking.serviceSubnet",
-        );
-        origins.insert(
-            "service_cidrs".into(),
-            cidr.map_or(Origin::Default, |_| origin_of(cidr_field, &from_cfg)),
-        );
-        let service_cidrs = parse_cidrs(cidr.map(String::as_str).unwrap_or("10.96.0.0/12"))
-            .map_err(|m| Error::input(cidr_field, m))?;
+        let service_cidrs = match (&args.service_cidrs, &cfg.service_subnet) {
+            (Some(nets), _) => {
+                origins.insert("service_cidrs".into(), Origin::flag("--service-cidr"));
+                check_cidrs(nets).map_err(|m| Error::input("--service-cidr", m))?;
+                nets.clone()
+            }
+            (None, Some(c)) => {
+                origins.insert("service_cidrs".into(), from_cfg("networking.serviceSubnet"));
+                parse_cidrs(c).map_err(|m| Error::input("networking.serviceSubnet", m))?
+            }
+            (None, None) => {
+                origins.insert("service_cidrs".into(), Origin::Default);
+                parse_cidrs("10.96.0.0/12").map_err(|m| Error::input("--service-cidr", m))?
+            }
+        };
 
         let (dom, dom_field) = pick(
             &args.service_dns_domain,
@@ -477,15 +517,11 @@ impl Inputs {
         // kubeadm's EncryptionAlgorithmType(): the PublicKeysECDSA gate, when present, overrides
         // encryptionAlgorithm (v1beta4; v1beta3 has no such field).
         let (key_algorithm, o) = match (
-            &args.encryption_algorithm,
+            &args.key_algorithm,
             &cfg.encryption_algorithm,
             cfg.public_keys_ecdsa,
         ) {
-            (Some(a), _, _) => (
-                a.parse()
-                    .map_err(|m: String| Error::input("--encryption-algorithm", m))?,
-                Origin::flag("--encryption-algorithm"),
-            ),
+            (Some(a), _, _) => (*a, Origin::flag("--encryption-algorithm")),
             (None, _, Some(b)) => (
                 if b {
                     KeyAlgorithm::EcdsaP256
@@ -504,19 +540,29 @@ impl Inputs {
         origins.insert("key_algorithm".into(), o);
 
         let (cert_validity, o) = match (&args.cert_validity, cfg.certificate_validity_period) {
-            (Some(v), _) => (
-                parse_validity(v).map_err(|m| Error::input("--cert-validity", m))?,
-                Origin::flag("--cert-validity"),
-            ),
+            (Some(v), _) => {
+                if *v <= Duration::ZERO {
+                    return Err(Error::input(
+                        "--cert-validity",
+                        "must be a positive duration such as 8760h",
+                    ));
+                }
+                (*v, Origin::flag("--cert-validity"))
+            }
             (None, Some(d)) => (d, from_cfg("certificateValidityPeriod")),
             (None, None) => (DEFAULT_CERT_VALIDITY, Origin::Default),
         };
         origins.insert("cert_validity".into(), o);
         let (ca_validity, o) = match (&args.ca_validity, cfg.ca_certificate_validity_period) {
-            (Some(v), _) => (
-                parse_validity(v).map_err(|m| Error::input("--ca-validity", m))?,
-                Origin::flag("--ca-validity"),
-            ),
+            (Some(v), _) => {
+                if *v <= Duration::ZERO {
+                    return Err(Error::input(
+                        "--ca-validity",
+                        "must be a positive duration such as 8760h",
+                    ));
+                }
+                (*v, Origin::flag("--ca-validity"))
+            }
             (None, Some(d)) => (d, from_cfg("caCertificateValidityPeriod")),
             (None, None) => (DEFAULT_CA_VALIDITY, Origin::Default),
         };
@@ -560,7 +606,7 @@ impl Inputs {
                 cert_file: cfg.etcd_external_files[1].as_ref().map(PathBuf::from),
                 key_file: cfg.etcd_external_files[2].as_ref().map(PathBuf::from),
             }),
-            join: args.join,
+            join: args.role == Role::JoiningControlPlane,
             key_algorithm,
             cert_validity,
             ca_validity,
@@ -573,7 +619,7 @@ impl Inputs {
         })
     }
 
-    /// Resolves flags over the config over what the existing tree says (see [`discover`]),
+    /// Resolves flags over the config over what the existing tree says (see `discover`),
     /// applying kubeadm's defaults last. Input conflicts with the tree's identity and
     /// disagreeing sources are kept as findings ([`Inputs::findings`]).
     pub fn discovered_from_tree(
@@ -681,7 +727,7 @@ impl Inputs {
 
 /// kubeadm's certificate-validity warnings (validation.go `ValidateCertValidity`, 1.31+, and the
 /// leaf-longer-than-CA warning of 1.32+), for the effective values whatever their source.
-pub fn validity_warnings(
+pub(crate) fn validity_warnings(
     cert: Duration,
     cert_origin: &Origin,
     ca: Duration,
@@ -761,21 +807,23 @@ fn hostname() -> Option<String> {
 }
 
 /// Parses an IP address strictly and returns it in canonical form.
-pub fn parse_ip(s: &str) -> std::result::Result<IpAddr, String> {
+pub(crate) fn parse_ip(s: &str) -> std::result::Result<IpAddr, String> {
     s.trim()
         .parse::<IpAddr>()
         .map(|ip| ip.to_canonical())
         .map_err(|_| format!("{s:?} is not a valid IP address"))
 }
 
-fn parse_port(s: &str) -> std::result::Result<u16, String> {
+/// Parses a TCP port (1-65535).
+pub(crate) fn parse_port(s: &str) -> std::result::Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("{s:?} is not a valid port (1-65535)")),
     }
 }
 
-fn parse_validity(s: &str) -> std::result::Result<Duration, String> {
+/// Parses a positive Go duration (`8760h`).
+pub(crate) fn parse_validity(s: &str) -> std::result::Result<Duration, String> {
     let d = crate::inputs::duration::parse_go_duration(s)?;
     if d <= Duration::ZERO {
         return Err(format!("{s:?} must be a positive duration such as 8760h"));
@@ -784,7 +832,7 @@ fn parse_validity(s: &str) -> std::result::Result<Duration, String> {
 }
 
 /// Parses `host[:port]` (IPv6 as `[addr]:port`); the port defaults to `default_port`.
-pub fn parse_endpoint(s: &str, default_port: u16) -> std::result::Result<Endpoint, String> {
+pub(crate) fn parse_endpoint(s: &str, default_port: u16) -> std::result::Result<Endpoint, String> {
     let bad = |why: &str| format!("{s:?} is not a valid host[:port]: {why}");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let close = rest.find(']').ok_or_else(|| bad("missing ']'"))?;
@@ -813,41 +861,58 @@ pub fn parse_endpoint(s: &str, default_port: u16) -> std::result::Result<Endpoin
     Ok(Endpoint { host, port })
 }
 
-fn parse_cidrs(s: &str) -> std::result::Result<Vec<IpNet>, String> {
+/// Parses a comma-separated CIDR list and checks it like kubeadm ([`check_cidrs`]).
+pub(crate) fn parse_cidrs(s: &str) -> std::result::Result<Vec<IpNet>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let part = part.trim();
         let net: IpNet = part
             .parse()
             .map_err(|_| format!("{part:?} is not a valid CIDR (e.g. 10.96.0.0/12)"))?;
-        // kubeadm's ValidateIPNetFromString (at least MinimumAddressesInServiceSubnet = 10
-        // addresses) and ValidateServiceSubnetSize (MaximumBitsForServiceSubnet = 20).
+        out.push(net);
+    }
+    check_cidrs(&out)?;
+    Ok(out)
+}
+
+/// kubeadm's service-subnet rules: each subnet holds at least 10 and at most 2^20 addresses
+/// (ValidateIPNetFromString, ValidateServiceSubnetSize); one subnet, or two of different
+/// families (dual-stack).
+pub(crate) fn check_cidrs(nets: &[IpNet]) -> std::result::Result<(), String> {
+    for net in nets {
         let host_bits = u32::from(net.max_prefix_len() - net.prefix_len());
         if host_bits < 4 {
             return Err(format!(
-                "{part:?}: subnet with {} address(es) is too small, the minimum is 10",
+                "\"{net}\": subnet with {} address(es) is too small, the minimum is 10",
                 1u32 << host_bits
             ));
         }
         if host_bits > 20 {
             return Err(format!(
-                "{part:?}: specified service subnet is too large; for {}-bit addresses, the mask must be >= {}",
+                "\"{net}\": specified service subnet is too large; for {}-bit addresses, the mask must be >= {}",
                 net.max_prefix_len(),
                 net.max_prefix_len() - 20
             ));
         }
-        out.push(net);
     }
-    if out.len() > 2 || (out.len() == 2 && out[0].addr().is_ipv4() == out[1].addr().is_ipv4()) {
+    let list = nets
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if nets.is_empty() {
+        return Err("no CIDR given".into());
+    }
+    if nets.len() > 2 || (nets.len() == 2 && nets[0].addr().is_ipv4() == nets[1].addr().is_ipv4()) {
         return Err(format!(
-            "{s:?}: give one CIDR, or two of different IP families (dual-stack)"
+            "{list:?}: give one CIDR, or two of different IP families (dual-stack)"
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Checks an RFC 1123 subdomain (lower-case LDH labels, at most 253 characters).
-pub fn check_dns_subdomain(s: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_dns_subdomain(s: &str) -> std::result::Result<(), String> {
     let bad = |why: &str| Err(format!("{s:?} is not a valid RFC 1123 DNS name: {why}"));
     if s.is_empty() {
         return bad("empty");
@@ -874,7 +939,7 @@ pub fn check_dns_subdomain(s: &str) -> std::result::Result<(), String> {
 
 /// Classifies an extra SAN the way kubeadm does (IP, RFC 1123 name or `*.` wildcard), returning
 /// it in canonical form. kubeadm silently drops anything else; kpki refuses it.
-pub fn classify_san(s: &str) -> std::result::Result<String, String> {
+pub(crate) fn classify_san(s: &str) -> std::result::Result<String, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(ip.to_canonical().to_string());
     }
@@ -884,14 +949,9 @@ pub fn classify_san(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_string())
 }
 
-/// Returns `path`'s absolute form for messages without touching the disk.
-pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
-}
-
 /// Reads and parses the kubeadm config file named by `--config`, or gives an empty config.
 /// Errors name the file.
-pub fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
+pub(crate) fn load_config(path: Option<&Path>) -> Result<KubeadmConfig> {
     let Some(path) = path else {
         return Ok(KubeadmConfig::default());
     };
@@ -918,7 +978,7 @@ mod tests {
     fn args() -> InputArgs {
         InputArgs {
             node_name: Some("CP-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
             cert_dir: Some("/tmp/x/pki".into()),
             ..Default::default()
         }
@@ -941,11 +1001,11 @@ mod tests {
     fn flags_override_config_and_ipv6() {
         let cfg = KubeadmConfig {
             service_subnet: Some("fd00::/108,10.96.0.0/16".into()),
-            advertise_address: Some("10.0.0.1".into()),
+            advertise_address: Some("10.0.0.1".parse().expect("ip")),
             ..Default::default()
         };
         let mut a = args();
-        a.advertise_address = Some("fd00::10".into());
+        a.advertise_address = Some("fd00::10".parse().expect("ip"));
         a.control_plane_endpoint = Some("[fd00::1]".into());
         let i = Inputs::resolve(&a, &cfg).expect("inputs");
         assert_eq!(i.service_ip(), Some("fd00::1".parse().expect("ip")));
@@ -958,26 +1018,22 @@ mod tests {
         type Edit = fn(&mut InputArgs);
         let cases: Vec<(Edit, &str)> = vec![
             (
-                |a| a.advertise_address = Some("10.0.0.300".into()),
+                |a| a.advertise_address = Some("224.0.0.1".parse().expect("ip")),
                 "--apiserver-advertise-address",
             ),
             (
-                |a| a.service_cidr = Some("10.96.0.0/33".into()),
+                |a| a.service_cidrs = Some(vec!["10.96.0.0/30".parse().expect("net")]),
                 "--service-cidr",
             ),
-            (
-                |a| a.bind_port = Some("70000".into()),
-                "--apiserver-bind-port",
-            ),
+            (|a| a.bind_port = Some(0), "--apiserver-bind-port"),
             (
                 |a| a.control_plane_endpoint = Some("bad_host:6443".into()),
                 "--control-plane-endpoint",
             ),
             (
-                |a| a.encryption_algorithm = Some("DSA".into()),
-                "--encryption-algorithm",
+                |a| a.cert_validity = Some(Duration::hours(-1)),
+                "--cert-validity",
             ),
-            (|a| a.cert_validity = Some("1y".into()), "--cert-validity"),
             (
                 |a| a.node_name = Some("no_underscores".into()),
                 "--node-name",

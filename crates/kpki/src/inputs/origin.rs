@@ -32,7 +32,7 @@ pub enum Origin {
     Default,
     /// The host's name (`/proc/sys/kernel/hostname`), kubeadm's node-name default.
     Hostname,
-    /// Read from the existing tree (see [`crate::inputs::discover`]).
+    /// Read from the existing tree (see `inputs::discover`).
     Tree {
         /// The file and what in it (`etcd/server.crt: subject CN`).
         read: String,

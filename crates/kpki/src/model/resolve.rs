@@ -704,7 +704,7 @@ mod tests {
     fn apiserver_sans_match_kubeadm() {
         let args = InputArgs {
             node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
             control_plane_endpoint: Some("k8s.example.internal:6443".into()),
             apiserver_cert_extra_sans: vec!["extra.example.com,192.0.2.7".into()],
             cert_dir: Some("/x/pki".into()),
@@ -753,8 +753,8 @@ mod tests {
     fn join_drops_what_only_the_first_control_plane_gets() {
         let args = InputArgs {
             node_name: Some("cp-2".into()),
-            advertise_address: Some("10.0.0.11".into()),
-            join: true,
+            advertise_address: Some("10.0.0.11".parse().expect("ip")),
+            role: crate::inputs::Role::JoiningControlPlane,
             ..Default::default()
         };
         let inputs = Inputs::resolve(&args, &KubeadmConfig::default()).expect("inputs");
@@ -776,7 +776,7 @@ mod tests {
     fn external_etcd_drops_etcd_entries() {
         let args = InputArgs {
             node_name: Some("n".into()),
-            advertise_address: Some("10.0.0.10".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
             ..Default::default()
         };
         let cfg = KubeadmConfig {

@@ -1267,7 +1267,7 @@ pub fn install(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 todo.push((slot, item, path));
             }
-            Err(e) => return Err(Error::file(&path, e)),
+            Err(e) => return Err(Error::io(&path, e)),
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(Error::file(
                     &path,
@@ -1394,7 +1394,7 @@ mod tests {
         let args = InputArgs {
             cert_dir: Some(cert_dir.to_path_buf()),
             node_name: Some("n".into()),
-            advertise_address: Some("10.0.0.10".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
             ..Default::default()
         };
         let spec = Spec::default_spec().expect("spec");

@@ -266,9 +266,9 @@ pub fn renew_if_due(
     kpki: &Kpki,
     names: &[String],
     within: Duration,
-    keep_sans: bool,
+    sans: crate::Sans,
     run: &Run<'_>,
-    dry_run: bool,
+    mode: crate::Mode,
 ) -> Result<RenewIfDue> {
     let disk = crate::disk::observe(&kpki.desired);
     let a = crate::assess::assess(&kpki.desired, &disk, run.now, &Default::default());
@@ -277,7 +277,7 @@ pub fn renew_if_due(
     let (report, renewed) = if due.is_empty() {
         (None, Vec::new())
     } else {
-        let report = kpki.renew(&due, keep_sans, run, dry_run)?;
+        let report = kpki.renew(&due, sans, run, mode)?;
         let renewed: Vec<String> = report
             .plan
             .steps

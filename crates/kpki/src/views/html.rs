@@ -7,8 +7,9 @@
 
 use time::OffsetDateTime;
 
+use crate::assess::Finding;
 use crate::views::picture::{severity_mark, Health, Item, Kind, Picture};
-use crate::views::verify::{Finding, Report};
+use crate::views::verify::Report;
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(s: &str) -> String {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use time::{Duration, OffsetDateTime};
 
+use crate::assess::{Finding, Severity};
 use crate::disk::all::{read_kubeconfig_certs, EmbeddedKind};
 use crate::disk::read::Observed;
 use crate::disk::{Disk, Seen};
@@ -18,7 +19,7 @@ use crate::inputs::Inputs;
 use crate::model::resolve::{Desired, Entry};
 use crate::model::spec::Spec;
 use crate::views::expiration::human_duration;
-use crate::views::verify::{Finding, Report, Severity, Summary};
+use crate::views::verify::{Report, Summary};
 use crate::x509::inspect;
 
 /// Node credentials are listed one by one up to this many; beyond, they are counted.
@@ -391,7 +392,7 @@ pub fn read_node_credentials(
         }
     }
     if let Some(e) = reader.take_error() {
-        return Err(crate::Error::file(nodes_file, e));
+        return Err(crate::Error::io(nodes_file, e));
     }
     let mut by_ca: Vec<(String, Vec<Item>)> = vec![(node.kubeconfig.ca.clone(), kubeconfigs)];
     if let Some(s) = &node.serving {
@@ -512,12 +513,22 @@ pub fn build(
 
 // ------------------------------------------------------------------ text
 
+/// How [`render_text`] draws: plain text, or with ANSI colours for a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Style {
+    /// No escape sequences.
+    Plain,
+    /// ANSI colours.
+    Colour,
+}
+
 /// ANSI styles used on a terminal.
-struct Style {
+struct Painter {
     on: bool,
 }
 
-impl Style {
+impl Painter {
     fn paint(&self, code: &str, s: &str) -> String {
         if self.on && !s.is_empty() {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -672,8 +683,10 @@ fn date(t: OffsetDateTime) -> String {
 
 /// Draws the picture as text: one line per certificate with its life bar, remaining time and
 /// expiry date, findings indented beneath. `colour` adds ANSI colours (for a terminal).
-pub fn render_text(p: &Picture, colour: bool) -> String {
-    let st = Style { on: colour };
+pub fn render_text(p: &Picture, style: Style) -> String {
+    let st = Painter {
+        on: style == Style::Colour,
+    };
     let mut lines = Vec::new();
     for r in &p.roots {
         lines_of(r, "", "", &mut lines);

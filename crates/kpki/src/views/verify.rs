@@ -1,15 +1,15 @@
 //! `verify`: the audit of a whole tree, a report of the one assessment ([`crate::assess`]).
 //!
-//! The findings are exactly those `plan` acts on: every finding carries a stable [`Code`], a
-//! [`Severity`], the spec entry, the file, a message, a fix and a remedy. Codes are listed in
-//! [`CODES`] and documented in `docs/findings.md`.
+//! The findings are exactly those `plan` acts on: every finding carries a stable `Code`, a
+//! `Severity`, the spec entry, the file, a message, a fix and a remedy. Codes are listed in
+//! `CODES` and documented in `docs/findings.md`.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use crate::assess::{Code, Finding, Remedy, Severity, CODES, DEFAULT_WARN_WITHIN};
+use crate::assess::{Finding, Severity};
 use crate::disk::Disk;
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
@@ -207,8 +207,8 @@ mod tests {
         let args = InputArgs {
             cert_dir: Some(dir.join("pki")),
             node_name: Some("cp-1".into()),
-            advertise_address: Some("10.0.0.10".into()),
-            encryption_algorithm: Some("ECDSA-P256".into()),
+            advertise_address: Some("10.0.0.10".parse().expect("ip")),
+            key_algorithm: Some(crate::KeyAlgorithm::EcdsaP256),
             ..Default::default()
         };
         let k = Kpki::new(None, &args).unwrap();
@@ -217,7 +217,7 @@ mod tests {
             entropy: &SystemEntropy,
             jobs: 0,
         };
-        k.init(&crate::plan::Options::default(), &run, false)
+        k.init(&crate::plan::Options::default(), &run, crate::Mode::Apply)
             .unwrap();
         k
     }
@@ -247,7 +247,7 @@ mod tests {
         let expiring: BTreeSet<String> = r
             .findings
             .iter()
-            .filter(|f| f.code == Code::CertExpiring)
+            .filter(|f| f.code == crate::assess::Code::CertExpiring)
             .map(|f| f.entry.clone())
             .collect();
         let want: BTreeSet<String> = k

@@ -142,24 +142,6 @@ pub fn info(der: &[u8]) -> Result<CertInfo, String> {
     Ok(out)
 }
 
-/// Checks that `cert_der` was issued by `ca_der`: issuer bytes equal the CA's subject bytes and
-/// the signature verifies with the CA's public key.
-pub fn signed_by(cert_der: &[u8], ca_der: &[u8]) -> Result<(), String> {
-    let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    let (_, ca) = X509Certificate::from_der(ca_der)
-        .map_err(|e| format!("the CA certificate does not parse: {e}"))?;
-    if cert.issuer().as_raw() != ca.subject().as_raw() {
-        return Err(format!(
-            "its issuer ({}) is not the CA's subject ({})",
-            cert.issuer(),
-            ca.subject()
-        ));
-    }
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| "its signature does not verify with the CA's public key (signed by a different CA with the same name?)".to_string())
-}
-
 /// Does a certificate DNS SAN (possibly a `*.` wildcard) cover `name`? (Go's hostname matching.)
 pub fn dns_covers(pattern: &str, name: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();

@@ -30,7 +30,7 @@ pub struct Node {
 
 impl Node {
     /// Validates a name and IP strings as a nodes file gives them.
-    pub fn parse<S: AsRef<str>>(name: &str, ips: &[S]) -> std::result::Result<Node, String> {
+    pub(crate) fn parse<S: AsRef<str>>(name: &str, ips: &[S]) -> std::result::Result<Node, String> {
         let raw = name.trim();
         let name = raw.to_lowercase();
         if name.is_empty() {
@@ -325,8 +325,8 @@ pub fn open_nodes(path: &Path) -> Result<NodeReader<Box<dyn BufRead>>> {
         Box::new(std::io::BufReader::new(Capped::new(std::io::stdin())))
     } else {
         use std::os::unix::fs::FileTypeExt;
-        let f = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
-        let t = f.metadata().map_err(|e| Error::file(path, e))?.file_type();
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let t = f.metadata().map_err(|e| Error::io(path, e))?.file_type();
         if t.is_dir() {
             return Err(Error::file(path, "is a directory, expected a nodes file"));
         }

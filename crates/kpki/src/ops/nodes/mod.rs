@@ -21,7 +21,7 @@ pub use list::{open_nodes, Node, NodeReader};
 use crate::assess::{self, Assessment, Assessor, EntryAssessment};
 use crate::disk::{self, Disk};
 use crate::error::{Error, Result};
-use crate::inputs::{InputArgs, Inputs};
+use crate::inputs::Inputs;
 use crate::model::resolve::{self, resolve_cert, resolve_kubeconfig, Desired, Entry, Vars};
 use crate::model::spec::{NodeSpec, Spec};
 use crate::plan::{self, Action, Plan, Step, View};
@@ -30,20 +30,6 @@ use crate::Run;
 /// Nodes handled per batch: large enough to keep every core busy, small enough that memory
 /// stays flat however long the list is.
 pub const CHUNK: usize = 256;
-
-/// Resolves the cluster inputs for node credentials (cert dir, server, cluster name, key
-/// algorithm, validity) from kubeadm's flags and config, then the existing tree.
-///
-/// The node name is per node, so it is not required. The key algorithm is the flag's or the
-/// config's, else the CA key's (an ECDSA cluster's nodes get ECDSA keys). The server is the
-/// spec's choice for the node kubeconfig: with `server = "control_plane"` and a control-plane
-/// endpoint the advertise address is not needed; otherwise it must be given, configured or
-/// read from the tree (it is never guessed from this machine's addresses: the nodes are other
-/// machines).
-pub fn node_inputs(spec: &Spec, args: &InputArgs) -> Result<Inputs> {
-    let node = node_spec(spec)?;
-    crate::client_inputs(spec, args, &node.kubeconfig.server)
-}
 
 fn node_spec(spec: &Spec) -> Result<&NodeSpec> {
     spec.node.as_ref().ok_or_else(|| Error::Spec {
@@ -91,6 +77,11 @@ pub enum NodeStatus {
     Replaced,
 }
 
+/// Why one line of the nodes file got no credentials (the other lines go on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NodeError(String);
+
 /// The outcome for one line of the nodes file.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
@@ -99,7 +90,7 @@ pub struct NodeReport {
     /// Node name, when the line named a valid one.
     pub name: Option<String>,
     /// What happened, or why the line failed.
-    pub result: std::result::Result<NodeStatus, String>,
+    pub result: std::result::Result<NodeStatus, NodeError>,
     /// Files written, in order.
     pub written: Vec<PathBuf>,
     /// Credentials replaced and why (`file: reason`).
@@ -434,7 +425,7 @@ impl NodeIssuer {
                     Err(m) => summary.failed.push(LineError {
                         line: r.line,
                         name: r.name.clone(),
-                        message: m.clone(),
+                        message: m.to_string(),
                     }),
                 }
                 progress.report(r);
@@ -478,7 +469,7 @@ impl NodeIssuer {
                 Err(m) => reports.push(NodeReport {
                     line,
                     name,
-                    result: Err(m),
+                    result: Err(NodeError(m)),
                     written: vec![],
                     replaced: vec![],
                 }),
