@@ -2,9 +2,7 @@
 //! not kpki: `openssl verify` chains every certificate, kubectl parses every kubeconfig, and
 //! x509-parser reads subjects, usages and SANs.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

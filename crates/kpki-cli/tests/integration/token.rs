@@ -1,9 +1,7 @@
 //! `kpki token generate` and `kpki kubeconfig bootstrap`, checked against kubeadm's token format
 //! and with kubectl, which parses the bootstrap kubeconfig.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

@@ -3,8 +3,6 @@
 //! YAML forms follow kubeadm's `output.kubeadm.k8s.io/v1alpha3`, with every date and residual
 //! checked against the certificates read with x509-parser.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

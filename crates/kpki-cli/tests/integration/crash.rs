@@ -9,10 +9,8 @@
 //! Summaries are printed; see them with `-- --nocapture`. The long run is recorded in
 //! docs/reliability.md.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
+use crate::util as common;
+use crate::util::reliability;
 
 use std::collections::BTreeMap;
 use std::path::Path;

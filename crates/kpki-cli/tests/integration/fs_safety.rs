@@ -3,10 +3,8 @@
 //! (unless `--allow-insecure-dir`), and an existing CA key is never replaced by any command,
 //! flag or race.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
+use crate::util as common;
+use crate::util::reliability;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -2,8 +2,6 @@
 //! client and peer mutual TLS, `etcdctl` with the health-check and API server client certificates,
 //! and a client certificate from another CA refused.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;

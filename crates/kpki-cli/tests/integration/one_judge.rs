@@ -2,9 +2,7 @@
 //! they are views of one assessment. These are the four cases that once disagreed, run with the
 //! real binary and checked with openssl and kubectl.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! Issue 5: plan, renew, the external-CA / CSR flow and certificate-key, checked with openssl and
 //! x509-parser (not with kpki's own structures).
 
-#![allow(clippy::unwrap_used)] // test helpers panic on purpose
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

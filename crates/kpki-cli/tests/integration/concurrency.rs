@@ -2,10 +2,8 @@
 //! waits up to `--lock-timeout` for the first (an flock on the cert dir) or fails with exit 2
 //! and one line naming the directory; whatever the interleaving, the tree ends consistent.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
+use crate::util as common;
+use crate::util::reliability;
 
 use std::fs::File;
 use std::process::{Child, Output};

@@ -16,9 +16,7 @@
 //! Tools: promtool (Debian prometheus), chromium, systemd-analyze, tmux, man, groff, python3 with
 //! prometheus_client and cryptography, kubectl, openssl: scripts/test.sh installs what is missing.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -148,7 +146,7 @@ fn kpki(args: &[&str]) -> Output {
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/operate")
+        .join("tests/integration/operate")
         .join(name)
 }
 

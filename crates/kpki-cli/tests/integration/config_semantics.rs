@@ -6,9 +6,7 @@
 //! (common::kubeconfig_facts), never with the kpki library. Also: advertise-address detection in
 //! a network namespace the test makes, and a 1.28-targeted tree used by a real etcd and by kubectl.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::net::IpAddr;
 use std::path::Path;

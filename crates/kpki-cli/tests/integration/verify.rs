@@ -4,8 +4,6 @@
 //! (code, entry) pairs. Faults are confirmed independently (openssl verify, x509-parser) where the
 //! fault is about the certificate itself.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

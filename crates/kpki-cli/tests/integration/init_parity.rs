@@ -2,9 +2,7 @@
 //! by field, and the openssl checks of whole trees (RSA, ECDSA P-256/P-384, IPv6 dual-stack).
 //! Certificates are read with x509-parser and openssl, never with the kpki library.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

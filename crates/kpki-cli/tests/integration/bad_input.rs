@@ -4,10 +4,8 @@
 //! the file or field at fault, no panic, and a directory that is byte-for-byte, mode-for-mode and
 //! inode-for-inode what it was before.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
+use crate::util as common;
+use crate::util::reliability;
 
 use std::path::{Path, PathBuf};
 

@@ -5,9 +5,7 @@
 //! (`fixtures/kubeadm-v1.28.4-rsa/upload-certs`), Python's `cryptography` AESGCM and PyYAML,
 //! openssl, and a real two-member etcd cluster whose members run on two kpki trees.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
-
-mod common;
+use crate::util as common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,8 +2,6 @@
 //! kubeadm v1.28.4 tree is the reference for their content, `openssl s_server` does real mutual
 //! TLS with them, and x509-parser reads the embedded certificates.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;

@@ -2,9 +2,7 @@
 //! CA, bad input and dry run. Trees are ECDSA P-256 unless the test is about RSA; everything is
 //! checked with openssl, x509-parser and file snapshots, never with the kpki library.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::util as common;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

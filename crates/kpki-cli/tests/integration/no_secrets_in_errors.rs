@@ -2,8 +2,6 @@
 //! reports end up in terminals and CI logs. A YAML error next to `client-key-data` once put a
 //! source snippet holding the start of the key into the report (found while fuzzing).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::Path;
 use std::process::Command;
 
