@@ -4,12 +4,13 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
+use crate::util::{free_ports, init_tree, openssl, s, write_file};
+
+/// The node name of the trees ([`crate::util::INPUTS`]), also the first member's name.
 const NODE: &str = "cp-1";
 
 fn require_tools() {
@@ -21,35 +22,6 @@ fn require_tools() {
             );
         }
     }
-}
-
-fn init_tree(dir: &Path, algorithm: &str, extra: &[&str]) -> PathBuf {
-    let pki = dir.join("pki");
-    let out = Command::new(KPKI)
-        .args(["init", "--node-name", NODE])
-        .args(extra)
-        .args(["--apiserver-advertise-address", "10.0.0.10"])
-        .args(["--encryption-algorithm", algorithm])
-        .arg("--cert-dir")
-        .arg(&pki)
-        .arg("--kubeconfig-dir")
-        .arg(dir.join("kc"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kpki init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    pki
-}
-
-/// Distinct free ports (all listeners held until every port is picked).
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// A running etcd cluster; every member is killed on drop.
@@ -183,8 +155,11 @@ fn text(out: &Output) -> String {
 fn etcd_accepts_kpki_certificates(algorithm: &str, extra: &[&str]) {
     require_tools();
     let tmp = tempfile::tempdir().unwrap();
-    let pki = init_tree(&tmp.path().join("tree"), algorithm, extra);
-    let other = init_tree(&tmp.path().join("other"), "ECDSA-P256", &[]);
+    let pki = init_tree(
+        &tmp.path().join("tree"),
+        &[&["--encryption-algorithm", algorithm], extra].concat(),
+    );
+    let other = init_tree(&tmp.path().join("other"), &[]);
     // Two members: a write needs both, so the peer certificates must work in both directions.
     let etcd = Etcd::start(&pki, tmp.path(), &[NODE, "cp-2"]);
 
@@ -254,25 +229,25 @@ fn etcd_accepts_kpki_certificates_rsa2048() {
 #[test]
 fn etcd_accepts_a_kubeadm_1_28_tree() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("kubeadm-1.28.yaml");
-    std::fs::write(
-        &cfg,
-        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.4\n",
-    )
-    .unwrap();
-    etcd_accepts_kpki_certificates("RSA-2048", &["--config", cfg.to_str().unwrap()]);
+    let cfg = write_file(
+        tmp.path(),
+        "kubeadm-1.28.yaml",
+        b"apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.4\n",
+    );
+    etcd_accepts_kpki_certificates("RSA-2048", &["--config", s(&cfg)]);
     let pki = init_tree(
         &tmp.path().join("check"),
-        "RSA-2048",
-        &["--config", cfg.to_str().unwrap()],
+        &["--encryption-algorithm", "RSA-2048", "--config", s(&cfg)],
     );
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-subject", "-in"])
-        .arg(pki.join("apiserver-etcd-client.crt"))
-        .output()
-        .unwrap();
+    let subject = openssl([
+        "x509",
+        "-noout",
+        "-subject",
+        "-in",
+        s(&pki.join("apiserver-etcd-client.crt")),
+    ]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        subject.trim(),
         "subject=O = system:masters, CN = kube-apiserver-etcd-client"
     );
 }

@@ -4,65 +4,35 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/kubeadm-v1.28.4-rsa"
-);
+use crate::util::{
+    b64decode, der_of, facts_der, fixture, free_ports, init_tree, kpki, kubeconfig_json, kubectl,
+    ok, pubkey_of_cert, pubkey_of_key, s, serial, tool, write_file, Kpki,
+};
+
 const CPE_URL: &str = "https://k8s.example.internal:6443";
 const LOCAL_URL: &str = "https://10.0.0.10:6443";
 
-fn kpki(args: &[&str]) -> Output {
-    Command::new(KPKI).args(args).output().unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `kpki init` into `<dir>/pki` and `<dir>/kc`.
-fn init_tree(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
-    let pki = dir.join("pki");
+/// A tree with the standard inputs changed by `extra`, its kubeconfigs in a directory of their
+/// own: (`dir/pki`, `dir/kc`).
+fn tree_with_kc(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     let kc = dir.join("kc");
-    let mut args = vec![
-        "init",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ok(kpki(&args), "kpki init");
-    (pki, kc)
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(args)
-        .output()
-        .expect("kubectl is not installed (run scripts/test.sh)")
+    (
+        init_tree(dir, &[&["--kubeconfig-dir", s(&kc)], extra].concat()),
+        kc,
+    )
 }
 
 /// What kubectl reads from a kubeconfig: one cluster, context and user, data decoded.
 #[derive(Debug)]
-struct Facts {
+struct View {
     cluster: String,
     context: String,
     ctx_cluster: String,
@@ -76,25 +46,12 @@ struct Facts {
 }
 
 fn b64(v: &serde_json::Value, what: &str) -> Vec<u8> {
-    let s = v.as_str().unwrap_or_else(|| panic!("{what} missing: {v}"));
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    b64decode(v.as_str().unwrap_or_else(|| panic!("{what} missing: {v}")))
 }
 
 /// Parsed by kubectl (`config view --raw -o json`), not by kpki's model.
-fn facts(file: &Path) -> Facts {
-    let out = ok(
-        kubectl(&[
-            "--kubeconfig",
-            file.to_str().unwrap(),
-            "config",
-            "view",
-            "--raw",
-            "-o",
-            "json",
-        ]),
-        "kubectl config view -o json",
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+fn view(file: &Path) -> View {
+    let j = kubeconfig_json(file);
     for list in ["clusters", "contexts", "users"] {
         assert_eq!(
             j[list].as_array().map(Vec::len),
@@ -104,7 +61,7 @@ fn facts(file: &Path) -> Facts {
         );
     }
     let (cl, cx, us) = (&j["clusters"][0], &j["contexts"][0], &j["users"][0]);
-    Facts {
+    View {
         cluster: cl["name"].as_str().unwrap().into(),
         context: cx["name"].as_str().unwrap().into(),
         ctx_cluster: cx["context"]["cluster"].as_str().unwrap().into(),
@@ -138,12 +95,6 @@ struct Client {
     not_after: i64,
 }
 
-fn der_of(pem_bytes: &[u8]) -> Vec<u8> {
-    let (_, p) = x509_parser::pem::parse_x509_pem(pem_bytes).unwrap();
-    assert_eq!(p.label, "CERTIFICATE");
-    p.contents
-}
-
 fn client(pem_bytes: &[u8]) -> Client {
     let der = der_of(pem_bytes);
     let (_, c) = X509Certificate::from_der(&der).unwrap();
@@ -169,42 +120,34 @@ fn client(pem_bytes: &[u8]) -> Client {
     }
 }
 
-fn subject_raw_of(pem_bytes: &[u8]) -> Vec<u8> {
-    let der = der_of(pem_bytes);
-    let (_, c) = X509Certificate::from_der(&der).unwrap();
-    c.subject().as_raw().to_vec()
-}
-
 /// openssl checks the chain (at a pinned time) and that the key is the certificate's.
-fn openssl_chain_and_key(dir: &Path, f: &Facts, at: i64) {
+fn openssl_chain_and_key(dir: &Path, f: &View, at: i64) {
     let ca = dir.join("chk-ca.pem");
     let cert = dir.join("chk-cert.pem");
     let key = dir.join("chk-key.pem");
     fs::write(&ca, &f.ca_pem).unwrap();
     fs::write(&cert, &f.cert_pem).unwrap();
     fs::write(&key, &f.key_pem).unwrap();
-    let v = Command::new("openssl")
-        .args(["verify", "-purpose", "sslclient", "-attime"])
-        .arg(at.to_string())
-        .arg("-CAfile")
-        .arg(&ca)
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
+    ok(
+        tool(
+            "openssl",
+            [
+                "verify",
+                "-purpose",
+                "sslclient",
+                "-attime",
+                &at.to_string(),
+                "-CAfile",
+                s(&ca),
+                s(&cert),
+            ],
+            None,
+        ),
+        "openssl verify",
     );
-    let pk = |args: &[&str], p: &Path| {
-        let o = Command::new("openssl").args(args).arg(p).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        o.stdout
-    };
     assert_eq!(
-        pk(&["x509", "-noout", "-pubkey", "-in"], &cert),
-        pk(&["pkey", "-pubout", "-in"], &key),
+        pubkey_of_cert(&cert),
+        pubkey_of_key(&key),
         "client-key-data is not the key of client-certificate-data"
     );
 }
@@ -310,18 +253,22 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
     let tmp = tempfile::tempdir().unwrap();
     // The fixture's config without its kubernetesVersion (v1.28.4), so kpki follows the newest
     // kubeadm and this test keeps comparing the newest layout with kubeadm 1.28's files.
-    let text = fs::read_to_string(format!("{FIXTURE}/kubeadm-config.yaml")).unwrap();
+    let text = fs::read_to_string(fixture().join("kubeadm-config.yaml")).unwrap();
     let text: String = text
         .lines()
         .filter(|l| !l.starts_with("kubernetesVersion:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let config_path = tmp.path().join("kubeadm-config.yaml");
-    fs::write(&config_path, text).unwrap();
-    let config = config_path.to_str().unwrap().to_string();
-    let (pki, kc) = init_tree(tmp.path(), &["--config", &config]);
-    let fixture_kc = Path::new(FIXTURE).join("kubeconfig");
-    let fixture_ca = fs::read(Path::new(FIXTURE).join("pki/ca.crt")).unwrap();
+    let config = write_file(tmp.path(), "kubeadm-config.yaml", text.as_bytes());
+    let (pki, kc) = (tmp.path().join("pki"), tmp.path().join("kc"));
+    Kpki::init(&pki)
+        .arg("--kubeconfig-dir")
+        .arg(&kc)
+        .arg("--config")
+        .arg(&config)
+        .ok();
+    let fixture_kc = fixture().join("kubeconfig");
+    let fixture_ca = fs::read(fixture().join("pki/ca.crt")).unwrap();
     let tree_ca = fs::read(pki.join("ca.crt")).unwrap();
 
     let mut want_kpki: Vec<String> = EXPECT.iter().map(|e| e.file.to_string()).collect();
@@ -337,7 +284,7 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
 
     for e in &EXPECT {
         let ours_path = kc.join(e.file);
-        let ours = facts(&ours_path);
+        let ours = view(&ours_path);
         let ctx = format!("{}@kubernetes", e.cn);
         // Names: identical rules in kubeadm and kpki.
         assert_eq!(ours.cluster, "kubernetes", "{}", e.file);
@@ -355,7 +302,12 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
         let oc = client(&ours.cert_pem);
         assert_eq!(oc.cn, [e.cn], "{}", e.file);
         assert_eq!(oc.orgs, e.kpki_o, "{}", e.file);
-        assert_eq!(oc.issuer_raw, subject_raw_of(&tree_ca), "{}", e.file);
+        assert_eq!(
+            oc.issuer_raw,
+            facts_der(&der_of(&tree_ca)).subject_raw,
+            "{}",
+            e.file
+        );
         assert!(oc.client_auth_only && !oc.is_ca, "{}: {oc:?}", e.file);
         assert_eq!(oc.key, "RSA-2048", "{}", e.file);
         assert_eq!(key_label(&ours.key_pem), "RSA PRIVATE KEY", "{}", e.file);
@@ -365,7 +317,7 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
             continue;
         };
         let fixture_path = fixture_kc.join(e.file);
-        let theirs = facts(&fixture_path);
+        let theirs = view(&fixture_path);
         assert_eq!(theirs.cluster, ours.cluster, "{}", e.file);
         assert_eq!(theirs.ctx_cluster, ours.ctx_cluster, "{}", e.file);
         assert_eq!(theirs.user, ours.user, "{}", e.file);
@@ -409,17 +361,7 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
 #[test]
 fn kubectl_reads_and_rewrites_every_kubeconfig_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, kc) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (_, kc) = tree_with_kc(tmp.path(), &[]);
     for e in &EXPECT {
         let p = kc.join(e.file);
         let out = ok(
@@ -439,7 +381,7 @@ fn kubectl_reads_and_rewrites_every_kubeconfig_byte_for_byte() {
             "{}",
             e.file
         );
-        let f = facts(&p);
+        let f = view(&p);
         assert_eq!(client(&f.cert_pem).key, "EC-256", "{}", e.file);
         assert_eq!(key_label(&f.key_pem), "EC PRIVATE KEY", "{}", e.file);
         assert_eq!(
@@ -460,11 +402,7 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(pki: &Path, log: PathBuf) -> TlsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_ports(1)[0];
         let f = fs::File::create(&log).unwrap();
         let child = Command::new("openssl")
             .args(["s_server", "-Verify", "1", "-verify_return_error", "-www"])
@@ -548,27 +486,18 @@ fn kubeadm_1_28_tree_does_mutual_tls_too() {
         "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.4\n",
     )
     .unwrap();
-    mutual_tls(&["--config", cfg.to_str().unwrap()], &["super-admin.conf"]);
+    mutual_tls(&["--config", s(&cfg)], &["super-admin.conf"]);
 }
 
 /// Every kubeconfig of a tree (but `absent`) does mutual TLS with an openssl server using the
 /// tree's apiserver certificate; other CAs are refused both ways.
 fn mutual_tls(extra: &[&str], absent: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut common = vec![
-        "--node-name",
-        "cp-1",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ];
-    common.extend_from_slice(extra);
-    let (pki, kc) = init_tree(&tmp.path().join("a"), &common);
+    let (pki, kc) = tree_with_kc(&tmp.path().join("a"), extra);
     for f in absent {
         assert!(!kc.join(f).exists(), "{f} should not be written");
     }
-    let (_, other_kc) = init_tree(&tmp.path().join("b"), &common[..6]);
+    let (_, other_kc) = tree_with_kc(&tmp.path().join("b"), &[]);
     let server = TlsServer::start(&pki, tmp.path().join("s_server.log"));
 
     // A user kubeconfig signed by the same CA joins the five.
@@ -672,17 +601,7 @@ fn user_args<'a>(pki: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn kubeconfig_user_has_the_asked_identity_and_validity() {
     let tmp = tempfile::tempdir().unwrap();
-    let (pki, _) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let out = ok(
         kpki(&user_args(
             &pki,
@@ -713,7 +632,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
     );
     let file = tmp.path().join("jane.conf");
     fs::write(&file, &text).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.user, "jane");
     assert_eq!(f.ctx_user, "jane");
     assert_eq!(f.context, "jane@kubernetes");
@@ -750,7 +669,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
     );
     let file = tmp.path().join("bob.conf");
     fs::write(&file, &out.stdout).unwrap();
-    let c = client(&facts(&file).cert_pem);
+    let c = client(&view(&file).cert_pem);
     let mut orgs = c.orgs.clone();
     orgs.sort();
     assert_eq!(orgs, ["a", "b", "c"]);
@@ -762,17 +681,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
 #[test]
 fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let (pki, _) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let file = tmp.path().join("out/ops.conf");
     let out = ok(
         kpki(&user_args(
@@ -814,7 +723,7 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
         "kubectl config view",
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
-    let c = client(&facts(&file).cert_pem);
+    let c = client(&view(&file).cert_pem);
     assert_eq!(c.cn, ["ops"]);
     assert!(c.orgs.is_empty());
     assert!((c.not_after - c.not_before - 300 - 10000 * 3600).abs() <= 60);
@@ -841,8 +750,8 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
 fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
     // The CA kubeadm v1.28.4 made signs a kpki user certificate.
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Path::new(FIXTURE).join("pki");
-    let config = format!("{FIXTURE}/kubeadm-config.yaml");
+    let pki = fixture().join("pki");
+    let config = fixture().join("kubeadm-config.yaml");
     let out = ok(
         kpki(&[
             "--now",
@@ -850,7 +759,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
             "kubeconfig",
             "user",
             "--config",
-            &config,
+            s(&config),
             "--cert-dir",
             pki.to_str().unwrap(),
             "--client-name",
@@ -862,7 +771,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
     );
     let file = tmp.path().join("auditor.conf");
     fs::write(&file, &out.stdout).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.server, CPE_URL);
     assert_eq!(f.cluster, "kubernetes");
     assert_eq!(f.context, "auditor@kubernetes");
@@ -895,7 +804,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
         "kubeconfig user --control-plane-endpoint",
     );
     fs::write(&file, &out.stdout).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.server, "https://cp.example:7443");
     assert_eq!(f.cluster, "prod");
     assert_eq!(f.current, "x@prod");
@@ -916,17 +825,7 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     let pki = tmp.path().join("pki");
     fs::create_dir_all(&pki).unwrap();
     let ca = tmp.path().join("ca-only");
-    init_tree(
-        &ca,
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    init_tree(&ca, &[]);
     // ca.crt present, ca.key absent (external CA layout).
     fs::copy(ca.join("pki/ca.crt"), pki.join("ca.crt")).unwrap();
     let out = kpki(&user_args(&pki, &["--client-name", "jane"]));

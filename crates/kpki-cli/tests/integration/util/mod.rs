@@ -94,6 +94,9 @@ pub fn fixture() -> PathBuf {
     workspace().join("fixtures/kubeadm-v1.28.4-rsa")
 }
 
+/// The kpki binary under test.
+pub const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
+
 /// A path as `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -222,6 +225,19 @@ impl Kpki {
         self
     }
 
+    /// Puts global flags (`--spec`, `--jobs`, `--lock-timeout`, ...) first, before the
+    /// subcommand, where a user writes them.
+    pub fn global<I, S>(mut self, flags: I) -> Kpki
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut args: Vec<OsString> = flags.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        args.append(&mut self.args);
+        self.args = args;
+        self
+    }
+
     /// `--cert-dir <pki>`.
     pub fn cert_dir(self, pki: &Path) -> Kpki {
         self.arg("--cert-dir").arg(pki)
@@ -230,7 +246,7 @@ impl Kpki {
     /// The standard [`INPUTS`] changed by `extra`: a flag of `extra` that is one of the inputs
     /// gives it the next word as its new value; every other word of `extra` is appended in order
     /// (so `extra` may also hold switches such as `--dry-run`).
-    pub fn init_args(mut self, extra: &[&str]) -> Kpki {
+    pub fn inputs(mut self, extra: &[&str]) -> Kpki {
         let mut inputs: Vec<(&str, &str)> = INPUTS.chunks(2).map(|c| (c[0], c[1])).collect();
         let mut rest = Vec::new();
         let mut words = extra.iter();
@@ -264,7 +280,7 @@ impl Kpki {
 
     /// The command, stdin closed (stdout and stderr as the caller sets them).
     pub fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kpki"));
+        let mut c = Command::new(KPKI);
         c.args(&self.args).stdin(Stdio::null());
         c
     }
@@ -334,11 +350,11 @@ where
 }
 
 /// `kpki init` of a tree under `dir` with the standard inputs changed by `extra` (see
-/// [`Kpki::init_args`]): certificates in `dir/pki` (returned), kubeconfigs in `dir` unless `extra`
+/// [`Kpki::inputs`]): certificates in `dir/pki` (returned), kubeconfigs in `dir` unless `extra`
 /// names a `--kubeconfig-dir` (kubeadm's /etc/kubernetes layout).
 pub fn init_tree(dir: &Path, extra: &[&str]) -> PathBuf {
     let pki = dir.join("pki");
-    Kpki::init(&pki).init_args(extra).ok();
+    Kpki::init(&pki).inputs(extra).ok();
     pki
 }
 

@@ -14,7 +14,7 @@ use base64::Engine;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::{kpki, openssl, Kpki, CAS, KUBECONFIGS, LEAVES};
+use super::{kpki, openssl, set_mode, Kpki, CAS, KUBECONFIGS, LEAVES};
 
 // ------------------------------------------------------------------ layout
 
@@ -919,13 +919,4 @@ pub fn assert_complete(chk: &mut Checker, l: &Layout, flags: &[&str]) -> Scan {
         openssl(&args);
     }
     scan
-}
-
-// Names the reliability tests used before the helpers moved to `util` (removed once they import
-// from `util` directly).
-pub use super::{env_count, seed, set_mode, INPUTS as FLAGS, INPUTS_RSA as FLAGS_RSA};
-
-/// Copies a directory tree, keeping file modes.
-pub fn copy_tree(from: &Path, to: &Path) {
-    super::copy_dir(from, to, super::Modes::Keep);
 }
