@@ -411,7 +411,7 @@ fn missing_tree_and_unreadable_files() {
     // An unreadable certificate stops the command (exit 2), naming the file.
     fs::create_dir_all(&pki).unwrap();
     fs::write(pki.join("apiserver.crt"), "garbage").unwrap();
-    let out = kpki(&["certs", "check-expiration", "--cert-dir", s(&pki)]);
+    let out = kpki(["certs", "check-expiration", "--cert-dir", s(&pki)]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

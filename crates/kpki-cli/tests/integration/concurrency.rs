@@ -8,7 +8,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::reliability::{assert_complete, kpki_cmd, run_ok, Checker, Layout};
-use crate::util::{self, set_mode, stderr, INPUTS};
+use crate::util::{self, serial, set_mode, stderr, INPUTS};
 
 fn spawn(args: &[String]) -> Child {
     let mut c = kpki_cmd(args);
@@ -42,6 +42,7 @@ fn assert_lock_message(o: &Output, pki: &Path) {
 /// shorter one fails after waiting about that long.
 #[test]
 fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
+    let _serial = serial(); // wall-clock bounds on lock waits
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     std::fs::create_dir(&l.pki).unwrap();
@@ -96,6 +97,7 @@ fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
 /// takes the lock both succeed; the pair is retried until the race is seen.)
 #[test]
 fn two_inits_with_zero_timeout_one_fails_cleanly() {
+    let _serial = serial(); // a race between two processes
     let mut raced = false;
     for attempt in 0..6 {
         let dir = tempfile::tempdir().unwrap();
@@ -133,6 +135,7 @@ fn two_inits_with_zero_timeout_one_fails_cleanly() {
 /// and then find a complete tree and write nothing.
 #[test]
 fn concurrent_inits_wait_and_all_succeed() {
+    let _serial = serial(); // several processes at once
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     let args = with_timeout("60s", l.args(&["init"], INPUTS));
@@ -159,6 +162,7 @@ fn concurrent_inits_wait_and_all_succeed() {
 /// key matches its certificate, every backup pair matches, CA files untouched.
 #[test]
 fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
+    let _serial = serial(); // several processes at once
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     run_ok(&l.args(&["init"], INPUTS));
@@ -198,6 +202,7 @@ fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
 /// kubeconfig whose embedded pair matches.
 #[test]
 fn concurrent_nodes_runs_leave_matching_pairs() {
+    let _serial = serial(); // a race between two processes
     let base = tempfile::tempdir().unwrap();
     let l = Layout::new(base.path());
     run_ok(&l.args(&["init"], INPUTS));

@@ -16,7 +16,7 @@ use crate::util::reliability::{
     self, assert_complete, full_tree, kpki_cmd, run_and_kill_when, run_ok, Checker, Layout, Rng,
     Scan, When, Window,
 };
-use crate::util::{self, copy_dir, env_count, set_mode, Modes, INPUTS, INPUTS_RSA};
+use crate::util::{self, copy_dir, env_count, serial, set_mode, Modes, INPUTS, INPUTS_RSA};
 
 /// Files a complete `certs renew all` creates or replaces: 19 backups (7 leaf pairs, 5
 /// kubeconfigs), 7 keys, 7 certificates, 5 kubeconfigs.
@@ -208,6 +208,7 @@ fn init_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
 
 #[test]
 fn init_survives_sigkill_ecdsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     init_trials(
         "init ECDSA-P256",
         INPUTS,
@@ -218,6 +219,7 @@ fn init_survives_sigkill_ecdsa() {
 
 #[test]
 fn init_survives_sigkill_rsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     init_trials(
         "init RSA-2048",
         INPUTS_RSA,
@@ -356,6 +358,7 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
 
 #[test]
 fn renew_survives_sigkill_ecdsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     renew_trials(
         "certs renew all ECDSA-P256",
         INPUTS,
@@ -366,6 +369,7 @@ fn renew_survives_sigkill_ecdsa() {
 
 #[test]
 fn renew_survives_sigkill_rsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     renew_trials(
         "certs renew all RSA-2048",
         INPUTS_RSA,
@@ -382,6 +386,7 @@ const NODES_B: &str = "node-a,10.2.0.1\nnode-b,10.2.0.2\nnode-c\nnode-d,10.1.0.4
 
 #[test]
 fn nodes_survives_sigkill() {
+    let _serial = serial(); // kills timed against a calibrated run
     let trials = env_count("KPKI_CRASH_NODE_TRIALS", 4);
     let seed = seed_for(5);
     let mut rng = Rng::new(seed);

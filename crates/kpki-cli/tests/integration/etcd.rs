@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{free_ports, init_tree, openssl, s, write_file};
+use crate::util::{free_ports, init_tree, openssl, s, serial, write_file};
 
 /// The node name of the trees ([`crate::util::INPUTS`]), also the first member's name.
 const NODE: &str = "cp-1";
@@ -221,6 +221,7 @@ fn etcd_accepts_kpki_certificates(algorithm: &str, extra: &[&str]) {
 
 #[test]
 fn etcd_accepts_kpki_certificates_rsa2048() {
+    let _serial = serial(); // ports, two etcd members, a start-up deadline
     etcd_accepts_kpki_certificates("RSA-2048", &[]);
 }
 
@@ -228,6 +229,7 @@ fn etcd_accepts_kpki_certificates_rsa2048() {
 /// as 1.28 wrote them; etcd must accept them all the same (issue 12).
 #[test]
 fn etcd_accepts_a_kubeadm_1_28_tree() {
+    let _serial = serial(); // ports, two etcd members, a start-up deadline
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_file(
         tmp.path(),
@@ -254,5 +256,6 @@ fn etcd_accepts_a_kubeadm_1_28_tree() {
 
 #[test]
 fn etcd_accepts_kpki_certificates_ecdsa_p256() {
+    let _serial = serial(); // ports, two etcd members, a start-up deadline
     etcd_accepts_kpki_certificates("ECDSA-P256", &[]);
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::util::reliability::{self, assert_complete, run_ok, Checker, Layout, Rng};
-use crate::util::{self, ok, set_mode, stderr, Kpki, INPUTS, INPUTS_RSA, KPKI};
+use crate::util::{self, ok, serial, set_mode, stderr, Kpki, INPUTS, INPUTS_RSA, KPKI};
 
 /// Runs kpki with umask 000, set in the child's own shell: the test process's umask is shared by
 /// every test running beside this one and is never changed. Optionally under strace.
@@ -479,6 +479,7 @@ fn no_command_or_flag_replaces_an_existing_ca() {
 /// its key with link(2), itself no-clobber, at random moments inside init's write window.
 #[test]
 fn a_ca_key_that_appears_mid_run_is_never_replaced() {
+    let _serial = serial(); // a race timed against a calibrated run
     let seed = util::seed();
     println!("KPKI_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed ^ 0xca);

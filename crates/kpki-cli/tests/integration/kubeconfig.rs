@@ -365,7 +365,7 @@ fn kubectl_reads_and_rewrites_every_kubeconfig_byte_for_byte() {
     for e in &EXPECT {
         let p = kc.join(e.file);
         let out = ok(
-            kubectl(&[
+            kubectl([
                 "--kubeconfig",
                 p.to_str().unwrap(),
                 "config",
@@ -472,6 +472,7 @@ fn kubectl_get(kubeconfig: &Path, server: &TlsServer, extra: &[&str]) -> Output 
 
 #[test]
 fn kubeconfigs_do_mutual_tls_with_openssl_and_other_cas_are_refused() {
+    let _serial = serial(); // a port and a TLS server with a start-up deadline
     mutual_tls(&[], &[]);
 }
 
@@ -479,6 +480,7 @@ fn kubeconfigs_do_mutual_tls_with_openssl_and_other_cas_are_refused() {
 /// super-admin.conf, admin.conf in system:masters, kubelet.conf at the control-plane endpoint.
 #[test]
 fn kubeadm_1_28_tree_does_mutual_tls_too() {
+    let _serial = serial(); // a port and a TLS server with a start-up deadline
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("kubeadm-1.28.yaml");
     fs::write(
@@ -503,7 +505,7 @@ fn mutual_tls(extra: &[&str], absent: &[&str]) {
     // A user kubeconfig signed by the same CA joins the five.
     let jane = tmp.path().join("jane.conf");
     ok(
-        kpki(&[
+        kpki([
             "kubeconfig",
             "user",
             "--cert-dir",
@@ -603,7 +605,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
     let tmp = tempfile::tempdir().unwrap();
     let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -661,7 +663,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
 
     // Comma lists are split like kubeadm's string-slice flag.
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &["--client-name", "bob", "--org", "a,b", "--org", "c"],
         )),
@@ -684,7 +686,7 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
     let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let file = tmp.path().join("out/ops.conf");
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -713,7 +715,7 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
     assert!(text.ends_with('\n'));
     assert!(!text.ends_with("\n\n"), "the file is the YAML alone");
     let out = ok(
-        kubectl(&[
+        kubectl([
             "--kubeconfig",
             file.to_str().unwrap(),
             "config",
@@ -730,7 +732,7 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
 
     // Exactly 8760h: no warning.
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -753,7 +755,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
     let pki = fixture().join("pki");
     let config = fixture().join("kubeadm-config.yaml");
     let out = ok(
-        kpki(&[
+        kpki([
             "--now",
             "2027-01-01T00:00:00Z",
             "kubeconfig",
@@ -787,7 +789,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
 
     // A control-plane endpoint alone is enough to know the server.
     let out = ok(
-        kpki(&[
+        kpki([
             "kubeconfig",
             "user",
             "--cert-dir",
@@ -828,7 +830,7 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     init_tree(&ca, &[]);
     // ca.crt present, ca.key absent (external CA layout).
     fs::copy(ca.join("pki/ca.crt"), pki.join("ca.crt")).unwrap();
-    let out = kpki(&user_args(&pki, &["--client-name", "jane"]));
+    let out = kpki(user_args(&pki, &["--client-name", "jane"]));
     let err = one_error_line(&out);
     assert!(
         err.contains(&pki.join("ca.key").display().to_string()) && err.contains("does not exist"),
@@ -836,23 +838,23 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     );
     // Neither present: the certificate is named first.
     fs::remove_file(pki.join("ca.crt")).unwrap();
-    let err = one_error_line(&kpki(&user_args(&pki, &["--client-name", "jane"])));
+    let err = one_error_line(&kpki(user_args(&pki, &["--client-name", "jane"])));
     assert!(err.contains("ca.crt: ") && err.contains("missing"), "{err}");
     // A key that is not the CA's.
     fs::copy(ca.join("pki/ca.crt"), pki.join("ca.crt")).unwrap();
     fs::copy(ca.join("pki/front-proxy-ca.key"), pki.join("ca.key")).unwrap();
-    let err = one_error_line(&kpki(&user_args(&pki, &["--client-name", "jane"])));
+    let err = one_error_line(&kpki(user_args(&pki, &["--client-name", "jane"])));
     assert!(
         err.contains("ca.key: ") && err.contains("does not match"),
         "{err}"
     );
     // Bad flags are named.
-    let err = one_error_line(&kpki(&user_args(
+    let err = one_error_line(&kpki(user_args(
         &pki,
         &["--client-name", "jane", "--validity-period", "1y"],
     )));
     assert!(err.contains("--validity-period"), "{err}");
-    let err = one_error_line(&kpki(&[
+    let err = one_error_line(&kpki([
         "kubeconfig",
         "user",
         "--cert-dir",

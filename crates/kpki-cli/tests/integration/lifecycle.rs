@@ -117,7 +117,7 @@ fn renew_all_replaces_every_leaf_and_keeps_cas() {
         } else {
             "ca.crt"
         };
-        openssl(&[
+        openssl([
             "verify",
             "-attime",
             &(later_ts + 600).to_string(),
@@ -125,8 +125,8 @@ fn renew_all_replaces_every_leaf_and_keeps_cas() {
             s(&pki.join(ca)),
             s(&pki.join(format!("{l}.crt"))),
         ]);
-        let key_pub = openssl(&["pkey", "-in", s(&pki.join(format!("{l}.key"))), "-pubout"]);
-        let cert_pub = openssl(&[
+        let key_pub = openssl(["pkey", "-in", s(&pki.join(format!("{l}.key"))), "-pubout"]);
+        let cert_pub = openssl([
             "x509",
             "-in",
             s(&pki.join(format!("{l}.crt"))),
@@ -175,7 +175,7 @@ fn renew_all_replaces_every_leaf_and_keeps_cas() {
         assert_eq!((&new.cn, &new.orgs), (&old.cn, &old.orgs), "{k}");
         let tmp = dir.path().join("client.pem");
         fs::write(&tmp, client).unwrap();
-        openssl(&[
+        openssl([
             "verify",
             "-attime",
             &(later_ts + 600).to_string(),
@@ -211,7 +211,7 @@ fn renew_all_on_the_kubeadm_fixture_moves_o_values_to_1_29() {
     copy_dir(&fixture().join("pki"), &pki, Modes::Kubeadm);
     copy_dir(&fixture().join("kubeconfig"), &kc, Modes::Kubeadm);
     let cfg = fixture().join("kubeadm-config.yaml");
-    let out = kpki_ok(&[
+    let out = kpki_ok([
         "certs",
         "renew",
         "all",
@@ -246,7 +246,7 @@ fn renew_all_on_the_kubeadm_fixture_moves_o_values_to_1_29() {
         ["kubeadm:cluster-admins"]
     );
     let ts = (1_795_856_400i64 + 600).to_string(); // 2026-11-28T09:10Z
-    openssl(&[
+    openssl([
         "verify",
         "-attime",
         &ts,
@@ -265,7 +265,7 @@ fn renew_all_on_the_kubeadm_fixture_moves_o_values_to_1_29() {
 fn outside_ca(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     let crt = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
-    openssl(&[
+    openssl([
         "req",
         "-x509",
         "-newkey",
@@ -290,7 +290,7 @@ fn outside_ca(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
 }
 
 fn sign_csr(csr: &Path, ca: &(PathBuf, PathBuf), out: &Path) {
-    openssl(&[
+    openssl([
         "x509",
         "-req",
         "-in",
@@ -400,7 +400,7 @@ fn external_ca_flow_end_to_end() {
     // a cert with a wrong SAN first: init must reject it
     let bad_key = outside.join("bad.key");
     let bad_csr = outside.join("bad.csr");
-    openssl(&[
+    openssl([
         "req",
         "-new",
         "-newkey",
@@ -481,8 +481,8 @@ fn external_ca_flow_end_to_end() {
 
 #[test]
 fn certificate_key_is_32_random_bytes_in_hex() {
-    let a = kpki_ok(&["certs", "certificate-key"]);
-    let b = kpki_ok(&["certs", "certificate-key"]);
+    let a = kpki_ok(["certs", "certificate-key"]);
+    let b = kpki_ok(["certs", "certificate-key"]);
     let a = a.trim();
     assert_eq!(a.len(), 64);
     assert!(
@@ -498,7 +498,7 @@ fn renew_takes_sans_from_the_spec_unless_keep_sans() {
     let dir = tempfile::tempdir().unwrap();
     let pki = init_tree(dir.path(), &["--apiserver-cert-extra-sans", "10.0.0.77"]);
     let has_77 = |p: &Path| {
-        openssl(&["x509", "-in", s(p), "-noout", "-ext", "subjectAltName"])
+        openssl(["x509", "-in", s(p), "-noout", "-ext", "subjectAltName"])
             .contains("IP Address:10.0.0.77")
     };
     assert!(has_77(&pki.join("apiserver.crt")));
@@ -518,7 +518,7 @@ fn renew_takes_sans_from_the_spec_unless_keep_sans() {
         "renew follows the spec"
     );
     let tmp_kc = pki.join("ca.crt");
-    openssl(&[
+    openssl([
         "verify",
         "-CAfile",
         s(&tmp_kc),

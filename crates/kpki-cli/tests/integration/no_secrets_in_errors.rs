@@ -11,7 +11,7 @@ fn verify(dir: &Path) -> Vec<String> {
     ["text", "json"]
         .iter()
         .map(|fmt| {
-            let out = kpki(&[
+            let out = kpki([
                 "verify",
                 "--cert-dir",
                 s(&dir.join("pki")),

@@ -241,6 +241,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
 /// checks that the set is complete, with every file whole and no leftovers.
 #[test]
 fn killed_run_is_finished_by_a_rerun() {
+    let _serial = serial(); // a kill timed against the run's progress, with a deadline
     for attempt in 0..4 {
         let n = 400 * (attempt + 1);
         let tmp = tempfile::tempdir().unwrap();

@@ -1012,7 +1012,7 @@ fn text_report_has_one_table_per_severity() {
 fn could_not_run_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope/pki");
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&missing),
@@ -1051,7 +1051,7 @@ fn could_not_run_exits_2() {
         "{err}"
     );
 
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
@@ -1067,7 +1067,7 @@ fn could_not_run_exits_2() {
         .unwrap()
         .contains("--warn-within"));
 
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
@@ -1080,7 +1080,7 @@ fn could_not_run_exits_2() {
         .contains("/nonexistent/kubeadm.yaml"));
 
     // An empty but readable tree runs and reports everything missing (exit 1).
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
