@@ -147,7 +147,6 @@ fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
     // Once the kubelet references its rotated certificate by path, it is not listed.
     let dir = tempfile::tempdir().unwrap();
     let kdir = dir.path().join("kubeconfig");
-    fs::create_dir_all(&kdir).unwrap();
     copy_dir(&fixture().join("kubeconfig"), &kdir, Modes::Keep);
     let kubelet = kdir.join("kubelet.conf");
     let text = fs::read_to_string(&kubelet).unwrap();

@@ -3,17 +3,12 @@
 //! checked with openssl, x509-parser and file snapshots, never with the kpki library.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// stderr must be exactly one non-empty line, and no panic.

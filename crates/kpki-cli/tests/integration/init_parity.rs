@@ -528,7 +528,6 @@ fn ipv6_advertise_address_with_dual_stack_services() {
     );
     let pki = kube.join("pki");
     check_tree(&pki, &kube, Alg::P256);
-    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     let api = facts(&pki.join("apiserver.crt"));
     // first CIDR only (kubeadm ignores the secondary family), then the advertise address
     assert_eq!(api.ips, [ip("10.96.0.1"), ip("fd00::10")]);

@@ -20,8 +20,8 @@ fn ecdsa_tree(root: &Path) -> PathBuf {
     init_tree(&root.join("kube"), &["--control-plane-endpoint", CPE])
 }
 
-/// `kpki nodes` for `pki`, `nodes`, `out` plus `extra`.
-fn nodes_args(pki: &Path, nodes: &Path, out: &Path, extra: &[&str]) -> Kpki {
+/// `kpki nodes` for `pki`, `nodes`, `out` with the control-plane endpoint, plus `extra`.
+fn kpki_nodes(pki: &Path, nodes: &Path, out: &Path, extra: &[&str]) -> Kpki {
     Kpki::nodes(pki, nodes, out)
         .args(["--control-plane-endpoint", CPE])
         .args(extra)
@@ -180,7 +180,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
     let pki = ecdsa_tree(tmp.path());
     let list = nodes_file(tmp.path(), 200);
     let out = tmp.path().join("out");
-    let stdout = nodes_args(&pki, &list, &out, &["--serving"]).ok();
+    let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
     assert!(
         stdout.contains(
             "200 line(s): 200 issued, 0 replaced, 0 up to date, 0 failed; 600 file(s) written"
@@ -191,7 +191,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
 
     // A second run keeps everything, byte for byte.
     let before = snapshot(&out);
-    let stdout = nodes_args(&pki, &list, &out, &["--serving"]).ok();
+    let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
     assert!(
         stdout.contains("0 issued, 0 replaced, 200 up to date, 0 failed; 0 file(s) written"),
         "{stdout}"
@@ -209,7 +209,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
         .unwrap()
         .replace("node-0011,10.1.0.12\n", "node-0011,10.1.0.99\n");
     std::fs::write(&list, text).unwrap();
-    let out2 = nodes_args(&pki, &list, &out, &["--serving"]).run();
+    let out2 = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert!(out2.status.success());
     let stderr = String::from_utf8_lossy(&out2.stderr);
     for (line, file) in [
@@ -248,7 +248,7 @@ fn killed_run_is_finished_by_a_rerun() {
         let pki = ecdsa_tree(tmp.path());
         let list = nodes_file(tmp.path(), n);
         let out = tmp.path().join("out");
-        let mut child = nodes_args(&pki, &list, &out, &["--serving"])
+        let mut child = kpki_nodes(&pki, &list, &out, &["--serving"])
             .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -290,7 +290,7 @@ fn killed_run_is_finished_by_a_rerun() {
         eprintln!(
             "killed with {complete} of {n} nodes complete, {leftovers} temporary file(s) left"
         );
-        let stdout = nodes_args(&pki, &list, &out, &["--serving"]).ok();
+        let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
         // Complete nodes (all three files, each renamed into place whole) are kept; the rest,
         // partial or absent, are issued.
         assert!(
@@ -302,7 +302,7 @@ fn killed_run_is_finished_by_a_rerun() {
         );
         check_nodes(&pki, &out, n);
 
-        let stdout = nodes_args(&pki, &list, &out, &["--serving"]).ok();
+        let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
         assert!(
             stdout.contains(&format!("{n} up to date, 0 failed; 0 file(s) written")),
             "{stdout}"
@@ -331,7 +331,7 @@ fn bad_lines_are_reported_by_line_number_and_good_ones_done() {
           GOOD-5\n",
     );
     let out = tmp.path().join("out");
-    let res = nodes_args(&pki, &list, &out, &["--serving"]).run();
+    let res = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     let stdout = String::from_utf8_lossy(&res.stdout);
@@ -391,7 +391,7 @@ fn yaml_lists_are_read_and_bad_items_reported() {
           - name: worker-e\n  ips: [not-an-ip]\n",
     );
     let out = tmp.path().join("out");
-    let res = nodes_args(&pki, &list, &out, &["--serving"]).run();
+    let res = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     let origin = list.display().to_string();
@@ -431,7 +431,7 @@ fn node_files_follow_the_spec() {
     let spec = write_file(tmp.path(), "spec.toml", spec_text.as_bytes());
     let list = write_file(tmp.path(), "nodes.txt", b"n1,10.0.0.1\nn2\n");
     let out = tmp.path().join("out");
-    nodes_args(
+    kpki_nodes(
         &pki,
         &list,
         &out,
@@ -467,7 +467,7 @@ fn node_files_follow_the_spec() {
         "file = \"kubelet.conf\"",
     );
     let bad_spec = write_file(tmp.path(), "bad.toml", bad.as_bytes());
-    let (code, stderr) = nodes_args(&pki, &list, &tmp.path().join("out2"), &[])
+    let (code, stderr) = kpki_nodes(&pki, &list, &tmp.path().join("out2"), &[])
         .global(["--spec", s(&bad_spec)])
         .fail();
     assert_eq!(code, 2);
@@ -482,7 +482,7 @@ fn node_files_follow_the_spec() {
 fn missing_ca_is_an_error_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let list = write_file(tmp.path(), "nodes.txt", b"n1\n");
-    let (code, stderr) = nodes_args(
+    let (code, stderr) = kpki_nodes(
         &tmp.path().join("nope"),
         &list,
         &tmp.path().join("out"),
@@ -521,7 +521,7 @@ fn a_held_output_lock_stops_a_second_run() {
     std::fs::create_dir(&out).unwrap();
     let held = std::fs::File::open(&out).unwrap();
     held.lock().unwrap();
-    let run = nodes_args(&pki, &list, &out, &[]).global(["--lock-timeout", "200ms"]);
+    let run = kpki_nodes(&pki, &list, &out, &[]).global(["--lock-timeout", "200ms"]);
     let (code, stderr) = run.fail();
     assert_eq!(code, 2);
     assert!(stderr.contains("another kpki process"), "{stderr}");
@@ -544,7 +544,7 @@ fn leftover_temporaries_are_replaced_and_links_refused() {
     std::fs::write(out.join("n1/.kubelet.conf.kpki-tmp"), "half a kubeconf").unwrap();
     let precious = write_file(tmp.path(), "precious", b"do not touch");
     std::os::unix::fs::symlink(&precious, out.join("n2/kubelet.conf")).unwrap();
-    let res = nodes_args(&pki, &list, &out, &[]).run();
+    let res = kpki_nodes(&pki, &list, &out, &[]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(

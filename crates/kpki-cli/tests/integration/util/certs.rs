@@ -247,6 +247,12 @@ pub fn rsa_bits(key: &Path) -> u32 {
 
 // ------------------------------------------------------------------ certificates
 
+/// An IP address (SAN lists in assertions).
+pub fn ip(s: &str) -> IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} is not an IP address: {e}"))
+}
+
 /// DER of the single CERTIFICATE block of PEM bytes (x509-parser's PEM reader).
 pub fn der_of(pem: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(pem);
