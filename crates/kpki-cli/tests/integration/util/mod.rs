@@ -9,6 +9,7 @@
 //! settings are made on the child [`Command`] (`.env`, `.current_dir`, `sh -c 'umask ...; exec'`).
 
 pub mod certs;
+pub mod etcd;
 pub mod reliability;
 
 pub use certs::*;
@@ -161,6 +162,11 @@ pub fn report(what: &str, out: &Output) -> String {
     )
 }
 
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -288,6 +294,17 @@ impl Kpki {
     /// Runs it, whatever the outcome (a panic of kpki is never an outcome a test wants).
     pub fn run(&self) -> Output {
         let out = run(self.command(), None);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked at"),
+            "{}",
+            report(&format!("kpki {:?} panicked", self.args), &out)
+        );
+        out
+    }
+
+    /// Runs it with `input` on its standard input, whatever the outcome (but no panic).
+    pub fn run_stdin(&self, input: &[u8]) -> Output {
+        let out = run(self.command(), Some(input));
         assert!(
             !String::from_utf8_lossy(&out.stderr).contains("panicked at"),
             "{}",
