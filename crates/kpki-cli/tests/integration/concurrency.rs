@@ -197,9 +197,9 @@ fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
     assert_eq!(cas, after, "a CA file changed");
 }
 
-/// `kpki nodes` takes no lock on its output directory: two runs issuing the same nodes at the
-/// same time must still leave every node with a key that matches its certificate and a
-/// kubeconfig whose embedded pair matches.
+/// Two `kpki nodes` issuing the same nodes into one output directory at the same time (it once
+/// took no lock there; it now waits for the directory's lock): both succeed, and every node ends
+/// with a key that matches its certificate and a kubeconfig whose embedded pair matches.
 #[test]
 fn concurrent_nodes_runs_leave_matching_pairs() {
     let _serial = serial(); // a race between two processes
