@@ -18,8 +18,8 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::util::{
-    cert_der, copy_dir, fixture, init_tree, kpki, openssl, s, set_mode, spec_without_super_admin,
-    tool, Modes, INPUTS, KPKI,
+    cert_der, copy_dir, fixture, fixture_copy, init_tree, kpki, openssl, s, set_mode,
+    spec_without_super_admin, tool, Modes, INPUTS, KPKI,
 };
 
 const T0: OffsetDateTime = datetime!(2026-01-15 12:00 UTC);
@@ -333,33 +333,6 @@ fn fresh_tree_is_clean() {
     a.extend_from_slice(&["--warn-within", "24h"]);
     let (_, r) = verify_json(&a);
     assert_eq!(r["summary"]["warnings"], 0, "{r:#}");
-}
-
-/// Copies the fixture with kubeadm's modes restored (git keeps none).
-fn fixture_copy(dir: &Path) -> PathBuf {
-    let root = dir.join("fx");
-    copy_dir(&fixture(), &root, Modes::OwnerWritable);
-    for rel in [
-        "pki/ca.key",
-        "pki/apiserver.key",
-        "pki/apiserver-kubelet-client.key",
-        "pki/apiserver-etcd-client.key",
-        "pki/front-proxy-ca.key",
-        "pki/front-proxy-client.key",
-        "pki/sa.key",
-        "pki/sa.pub",
-        "pki/etcd/ca.key",
-        "pki/etcd/server.key",
-        "pki/etcd/peer.key",
-        "pki/etcd/healthcheck-client.key",
-        "kubeconfig/admin.conf",
-        "kubeconfig/controller-manager.conf",
-        "kubeconfig/kubelet.conf",
-        "kubeconfig/scheduler.conf",
-    ] {
-        set_mode(&root.join(rel), 0o600);
-    }
-    root
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_ports;
+use super::{free_ports, require};
 
 /// How long the members may take to report healthy (a loaded 2-core machine is slow to start
 /// two etcd processes doing TLS).
@@ -16,14 +16,8 @@ const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
 
 /// Fails with a useful message when etcd or etcdctl is missing.
 pub fn require_etcd() {
-    for tool in ["etcd", "etcdctl"] {
-        if let Err(e) = Command::new(tool).arg("--version").output() {
-            panic!(
-                "{tool} is not installed ({e}); run scripts/test.sh, which installs etcd-server \
-                 and etcd-client (CI does)"
-            );
-        }
-    }
+    require("etcd", "--version", "etcd-server");
+    require("etcdctl", "--version", "etcd-client");
 }
 
 /// A running etcd cluster; every member is killed on drop.

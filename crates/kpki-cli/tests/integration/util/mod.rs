@@ -98,6 +98,34 @@ pub fn fixture() -> PathBuf {
 /// The kpki binary under test.
 pub const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
 
+/// A copy of the fixture under `dir/fx` with kubeadm's modes (git keeps none: keys and
+/// kubeconfigs 0600); returns `dir/fx` (certificates in `pki/`, kubeconfigs in `kubeconfig/`).
+pub fn fixture_copy(dir: &Path) -> PathBuf {
+    let root = dir.join("fx");
+    copy_dir(&fixture(), &root, Modes::OwnerWritable);
+    for rel in [
+        "pki/ca.key",
+        "pki/apiserver.key",
+        "pki/apiserver-kubelet-client.key",
+        "pki/apiserver-etcd-client.key",
+        "pki/front-proxy-ca.key",
+        "pki/front-proxy-client.key",
+        "pki/sa.key",
+        "pki/sa.pub",
+        "pki/etcd/ca.key",
+        "pki/etcd/server.key",
+        "pki/etcd/peer.key",
+        "pki/etcd/healthcheck-client.key",
+        "kubeconfig/admin.conf",
+        "kubeconfig/controller-manager.conf",
+        "kubeconfig/kubelet.conf",
+        "kubeconfig/scheduler.conf",
+    ] {
+        set_mode(&root.join(rel), 0o600);
+    }
+    root
+}
+
 /// A path as `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -153,13 +181,37 @@ fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
 }
 
 /// A process's exit code, stdout and stderr, for a failure message.
-pub fn report(what: &str, out: &Output) -> String {
+pub fn show(out: &Output) -> String {
     format!(
-        "{what}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// [`show`] under a heading.
+pub fn report(what: &str, out: &Output) -> String {
+    format!("{what}\n{}", show(out))
+}
+
+/// Runs a prepared command (its own environment, directory, ...: stdin closed, stdout and stderr
+/// captured), whatever the outcome; a program that cannot start fails the test, naming it.
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    let what = describe(cmd);
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e} (scripts/test.sh installs the tools)"))
+}
+
+/// Fails with a useful message when `tool` (run with `version_arg`) is missing; `how` names what
+/// scripts/test.sh installs for it.
+pub fn require(tool: &str, version_arg: &str, how: &str) {
+    if let Err(e) = Command::new(tool).arg(version_arg).output() {
+        panic!(
+            "{tool} is not installed ({e}); run scripts/test.sh, which installs {how} (CI does)"
+        );
+    }
 }
 
 /// stdout as text.
