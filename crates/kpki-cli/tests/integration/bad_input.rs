@@ -9,7 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::reliability::{run_ok, Layout};
-use crate::util::{self, copy_dir, set_mode, Kpki, Modes, INPUTS};
+use crate::util::{self, copy_dir, set_mode, strings, Kpki, Modes, INPUTS};
 
 /// Where a case runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,10 +49,6 @@ struct Case {
     forbidden: Vec<String>,
     /// Substrings the error line must contain exactly once (a path printed twice).
     once: Vec<String>,
-}
-
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
 }
 
 /// `init --cert-dir {pki}` with the standard flags, each `(flag, value)` replacing that flag's
@@ -102,11 +98,11 @@ impl Case {
         self
     }
     fn forbid(mut self, v: &[&str]) -> Case {
-        self.forbidden = s(v);
+        self.forbidden = strings(v);
         self
     }
     fn once(mut self, v: &[&str]) -> Case {
-        self.once = s(v);
+        self.once = strings(v);
         self
     }
     fn lines(mut self, n: usize) -> Case {
@@ -475,13 +471,13 @@ fn cases(spec: &str) -> Vec<Case> {
         spec_case("spec: kubeconfig file on a CA key", extra_kc("file = \"extra.conf\"", "file = \"pki/ca.key\""), &["extra.conf", "key of CA ca"]),
         spec_case("spec: kubeconfig file on the cert dir", extra_kc("file = \"extra.conf\"", "file = \"pki\""), &["extra.conf", "directory of"]),
         spec_case("spec: leaf on the key pair's key", extra("path = \"extra\"", "path = \"sa\""), &["extra", "sa"]),
-        case("--node-name ca with a leaf at {node_name}", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("ca"))])].concat(), 2, &["--node-name", "\"ca\"", "certificate of CA ca"])
+        case("--node-name ca with a leaf at {node_name}", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("ca"))])].concat(), 2, &["--node-name", "\"ca\"", "certificate of CA ca"])
             .setup({ let t = extra("path = \"extra\"", "path = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--node-name pki makes a kubeconfig of the cert dir", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("pki"))])].concat(), 2, &["--node-name", "\"pki\"", "directory of"])
+        case("--node-name pki makes a kubeconfig of the cert dir", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("pki"))])].concat(), 2, &["--node-name", "\"pki\"", "directory of"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--cluster-name ../../escaped/x in a file name", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("../../escaped/x"))])].concat(), 2, &["--cluster-name", "../../escaped/x", "leaves its directory"])
+        case("--cluster-name ../../escaped/x in a file name", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("../../escaped/x"))])].concat(), 2, &["--cluster-name", "../../escaped/x", "leaves its directory"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.conf\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--cluster-name pki/ca names a CA key", Env::Tree, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("pki/ca"))])].concat(), 2, &["--cluster-name", "pki/ca", "of CA ca"])
+        case("--cluster-name pki/ca names a CA key", Env::Tree, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("pki/ca"))])].concat(), 2, &["--cluster-name", "pki/ca", "of CA ca"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.key\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
         // ---- issue 11: the spec's own rules
         spec_case("spec: key_mode 0777", spec_edit(spec, "key_mode = \"0600\"", "key_mode = \"0777\""), &["defaults.key_mode", "0777"]),
@@ -494,19 +490,19 @@ fn cases(spec: &str) -> Vec<Case> {
         spec_case("spec: newline in a CN", extra("cn = \"extra\"", "cn = \"ex\\ntra\""), &["extra", "cn", "control"]),
         spec_case("spec: key pair key on a directory", spec_edit(spec, "key = \"sa.key\"", "key = \"etcd\""), &["sa", "\"etcd\"", "directory"]),
         // ---- issue 11: bounds
-        case("--jobs 100000", e, [s(&["--jobs", "100000"]), init_with(&[])].concat(), 2, &["--jobs", "100000"]),
-        case("--now 9999-12-31 (init)", e, [s(&["--now", "9999-12-31T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "9999"]),
-        case("--now 1949 (init)", e, [s(&["--now", "1949-06-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "1949"]),
-        case("--now 9999-12-31 (kubeconfig user)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "kubeconfig", "user", "--client-name", "x", "--cert-dir", "{pki}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"]),
-        case("--now 9999-12-31 (nodes)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"])
+        case("--jobs 100000", e, [strings(&["--jobs", "100000"]), init_with(&[])].concat(), 2, &["--jobs", "100000"]),
+        case("--now 9999-12-31 (init)", e, [strings(&["--now", "9999-12-31T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "9999"]),
+        case("--now 1949 (init)", e, [strings(&["--now", "1949-06-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "1949"]),
+        case("--now 9999-12-31 (kubeconfig user)", Env::Tree, strings(&["--now", "9999-12-31T00:00:00Z", "kubeconfig", "user", "--client-name", "x", "--cert-dir", "{pki}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"]),
+        case("--now 9999-12-31 (nodes)", Env::Tree, strings(&["--now", "9999-12-31T00:00:00Z", "nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"])
             .setup(|c| write(&c.input.join("nodes.txt"), b"node-a\n")),
-        case("--now 9999-12-31 (upload-bundle)", Env::Tree, s(&["--now", "9999-12-31T23:00:00Z", "certs", "upload-bundle", "--cert-dir", "{pki}", "--certificate-key", &"ab".repeat(32)]), 2, &["--now"]),
-        case("--now with an escape sequence", e, [s(&["--now", "\u{1b}[2J\u{1b}[Hyesterday\nerror: forged"]), init_with(&[])].concat(), 2, &["--now", "\\u{1b}[2J"]),
-        case("--config with a newline in its name", e, s(&["init", "--cert-dir", "{pki}", "--config", "{in}/no\nsuch\u{1b}[31m.yaml"]), 2, &["{in}/no\\nsuch\\u{1b}[31m.yaml"]),
+        case("--now 9999-12-31 (upload-bundle)", Env::Tree, strings(&["--now", "9999-12-31T23:00:00Z", "certs", "upload-bundle", "--cert-dir", "{pki}", "--certificate-key", &"ab".repeat(32)]), 2, &["--now"]),
+        case("--now with an escape sequence", e, [strings(&["--now", "\u{1b}[2J\u{1b}[Hyesterday\nerror: forged"]), init_with(&[])].concat(), 2, &["--now", "\\u{1b}[2J"]),
+        case("--config with a newline in its name", e, strings(&["init", "--cert-dir", "{pki}", "--config", "{in}/no\nsuch\u{1b}[31m.yaml"]), 2, &["{in}/no\\nsuch\\u{1b}[31m.yaml"]),
         // ---- issue 11: a CA that must not sign
-        case("CA expired", Env::Tree, [s(&["--now", "2045-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "expired"])
+        case("CA expired", Env::Tree, [strings(&["--now", "2045-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "expired"])
             .setup(|c| remove_pair(&c.pki, "apiserver")),
-        case("CA not yet valid", Env::Tree, [s(&["--now", "2001-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "not valid before"])
+        case("CA not yet valid", Env::Tree, [strings(&["--now", "2001-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "not valid before"])
             .setup(|c| remove_pair(&c.pki, "apiserver")),
         tree_case("CA with a negative serial", &["{pki}/ca.crt", "negative serial"], |c| {
             let ca = c.pki.join("ca.crt");

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::util::reliability::{self, assert_complete, run_ok, Checker, Layout, Rng};
-use crate::util::{self, ok, serial, set_mode, stderr, Kpki, INPUTS, INPUTS_RSA, KPKI};
+use crate::util::{self, ok, serial, set_mode, stderr, strings, Kpki, INPUTS, INPUTS_RSA, KPKI};
 
 /// Runs kpki with umask 000, set in the child's own shell: the test process's umask is shared by
 /// every test running beside this one and is never changed. Optionally under strace.
@@ -547,18 +547,14 @@ fn a_ca_key_that_appears_mid_run_is_never_replaced() {
 
 // ------------------------------------------------------------------ issue 11
 
-fn snap_eq(root: &Path, before: &BTreeMap<String, common::Node>, what: &str) {
-    let after = common::snapshot(root);
-    let changed = common::changed(before, &after);
-    let touched = common::touched(before, &after);
+fn snap_eq(root: &Path, before: &BTreeMap<String, util::Node>, what: &str) {
+    let after = util::snapshot(root);
+    let changed = util::changed(before, &after);
+    let touched = util::touched(before, &after);
     assert!(
         changed.is_empty() && touched.is_empty(),
         "{what}: changed {changed:?}, rewritten {touched:?}"
     );
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
 }
 
 /// `kubeconfig user --out` and `kubeconfig bootstrap --out` go through the one path check: a CA
@@ -568,7 +564,7 @@ fn s(v: &[&str]) -> Vec<String> {
 #[test]
 fn out_files_go_through_the_path_check() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let root = dir.path();
     let pki = l.pki.display().to_string();
     std::fs::write(
@@ -578,10 +574,10 @@ fn out_files_go_through_the_path_check() {
     .unwrap();
     let open = root.join("open");
     std::fs::create_dir(&open).unwrap();
-    reliability::set_mode(&open, 0o777);
+    set_mode(&open, 0o777);
     symlink(&outside.join("target.conf"), &l.k.join("link.conf"));
     let cmds: [Vec<String>; 2] = [
-        s(&[
+        strings(&[
             "kubeconfig",
             "user",
             "--client-name",
@@ -591,7 +587,7 @@ fn out_files_go_through_the_path_check() {
             "--apiserver-advertise-address",
             "10.0.0.10",
         ]),
-        s(&[
+        strings(&[
             "kubeconfig",
             "bootstrap",
             "--token",
@@ -613,10 +609,10 @@ fn out_files_go_through_the_path_check() {
     ];
     for cmd in &cmds {
         for (target, why) in &refused {
-            let before = common::snapshot(root);
+            let before = util::snapshot(root);
             let mut args = cmd.clone();
-            args.extend(s(&["--out", &target.display().to_string()]));
-            let (code, err) = common::kpki_fail(&args);
+            args.extend(strings(&["--out", &target.display().to_string()]));
+            let (code, err) = util::kpki_fail(&args);
             assert_eq!(code, 2, "{args:?}: {err}");
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains(why), "{}: {err}", target.display());
@@ -628,10 +624,10 @@ fn out_files_go_through_the_path_check() {
         }
         let target = l.k.join(format!("{}-new.conf", cmd[1]));
         let mut args = cmd.clone();
-        args.extend(s(&["--out", &target.display().to_string()]));
-        common::kpki_ok(&args);
-        assert_eq!(common::mode(&target), 0o600);
-        common::kubeconfig_json(&target);
+        args.extend(strings(&["--out", &target.display().to_string()]));
+        util::kpki_ok(&args);
+        assert_eq!(util::mode(&target), 0o600);
+        util::kubeconfig_json(&target);
     }
 }
 
@@ -639,7 +635,7 @@ fn out_files_go_through_the_path_check() {
 fn python(script: &str, args: &[&str]) -> String {
     let mut a = vec!["-c", script];
     a.extend_from_slice(args);
-    String::from_utf8(common::tool_ok("python3", &a, None)).unwrap()
+    String::from_utf8(util::tool_ok("python3", &a, None)).unwrap()
 }
 
 /// Moves a kubeconfig's client certificate and key out of the file into `cert` and `key` (one
@@ -669,8 +665,8 @@ yaml.safe_dump(c, open(p, 'w'))
             key_ref,
         ],
     );
-    reliability::set_mode(cert, if cert == key { 0o600 } else { 0o644 });
-    reliability::set_mode(key, 0o600);
+    set_mode(cert, if cert == key { 0o600 } else { 0o644 });
+    set_mode(key, 0o600);
 }
 
 /// Kubeconfigs that reference their client certificate and key by path (a kubeadm node after
@@ -681,7 +677,7 @@ yaml.safe_dump(c, open(p, 'w'))
 #[test]
 fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let root = dir.path();
     // admin.conf: two files in the kubeconfig dir, one relative and one absolute reference.
     let (a_crt, a_key) = (l.k.join("admin-client.crt"), l.k.join("admin-client.key"));
@@ -720,13 +716,13 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
         "kubelet-client-current.pem",
     );
 
-    let init = common::kpki_ok(l.args(&["init"], FLAGS));
+    let init = util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(init.contains("0 file(s) written"), "{init}");
-    let v = common::kpki(l.args(&["verify"], FLAGS));
+    let v = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
 
-    let before = common::snapshot(root);
-    let out = common::kpki_ok(l.args(
+    let before = util::snapshot(root);
+    let out = util::kpki_ok(l.args(
         &[
             "certs",
             "renew",
@@ -735,7 +731,7 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
             "controller-manager.conf",
             "kubelet.conf",
         ],
-        FLAGS,
+        INPUTS,
     ));
     assert!(out.contains("admin.conf renewed"), "{out}");
     assert!(out.contains("scheduler.conf renewed"), "{out}");
@@ -743,8 +739,8 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
         !out.contains("controller-manager.conf renewed") && !out.contains("kubelet.conf renewed"),
         "{out}"
     );
-    let after = common::snapshot(root);
-    let changed = common::changed(&before, &after);
+    let after = util::snapshot(root);
+    let changed = util::changed(&before, &after);
     let rel = |p: &Path| p.strip_prefix(root).unwrap().display().to_string();
     // The kubeconfigs themselves are untouched; so are the files outside the tree and the
     // kubelet's.
@@ -776,16 +772,16 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
             .unwrap_or_else(|| panic!("no backup of {}: {changed:?}", p.display()));
         assert_eq!(backup.1.mode, before[&rel(p)].mode, "{}", backup.0);
     }
-    common::assert_key_matches(&a_key, &a_crt);
-    common::assert_key_matches(&s_pem, &s_pem);
-    common::assert_verifies(&l.pki.join("ca.crt"), &a_crt, "sslclient");
-    assert_eq!(common::mode(&a_key), 0o600);
-    assert_eq!(common::mode(&s_pem), 0o600);
+    util::assert_key_matches(&a_key, &a_crt);
+    util::assert_key_matches(&s_pem, &s_pem);
+    util::assert_verifies(&l.pki.join("ca.crt"), &a_crt, "sslclient");
+    assert_eq!(util::mode(&a_key), 0o600);
+    assert_eq!(util::mode(&s_pem), 0o600);
     assert!(
         !changed.iter().any(|p| p.ends_with(".kpki-new")),
         "{changed:?}"
     );
-    let v = common::kpki(l.args(&["verify"], FLAGS));
+    let v = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(
         v.status.code(),
         Some(0),
@@ -799,12 +795,12 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
     let staged = l.k.join("admin-client.crt.kpki-new");
     std::fs::rename(&a_crt, &staged).unwrap();
     std::fs::write(&a_crt, &before[&rel(&a_crt)].bytes).unwrap();
-    reliability::set_mode(&a_crt, 0o644);
+    set_mode(&a_crt, 0o644);
     let new_cert = std::fs::read(&staged).unwrap();
-    common::kpki_ok(l.args(&["init"], FLAGS));
+    util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(!staged.exists(), "the staged certificate is still there");
     assert_eq!(std::fs::read(&a_crt).unwrap(), new_cert);
-    common::assert_key_matches(&a_key, &a_crt);
+    util::assert_key_matches(&a_key, &a_crt);
 }
 
 /// Renewing a kubeconfig changes its certificate, key and CA data and nothing else: a cluster's
@@ -814,7 +810,7 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
 #[test]
 fn renewing_a_kubeconfig_keeps_what_kpki_does_not_model() {
     let (_dir, l, _) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let conf = l.k.join("admin.conf");
     python(
         "import sys, yaml
@@ -845,7 +841,7 @@ print(json.dumps([c, data], sort_keys=True))
 ";
     let before: serde_json::Value =
         serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
-    common::kpki_ok(l.args(&["certs", "renew", "admin.conf"], FLAGS));
+    util::kpki_ok(l.args(&["certs", "renew", "admin.conf"], INPUTS));
     let after: serde_json::Value =
         serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
     assert_eq!(
@@ -856,13 +852,13 @@ print(json.dumps([c, data], sort_keys=True))
     assert_ne!(before[1]["cert"], after[1]["cert"]);
     assert_ne!(before[1]["key"], after[1]["key"]);
     // kubectl still reads it, and the new pair verifies.
-    let f = common::kubeconfig_facts(&conf);
+    let f = util::kubeconfig_facts(&conf);
     let scratch = tempfile::tempdir().unwrap();
-    let crt = common::write_file(scratch.path(), "c.crt", &f.cert_pem);
-    let key = common::write_file(scratch.path(), "c.key", &f.key_pem);
-    common::assert_key_matches(&key, &crt);
-    common::assert_verifies(&l.pki.join("ca.crt"), &crt, "sslclient");
-    assert_eq!(common::mode(&conf), 0o600);
+    let crt = util::write_file(scratch.path(), "c.crt", &f.cert_pem);
+    let key = util::write_file(scratch.path(), "c.key", &f.key_pem);
+    util::assert_key_matches(&key, &crt);
+    util::assert_verifies(&l.pki.join("ca.crt"), &crt, "sslclient");
+    assert_eq!(util::mode(&conf), 0o600);
 }
 
 /// A cert dir owned by another user, and a group/other-writable parent without the sticky bit
@@ -871,14 +867,14 @@ print(json.dumps([c, data], sort_keys=True))
 /// is accepted; `--allow-insecure-dir` lifts the check. (The ownership case needs root.)
 #[test]
 fn directories_owned_by_others_and_open_parents_are_refused() {
-    let is_root = String::from_utf8_lossy(&common::tool("id", ["-u"], None).stdout).trim() == "0";
+    let is_root = String::from_utf8_lossy(&util::tool("id", ["-u"], None).stdout).trim() == "0";
     if is_root {
         let (dir, l, _) = fresh();
-        run_ok(&l.args(&["init"], FLAGS));
+        run_ok(&l.args(&["init"], INPUTS));
         std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
-        common::tool_ok("chown", ["4242:4242", &l.pki.display().to_string()], None);
-        let before = common::snapshot(dir.path());
-        let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+        util::tool_ok("chown", ["4242:4242", &l.pki.display().to_string()], None);
+        let before = util::snapshot(dir.path());
+        let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
         assert_eq!(code, 2, "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
@@ -886,11 +882,11 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
             "{err}"
         );
         snap_eq(dir.path(), &before, "cert dir owned by another user");
-        let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+        let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
         assert!(code == 2 && err.contains("owned by uid 4242"), "{err}");
         let mut args = vec!["--allow-insecure-dir".to_string()];
-        args.extend(l.args(&["init"], FLAGS));
-        common::kpki_ok(&args);
+        args.extend(l.args(&["init"], INPUTS));
+        util::kpki_ok(&args);
     } else {
         println!("not root: the ownership case needs chown");
     }
@@ -899,11 +895,12 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
         let parent = dir.path().join("parent");
         std::fs::create_dir(&parent).unwrap();
         let l = Layout::new(&parent);
-        run_ok(&l.args(&["init"], FLAGS));
+        run_ok(&l.args(&["init"], INPUTS));
         std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
-        reliability::set_mode(&parent, mode);
-        let before = common::snapshot(dir.path());
-        let o = common::kpki(l.args(&["init"], FLAGS));
+        set_mode(&parent, mode);
+        let before = util::snapshot(dir.path());
+        let args = l.args(&["init"], INPUTS);
+        let o = util::kpki(&args);
         if refused {
             let err = stderr(&o);
             assert_eq!(o.status.code(), Some(2), "{mode:o}: {err}");
@@ -915,7 +912,7 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
             );
             snap_eq(dir.path(), &before, &format!("parent {mode:o}"));
         } else {
-            ok(&o);
+            ok(o, &format!("kpki {args:?} (parent {mode:o})"));
             assert!(l.pki.join("apiserver.crt").exists());
         }
     }
@@ -928,14 +925,14 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
 fn download_bundle_never_writes_through_a_linked_directory() {
     let (dir, l, outside) = fresh();
     std::fs::create_dir(&l.pki).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
+    set_mode(&l.pki, 0o755);
     let target = outside.join("etcd");
     std::fs::create_dir(&target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let capture = common::fixture().join("upload-certs");
+    let capture = util::fixture().join("upload-certs");
     let key = std::fs::read_to_string(capture.join("certificate-key.txt")).unwrap();
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail([
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail([
         "certs",
         "download-bundle",
         "--certificate-key",
@@ -969,12 +966,12 @@ fn download_bundle_never_writes_through_a_linked_directory() {
 fn linked_directories_are_never_written_through() {
     let (dir, l, outside) = fresh();
     std::fs::create_dir(&l.pki).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
+    set_mode(&l.pki, 0o755);
     let target = outside.join("etcd");
     std::fs::create_dir(&target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -985,14 +982,14 @@ fn linked_directories_are_never_written_through() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let target = outside.join("etcd");
     std::fs::rename(l.pki.join("etcd"), &target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let out = common::kpki_ok(l.args(&["init"], FLAGS));
+    let out = util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(out.contains("0 file(s) written"), "{out}");
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("symbolic link") && err.contains("pki/etcd"),

@@ -18,6 +18,7 @@ mod config_semantics;
 mod crash;
 mod etcd;
 mod fs_safety;
+mod hardening;
 mod init_behaviour;
 mod init_parity;
 mod kubeconfig;

@@ -126,6 +126,11 @@ pub fn fixture_copy(dir: &Path) -> PathBuf {
     root
 }
 
+/// Owned copies of string slices (argument lists built from literals).
+pub fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
 /// A path as `&str` (test paths are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
