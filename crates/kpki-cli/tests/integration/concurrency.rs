@@ -135,7 +135,6 @@ fn two_inits_with_zero_timeout_one_fails_cleanly() {
 /// and then find a complete tree and write nothing.
 #[test]
 fn concurrent_inits_wait_and_all_succeed() {
-    let _serial = serial(); // several processes at once
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     let args = with_timeout("60s", l.args(&["init"], INPUTS));
@@ -162,7 +161,6 @@ fn concurrent_inits_wait_and_all_succeed() {
 /// key matches its certificate, every backup pair matches, CA files untouched.
 #[test]
 fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
-    let _serial = serial(); // several processes at once
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     run_ok(&l.args(&["init"], INPUTS));
@@ -202,7 +200,7 @@ fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
 /// with a key that matches its certificate and a kubeconfig whose embedded pair matches.
 #[test]
 fn concurrent_nodes_runs_leave_matching_pairs() {
-    let _serial = serial(); // a race between two processes
+    let _serial = serial(); // a race whose loser waits under the default 10s --lock-timeout
     let base = tempfile::tempdir().unwrap();
     let l = Layout::new(base.path());
     run_ok(&l.args(&["init"], INPUTS));

@@ -1320,7 +1320,6 @@ fn tree_is_coloured_in_a_terminal_and_plain_when_piped() {
 
 #[test]
 fn html_report_renders_in_chromium_with_every_entry_and_finding() {
-    let _serial = serial(); // headless Chromium: many processes
     require("chromium", "--version", "Debian's chromium package");
     let dir = tempfile::tempdir().unwrap();
     let (_, args) = fixture_tree(dir.path());

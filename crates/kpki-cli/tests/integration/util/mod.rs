@@ -32,8 +32,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// moments, races processes against each other or binds ports: the crash harness, the
 /// concurrency/lock tests, the etcd clusters, the TLS server and the timing-driven kill and race
 /// tests. They run one at a time, so none of them competes with another for the two cores or
-/// skews another's calibration; every other test may still run beside them. A test that fails
-/// while holding the lock does not poison it for the others.
+/// skews another's calibration; every other test may still run beside them. Tests that only run
+/// several processes at once, with no deadline tighter than a minute, do not take it. A test that
+/// fails while holding the lock does not poison it for the others.
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
