@@ -4,7 +4,7 @@
 //!
 //! Run one topic with `cargo test -p kpki-cli --test integration crash::`. Tests that measure
 //! time, race or kill processes, or bind ports take [`util::serial`], so they never run beside
-//! each other.
+//! each other. How to add a module and which helpers exist: `README.md` beside this file.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
 
