@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::util::{
-    cert_der, copy_dir, fixture, init_tree, kpki, kpki_ok, kubeconfig_cert, s, set_mode,
+    copy_dir, fixture, init_tree, kpki, kpki_ok, kubeconfig_cert, s, set_mode,
     spec_without_super_admin, tool_ok, Modes,
 };
 
@@ -82,6 +82,10 @@ fn with_missing_super_admin(kubeadm: &str) -> String {
         }
     }
     out
+}
+
+fn der_of(pem_bytes: &[u8]) -> Vec<u8> {
+    kpki::disk::read::parse_cert_pem(pem_bytes).unwrap().0
 }
 
 fn not_after(der: &[u8]) -> OffsetDateTime {
@@ -205,7 +209,7 @@ fn json_and_yaml_follow_v1alpha3() {
                 "etcd-ca" => "etcd/ca",
                 n => n,
             };
-            cert_der(&pki.join(format!("{rel}.crt")))
+            der_of(&fs::read(pki.join(format!("{rel}.crt"))).unwrap())
         }
     };
     let names = |list: &Value| -> Vec<String> {

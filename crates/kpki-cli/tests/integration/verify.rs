@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::util::{
-    cert_der, copy_dir, fixture, fixture_copy, init_tree, kpki, openssl, s, set_mode,
+    copy_dir, fixture, fixture_copy, init_tree, kpki, openssl, s, set_mode,
     spec_without_super_admin, tool, Modes, INPUTS, KPKI,
 };
 
@@ -114,7 +114,9 @@ impl Tree {
     }
 
     fn der(&self, path: &Path) -> Vec<u8> {
-        cert_der(path)
+        kpki::disk::read::parse_cert_pem(&fs::read(path).unwrap())
+            .unwrap()
+            .0
     }
 
     /// Issues `name` again from its spec profile, changed by `f`, with `key` (default: its own),
@@ -394,7 +396,9 @@ fn kubeadm_1_28_fixture() {
     assert_eq!(pairs(&r129, &["warning"]), want_warn_129, "{r129:#}");
     assert_eq!(pairs(&r, &["info"]), BTreeSet::new(), "{r:#}");
     // Independent confirmation of the two facts behind the warnings.
-    let der = cert_der(&root.join("pki/apiserver.crt"));
+    let der = kpki::disk::read::parse_cert_pem(&fs::read(root.join("pki/apiserver.crt")).unwrap())
+        .unwrap()
+        .0;
     x509(&der, |c| {
         assert!(c
             .extensions()
@@ -402,7 +406,11 @@ fn kubeadm_1_28_fixture() {
             .all(|e| e.oid.to_id_string() != "2.5.29.14"));
         assert_eq!(c.subject().to_string(), "CN=kube-apiserver");
     });
-    let der = cert_der(&root.join("pki/apiserver-etcd-client.crt"));
+    let der = kpki::disk::read::parse_cert_pem(
+        &fs::read(root.join("pki/apiserver-etcd-client.crt")).unwrap(),
+    )
+    .unwrap()
+    .0;
     x509(&der, |c| {
         assert_eq!(
             c.subject().to_string(),

@@ -1,8 +1,9 @@
 //! Shared helpers of the integration tests: running the real `kpki` binary
 //! (`CARGO_BIN_EXE_kpki`) and independent tools (openssl, kubectl), building trees, copying and
 //! snapshotting directories, process-unique ports, and the lock that keeps timing-sensitive tests
-//! apart. Nothing here calls the kpki library: certificates are read with x509-parser
-//! ([`certs`]), private keys with openssl, kubeconfigs with kubectl.
+//! apart. Certificates are read with x509-parser ([`certs`]), private keys with openssl,
+//! kubeconfigs with kubectl; the kpki library is used only for its built-in spec text
+//! ([`spec_without_super_admin`]).
 //!
 //! Every test of the suite runs as a thread of one process. So nothing here (nor in any test)
 //! changes process-wide state: no `std::env::set_var`, no umask, no current directory. Such
@@ -644,10 +645,10 @@ pub fn files(root: &Path) -> BTreeSet<String> {
 
 // ------------------------------------------------------------------ specs
 
-/// The default spec (as `kpki spec` prints it) without `super-admin.conf`, i.e. kubeadm 1.28's
+/// The default spec (the library's built-in text, which `kpki spec` prints) without `super-admin.conf`, i.e. kubeadm 1.28's
 /// tree, written to `dir/spec-1.28.toml`.
 pub fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki_ok(["spec"]);
+    let spec = kpki::model::spec::DEFAULT_SPEC;
     let start = spec
         .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
         .unwrap();
