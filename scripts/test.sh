@@ -13,7 +13,8 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
-# Operating tests (crates/kpki-cli/tests/operate.rs), without recommends (they would add minutes):
+# Operating tests (crates/kpki-cli/tests/integration/operate.rs), without recommends (they would
+# add minutes):
 # promtool checks the metrics and alert rules, Chromium renders the HTML report, systemd-analyze
 # checks the units, tmux shows `kpki tree` in a terminal, man and groff render the man page.
 lean=()

@@ -2,46 +2,19 @@
 //! reports end up in terminals and CI logs. A YAML error next to `client-key-data` once put a
 //! source snippet holding the start of the key into the report (found while fuzzing).
 
-#![allow(clippy::unwrap_used)]
-
 use std::path::Path;
-use std::process::Command;
 
-fn kpki(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kpki"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn init(dir: &Path) {
-    let out = kpki(&[
-        "init",
-        "--cert-dir",
-        dir.join("pki").to_str().unwrap(),
-        "--node-name",
-        "cp-1",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::util::{init_tree, kpki, s};
 
 /// Runs `kpki verify` (text and JSON) and returns both outputs, stdout and stderr together.
 fn verify(dir: &Path) -> Vec<String> {
     ["text", "json"]
         .iter()
         .map(|fmt| {
-            let out = kpki(&[
+            let out = kpki([
                 "verify",
                 "--cert-dir",
-                dir.join("pki").to_str().unwrap(),
+                s(&dir.join("pki")),
                 "--node-name",
                 "cp-1",
                 "--apiserver-advertise-address",
@@ -75,7 +48,7 @@ fn assert_no_window(report: &str, secret: &str, what: &str) {
 #[test]
 fn kubeconfig_yaml_error_does_not_quote_the_client_key() {
     let tmp = tempfile::tempdir().unwrap();
-    init(tmp.path());
+    init_tree(tmp.path(), &[]);
     let conf = tmp.path().join("admin.conf");
     let text = std::fs::read_to_string(&conf).unwrap();
     let key_b64 = text
@@ -101,7 +74,7 @@ fn kubeconfig_yaml_error_does_not_quote_the_client_key() {
 #[test]
 fn broken_key_pem_does_not_quote_the_key() {
     let tmp = tempfile::tempdir().unwrap();
-    init(tmp.path());
+    init_tree(tmp.path(), &[]);
     let key = tmp.path().join("pki/apiserver.key");
     let text = std::fs::read_to_string(&key).unwrap();
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();

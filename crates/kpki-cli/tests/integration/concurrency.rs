@@ -2,29 +2,22 @@
 //! waits up to `--lock-timeout` for the first (an flock on the cert dir) or fails with exit 2
 //! and one line naming the directory; whatever the interleaving, the tree ends consistent.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
-
 use std::fs::File;
-use std::process::{Child, Output};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use reliability::{assert_complete, kpki_cmd, run_ok, Checker, Layout, FLAGS};
+use crate::util::reliability::{assert_complete, kpki_cmd, run_ok, Checker, Layout};
+use crate::util::{self, serial, set_mode, stderr, INPUTS};
 
 fn spawn(args: &[String]) -> Child {
     let mut c = kpki_cmd(args);
-    c.stdout(std::process::Stdio::piped());
+    c.stdout(Stdio::piped());
     c.spawn().unwrap()
 }
 
 fn finish(c: Child) -> Output {
     c.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn with_timeout(t: &str, args: Vec<String>) -> Vec<String> {
@@ -34,7 +27,7 @@ fn with_timeout(t: &str, args: Vec<String>) -> Vec<String> {
 }
 
 /// The one line a kpki that could not get the lock prints.
-fn assert_lock_message(o: &Output, pki: &std::path::Path) {
+fn assert_lock_message(o: &Output, pki: &Path) {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
     let e = stderr(o);
     assert_eq!(e.lines().count(), 1, "not one line: {e:?}");
@@ -49,15 +42,16 @@ fn assert_lock_message(o: &Output, pki: &std::path::Path) {
 /// shorter one fails after waiting about that long.
 #[test]
 fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
+    let _serial = serial(); // wall-clock bounds on lock waits
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     std::fs::create_dir(&l.pki).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
-    let init = l.args(&["init"], FLAGS);
+    set_mode(&l.pki, 0o755);
+    let init = l.args(&["init"], INPUTS);
 
     let holder = File::open(&l.pki).unwrap();
     holder.lock().unwrap();
-    let before = common::snapshot(dir.path());
+    let before = util::snapshot(dir.path());
     let start = Instant::now();
     let o = finish(spawn(&with_timeout("0s", init.clone())));
     assert_lock_message(&o, &l.pki);
@@ -67,7 +61,7 @@ fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
         start.elapsed()
     );
     assert_eq!(
-        common::changed(&before, &common::snapshot(dir.path())),
+        util::changed(&before, &util::snapshot(dir.path())),
         Default::default(),
         "a locked-out run wrote"
     );
@@ -87,15 +81,15 @@ fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
     let child = spawn(&with_timeout("20s", init.clone()));
     std::thread::sleep(Duration::from_millis(600));
     assert!(
-        common::files(&l.k).is_empty(),
+        util::files(&l.k).is_empty(),
         "wrote while the lock was held: {:?}",
-        common::files(&l.k)
+        util::files(&l.k)
     );
     holder.unlock().unwrap();
     let o = finish(child);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(start.elapsed() >= Duration::from_millis(600));
-    assert_complete(&mut Checker::default_tree(), &l, FLAGS);
+    assert_complete(&mut Checker::default_tree(), &l, INPUTS);
 }
 
 /// Two `kpki init` started together with `--lock-timeout 0s`: one builds the tree, the other
@@ -103,11 +97,12 @@ fn a_held_lock_makes_kpki_wait_or_fail_cleanly() {
 /// takes the lock both succeed; the pair is retried until the race is seen.)
 #[test]
 fn two_inits_with_zero_timeout_one_fails_cleanly() {
+    let _serial = serial(); // a race between two processes
     let mut raced = false;
     for attempt in 0..6 {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::new(dir.path());
-        let args = with_timeout("0s", l.args(&["init"], FLAGS));
+        let args = with_timeout("0s", l.args(&["init"], INPUTS));
         let (a, b) = (spawn(&args), spawn(&args));
         let (a, b) = (finish(a), finish(b));
         let failed: Vec<&Output> = [&a, &b]
@@ -123,7 +118,7 @@ fn two_inits_with_zero_timeout_one_fails_cleanly() {
         for f in &failed {
             assert_lock_message(f, &l.pki);
         }
-        assert_complete(&mut Checker::default_tree(), &l, FLAGS);
+        assert_complete(&mut Checker::default_tree(), &l, INPUTS);
         if failed.len() == 1 {
             raced = true;
             println!(
@@ -142,7 +137,7 @@ fn two_inits_with_zero_timeout_one_fails_cleanly() {
 fn concurrent_inits_wait_and_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    let args = with_timeout("60s", l.args(&["init"], FLAGS));
+    let args = with_timeout("60s", l.args(&["init"], INPUTS));
     let kids: Vec<Child> = (0..3).map(|_| spawn(&args)).collect();
     let outs: Vec<Output> = kids.into_iter().map(finish).collect();
     let mut written = Vec::new();
@@ -158,7 +153,7 @@ fn concurrent_inits_wait_and_all_succeed() {
     }
     written.sort();
     assert_eq!(written, ["0", "0", "27"], "files written per run");
-    assert_complete(&mut Checker::default_tree(), &l, FLAGS);
+    assert_complete(&mut Checker::default_tree(), &l, INPUTS);
 }
 
 /// Renewals and inits running at the same time on one tree (two renewals usually inside the same
@@ -168,21 +163,21 @@ fn concurrent_inits_wait_and_all_succeed() {
 fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    run_ok(&l.args(&["init"], FLAGS));
-    let cas: Vec<Vec<u8>> = common::CAS
+    run_ok(&l.args(&["init"], INPUTS));
+    let cas: Vec<Vec<u8>> = util::CAS
         .iter()
         .flat_map(|c| [format!("{c}.crt"), format!("{c}.key")])
         .map(|f| std::fs::read(l.pki.join(f)).unwrap())
         .collect();
-    let renew = with_timeout("60s", l.args(&["certs", "renew", "all"], FLAGS));
-    let init = with_timeout("60s", l.args(&["init"], FLAGS));
+    let renew = with_timeout("60s", l.args(&["certs", "renew", "all"], INPUTS));
+    let init = with_timeout("60s", l.args(&["init"], INPUTS));
     let mut chk = Checker::default_tree();
     for round in 0..3 {
         let kids = vec![spawn(&renew), spawn(&init), spawn(&renew)];
         for o in kids.into_iter().map(finish) {
             assert!(o.status.success(), "round {round}: {}", stderr(&o));
         }
-        let scan = assert_complete(&mut chk, &l, FLAGS);
+        let scan = assert_complete(&mut chk, &l, INPUTS);
         // Each renewal backs up the 7 leaf pairs (14 files) and 4 kubeconfigs (`renew all`
         // leaves kubelet.conf to the kubelet, as kubeadm does).
         assert_eq!(
@@ -192,7 +187,7 @@ fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
             scan.backups
         );
     }
-    let after: Vec<Vec<u8>> = common::CAS
+    let after: Vec<Vec<u8>> = util::CAS
         .iter()
         .flat_map(|c| [format!("{c}.crt"), format!("{c}.key")])
         .map(|f| std::fs::read(l.pki.join(f)).unwrap())
@@ -200,17 +195,18 @@ fn concurrent_renewals_and_inits_leave_a_consistent_tree() {
     assert_eq!(cas, after, "a CA file changed");
 }
 
-/// `kpki nodes` takes no lock on its output directory: two runs issuing the same nodes at the
-/// same time must still leave every node with a key that matches its certificate and a
-/// kubeconfig whose embedded pair matches.
+/// Two `kpki nodes` issuing the same nodes into one output directory at the same time (it once
+/// took no lock there; it now waits for the directory's lock): both succeed, and every node ends
+/// with a key that matches its certificate and a kubeconfig whose embedded pair matches.
 #[test]
 fn concurrent_nodes_runs_leave_matching_pairs() {
+    let _serial = serial(); // a race whose loser waits under the default 10s --lock-timeout
     let base = tempfile::tempdir().unwrap();
     let l = Layout::new(base.path());
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let ca = l.pki.join("ca.crt");
     let names: Vec<String> = (0..12).map(|i| format!("node-{i}")).collect();
-    let list = common::write_file(
+    let list = util::write_file(
         base.path(),
         "nodes.txt",
         names
@@ -228,27 +224,11 @@ fn concurrent_nodes_runs_leave_matching_pairs() {
     }
     let mut problems = Vec::new();
     let mut failures = Vec::new();
-    for round in 0..reliability::env_count("KPKI_NODES_ROUNDS", 6) {
+    for round in 0..util::env_count("KPKI_NODES_ROUNDS", 6) {
         let out = base.path().join(format!("out{round}"));
         std::fs::create_dir(&out).unwrap();
-        reliability::set_mode(&out, 0o755);
-        let args: Vec<String> = [
-            "nodes",
-            "--cert-dir",
-            &l.pki.display().to_string(),
-            "--nodes",
-            &list.display().to_string(),
-            "--out-dir",
-            &out.display().to_string(),
-            "--serving",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        set_mode(&out, 0o755);
+        let args = l.nodes_args(&list, &out);
         let (a, b) = (spawn(&args), spawn(&args));
         for o in [finish(a), finish(b)] {
             if !o.status.success() {

@@ -2,31 +2,19 @@
 //! they are views of one assessment. These are the four cases that once disagreed, run with the
 //! real binary and checked with openssl and kubectl.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{kpki, kpki_fail, kpki_ok, openssl_name, snapshot};
 use serde_json::Value;
+
+use crate::util::{
+    der_of, facts_der, init_tree, kpki, kpki_fail, kpki_ok, kubeconfig_facts, openssl_name, s,
+    snapshot, tool_ok, workspace,
+};
 
 /// An ECDSA tree for node `demo` at `<dir>/pki`, kubeconfigs in `<dir>`.
 fn demo_tree(dir: &Path) -> PathBuf {
-    let pki = dir.join("pki");
-    kpki_ok([
-        "init",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--node-name",
-        "demo",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ]);
-    pki
+    init_tree(dir, &["--node-name", "demo"])
 }
 
 fn json(out: &str) -> Value {
@@ -64,12 +52,7 @@ fn a_changed_cn_in_the_spec_is_drift_for_every_command() {
     );
     assert!(text.contains("etcd-client-renamed"));
     fs::write(&spec, text).unwrap();
-    let base = [
-        "--spec",
-        spec.to_str().unwrap(),
-        "--cert-dir",
-        pki.to_str().unwrap(),
-    ];
+    let base = ["--spec", s(&spec), "--cert-dir", s(&pki)];
 
     let mut a = vec!["plan", "-o", "json"];
     a.extend(base);
@@ -128,7 +111,7 @@ fn a_changed_cn_in_the_spec_is_drift_for_every_command() {
 fn the_node_name_comes_from_the_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = demo_tree(tmp.path());
-    let dir = pki.to_str().unwrap();
+    let dir = s(&pki);
     let text = kpki_ok(["plan", "--cert-dir", dir]);
     let row = text
         .lines()
@@ -177,7 +160,7 @@ fn the_node_name_comes_from_the_tree() {
 fn renew_keeps_the_identity_and_all_leaves_kubelet_conf_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = demo_tree(tmp.path());
-    let dir = pki.to_str().unwrap();
+    let dir = s(&pki);
     let kubelet = tmp.path().join("kubelet.conf");
 
     let dry = kpki_ok(["certs", "renew", "all", "--dry-run", "--cert-dir", dir]);
@@ -198,9 +181,8 @@ fn renew_keeps_the_identity_and_all_leaves_kubelet_conf_alone() {
     );
 
     kpki_ok(["certs", "renew", "kubelet.conf", "--cert-dir", dir]);
-    let k = common::kubeconfig_facts(&kubelet);
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&k.cert_pem).unwrap();
-    let f = common::facts_der(&pem.contents);
+    let k = kubeconfig_facts(&kubelet);
+    let f = facts_der(&der_of(&k.cert_pem));
     assert_eq!(f.cn, ["system:node:demo"]);
     assert_eq!(k.user, "system:node:demo");
 
@@ -218,7 +200,7 @@ fn renew_keeps_the_identity_and_all_leaves_kubelet_conf_alone() {
 
     // Rename the user (and the context pointing at it) with kubectl: a warning, not an error.
     let ctx = format!("--kubeconfig={}", kubelet.display());
-    common::tool_ok(
+    tool_ok(
         "kubectl",
         [
             ctx.as_str(),
@@ -243,7 +225,7 @@ fn renew_keeps_the_identity_and_all_leaves_kubelet_conf_alone() {
 /// library's plan and apply.
 #[test]
 fn the_cli_does_no_tree_io() {
-    let src = common::workspace().join("crates/kpki-cli/src");
+    let src = workspace().join("crates/kpki-cli/src");
     let forbidden = [
         "write_atomic",
         "kpki::internal::apply",

@@ -3,50 +3,26 @@
 //! YAML forms follow kubeadm's `output.kubeadm.k8s.io/v1alpha3`, with every date and residual
 //! checked against the certificates read with x509-parser.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use base64::Engine;
 use serde_json::Value;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/kubeadm-v1.28.4-rsa"
-);
+use crate::util::{
+    copy_dir, fixture, init_tree, kpki, kpki_ok, kubeconfig_cert, s, set_mode,
+    spec_without_super_admin, tool_ok, Modes,
+};
+
 /// kubeadm ran right after generating the tree: the last certificate (scheduler.conf) was signed
 /// at 08:43:45 with NotAfter 2027-11-28 08:43:45, so any instant after that and before 08:44
 /// shows `364d` for every leaf and `9y` for every CA, as kubeadm printed.
 const KUBEADM_RAN_AT: &str = "2026-11-28T08:43:50Z";
 
-fn kpki(args: &[&str]) -> Output {
-    Command::new(KPKI).args(args).output().unwrap()
-}
-
-fn ok_stdout(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// kubeadm's output without the annotation lines (first: the command; last: the exit status).
 fn kubeadm_output() -> String {
-    let text = fs::read_to_string(format!("{FIXTURE}/check-expiration.txt")).unwrap();
+    let text = fs::read_to_string(fixture().join("check-expiration.txt")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("# kubeadm v1.28.4"));
     assert_eq!(*lines.last().unwrap(), "# exit status: 0");
@@ -56,25 +32,15 @@ fn kubeadm_output() -> String {
         .collect()
 }
 
-fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki::internal::model::spec::DEFAULT_SPEC;
-    let start = spec
-        .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
-        .unwrap();
-    let end = start + 10 + spec[start + 10..].find("\n[[").unwrap() + 1;
-    let p = dir.join("spec-1.28.toml");
-    fs::write(&p, format!("{}{}", &spec[..start], &spec[end..])).unwrap();
-    p
-}
-
 fn fixture_args() -> Vec<String> {
+    let f = fixture();
     [
         "--config",
-        &format!("{FIXTURE}/kubeadm-config.yaml"),
+        s(&f.join("kubeadm-config.yaml")),
         "--cert-dir",
-        &format!("{FIXTURE}/pki"),
+        s(&f.join("pki")),
         "--kubeconfig-dir",
-        &format!("{FIXTURE}/kubeconfig"),
+        s(&f.join("kubeconfig")),
         "--now",
         KUBEADM_RAN_AT,
     ]
@@ -88,7 +54,7 @@ fn check_expiration(pre: &[&str], args: &[String], post: &[&str]) -> String {
     a.extend_from_slice(&["certs", "check-expiration"]);
     a.extend(args.iter().map(String::as_str));
     a.extend_from_slice(post);
-    ok_stdout(kpki(&a))
+    kpki_ok(&a)
 }
 
 /// kubeadm 1.29+'s output for the same tree: one more `!MISSING! super-admin.conf` row, whose
@@ -129,20 +95,6 @@ fn not_after(der: &[u8]) -> OffsetDateTime {
     c.validity().not_after.to_datetime()
 }
 
-fn kubeconfig_cert(path: &Path) -> Vec<u8> {
-    let text = fs::read_to_string(path).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("client-certificate-data:"))
-        .unwrap();
-    let b64 = line.split_once(':').unwrap().1.trim();
-    der_of(
-        &base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-    )
-}
-
 #[test]
 fn fixture_matches_kubeadm_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,9 +132,7 @@ fn default_spec_follows_the_kubeadm_version() {
 fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
     let got = check_expiration(&[], &fixture_args(), &[]);
     let kubeadm_rows = kubeadm_output();
-    let date = not_after(&kubeconfig_cert(
-        &Path::new(FIXTURE).join("kubeconfig/kubelet.conf"),
-    ));
+    let date = not_after(&kubeconfig_cert(&fixture().join("kubeconfig/kubelet.conf")));
     assert_eq!(
         (
             u8::from(date.month()),
@@ -203,11 +153,7 @@ fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
     // Once the kubelet references its rotated certificate by path, it is not listed.
     let dir = tempfile::tempdir().unwrap();
     let kdir = dir.path().join("kubeconfig");
-    fs::create_dir_all(&kdir).unwrap();
-    for f in fs::read_dir(Path::new(FIXTURE).join("kubeconfig")).unwrap() {
-        let f = f.unwrap();
-        fs::copy(f.path(), kdir.join(f.file_name())).unwrap();
-    }
+    copy_dir(&fixture().join("kubeconfig"), &kdir, Modes::Keep);
     let kubelet = kdir.join("kubelet.conf");
     let text = fs::read_to_string(&kubelet).unwrap();
     let text: String = text
@@ -252,8 +198,8 @@ fn json_and_yaml_follow_v1alpha3() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let pki = Path::new(FIXTURE).join("pki");
-    let kc = Path::new(FIXTURE).join("kubeconfig");
+    let pki = fixture().join("pki");
+    let kc = fixture().join("kubeconfig");
     let file_of = |name: &str| -> Vec<u8> {
         if name.ends_with(".conf") {
             kubeconfig_cert(&kc.join(name))
@@ -348,42 +294,24 @@ fn json_and_yaml_follow_v1alpha3() {
     let dir = tempfile::tempdir().unwrap();
     let yfile = dir.path().join("out.yaml");
     fs::write(&yfile, &yaml).unwrap();
-    let out = Command::new("python3")
-        .args([
+    let out = tool_ok(
+        "python3",
+        [
             "-c",
             "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
             s(&yfile),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        None,
     );
-    let from_yaml: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_yaml: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(from_yaml, v);
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            fs::copy(e.path(), &to).unwrap();
-            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).unwrap();
-        }
-    }
 }
 
 #[test]
 fn external_ca_is_externally_managed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("fx");
-    copy_dir(Path::new(FIXTURE), &root);
+    copy_dir(&fixture(), &root, Modes::All(0o600));
     fs::remove_file(root.join("pki/front-proxy-ca.key")).unwrap();
     let args: Vec<String> = [
         "--cert-dir",
@@ -416,27 +344,10 @@ fn residuals_use_human_duration() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("t");
     fs::create_dir_all(&root).unwrap();
-    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
-    let pki = root.join("pki");
-    let out = kpki(&[
-        "init",
-        "--cert-dir",
-        s(&pki),
-        "--node-name",
-        "cp-1",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-        "--cert-validity",
-        "26280h",
-        "--now",
-        "2026-01-15T12:00:00Z",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    set_mode(&root, 0o700);
+    let pki = init_tree(
+        &root,
+        &["--cert-validity", "26280h", "--now", "2026-01-15T12:00:00Z"],
     );
     let args: Vec<String> = ["--cert-dir", s(&pki), "--now", "2026-01-15T13:00:00Z"]
         .iter()
@@ -505,7 +416,7 @@ fn missing_tree_and_unreadable_files() {
     // An unreadable certificate stops the command (exit 2), naming the file.
     fs::create_dir_all(&pki).unwrap();
     fs::write(pki.join("apiserver.crt"), "garbage").unwrap();
-    let out = kpki(&["certs", "check-expiration", "--cert-dir", s(&pki)]);
+    let out = kpki(["certs", "check-expiration", "--cert-dir", s(&pki)]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

@@ -4,21 +4,19 @@
 //! the file or field at fault, no panic, and a directory that is byte-for-byte, mode-for-mode and
 //! inode-for-inode what it was before.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
-
 use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
-use reliability::{copy_tree, run_ok, set_mode, Layout, FLAGS};
+use crate::util::reliability::{run_ok, Layout};
+use crate::util::{self, copy_dir, set_mode, strings, Kpki, Modes, INPUTS};
 
 /// Where a case runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Env {
     /// Nothing yet: the cert dir does not exist (and must not be created).
     Empty,
-    /// A complete ECDSA-P256 tree made by `kpki init` with [`FLAGS`].
+    /// A complete ECDSA-P256 tree made by `kpki init` with [`INPUTS`].
     Tree,
 }
 
@@ -53,10 +51,6 @@ struct Case {
     once: Vec<String>,
 }
 
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
 /// `init --cert-dir {pki}` with the standard flags, each `(flag, value)` replacing that flag's
 /// value (as `--flag=value`) or being added; a `None` value drops the flag.
 fn init_with(over: &[(&str, Option<&str>)]) -> Vec<String> {
@@ -64,9 +58,9 @@ fn init_with(over: &[(&str, Option<&str>)]) -> Vec<String> {
 }
 
 fn cmd_with(cmd: &[&str], over: &[(&str, Option<&str>)]) -> Vec<String> {
-    let mut args = s(cmd);
-    args.extend(s(&["--cert-dir", "{pki}"]));
-    let mut pairs: Vec<(String, Option<String>)> = FLAGS
+    let mut args = strings(cmd);
+    args.extend(strings(&["--cert-dir", "{pki}"]));
+    let mut pairs: Vec<(String, Option<String>)> = INPUTS
         .chunks(2)
         .map(|c| (c[0].to_string(), Some(c[1].to_string())))
         .collect();
@@ -91,7 +85,7 @@ fn case(name: &str, env: Env, args: Vec<String>, code: i32, needles: &[&str]) ->
         setup: Box::new(|_| {}),
         args,
         code,
-        needles: s(needles),
+        needles: strings(needles),
         lines: 1,
         forbidden: Vec::new(),
         once: Vec::new(),
@@ -104,11 +98,11 @@ impl Case {
         self
     }
     fn forbid(mut self, v: &[&str]) -> Case {
-        self.forbidden = s(v);
+        self.forbidden = strings(v);
         self
     }
     fn once(mut self, v: &[&str]) -> Case {
-        self.once = s(v);
+        self.once = strings(v);
         self
     }
     fn lines(mut self, n: usize) -> Case {
@@ -124,7 +118,7 @@ fn write(p: &Path, data: &[u8]) {
 }
 
 fn replace_file(p: &Path, data: &[u8]) {
-    let mode = common::mode(p);
+    let mode = util::mode(p);
     write(p, data);
     set_mode(p, mode);
 }
@@ -140,7 +134,7 @@ fn read(p: &Path) -> Vec<u8> {
 }
 
 fn openssl_out(args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    common::tool_ok("openssl", args, Some(stdin))
+    util::tool_ok("openssl", args, Some(stdin))
 }
 
 /// Edits one line-level pattern of a kubeconfig (`key: value` lines).
@@ -207,7 +201,7 @@ fn spec_edit(base: &str, find: &str, with: &str) -> String {
 fn spec_case(name: &str, text: String, needles: &[&str]) -> Case {
     let mut n = vec!["{in}/spec.toml"];
     n.extend_from_slice(needles);
-    let mut args = s(&["--spec", "{in}/spec.toml"]);
+    let mut args = strings(&["--spec", "{in}/spec.toml"]);
     args.extend(init_with(&[]));
     case(name, Env::Empty, args, 2, &n)
         .setup(move |c| write(&c.input.join("spec.toml"), text.as_bytes()))
@@ -228,7 +222,7 @@ kind: ClusterConfiguration
 fn cfg_case(name: &str, text: String, needles: &[&str]) -> Case {
     let mut n = vec!["{in}/kubeadm.yaml"];
     n.extend_from_slice(needles);
-    let args = s(&[
+    let args = strings(&[
         "init",
         "--cert-dir",
         "{pki}",
@@ -273,11 +267,11 @@ fn cases(spec: &str) -> Vec<Case> {
         case("extra SAN not a name", e, init_with(&[("--apiserver-cert-extra-sans", Some("ok.example,bad_san!"))]), 2, &["--apiserver-cert-extra-sans", "bad_san!"]),
         case("service DNS domain bad label", e, init_with(&[("--service-dns-domain", Some("-bad-"))]), 2, &["--service-dns-domain", "-bad-"]),
         case("cluster name with space", e, init_with(&[("--cluster-name", Some("my cluster"))]), 2, &["--cluster-name"]),
-        case("lock timeout without unit", e, [s(&["--lock-timeout", "5"]), init_with(&[])].concat(), 2, &["--lock-timeout", "5"]),
-        case("lock timeout negative", e, [s(&["--lock-timeout=-1s"]), init_with(&[])].concat(), 2, &["--lock-timeout", "-1s"]),
-        case("--now not RFC 3339", e, [s(&["--now", "yesterday"]), init_with(&[])].concat(), 2, &["--now", "yesterday"]),
+        case("lock timeout without unit", e, [strings(&["--lock-timeout", "5"]), init_with(&[])].concat(), 2, &["--lock-timeout", "5"]),
+        case("lock timeout negative", e, [strings(&["--lock-timeout=-1s"]), init_with(&[])].concat(), 2, &["--lock-timeout", "-1s"]),
+        case("--now not RFC 3339", e, [strings(&["--now", "yesterday"]), init_with(&[])].concat(), 2, &["--now", "yesterday"]),
         case("unknown flag", e, init_with(&[("--colour", Some("blue"))]), 2, &["--colour"]),
-        case("--jobs negative", e, [s(&["--jobs=-1"]), init_with(&[])].concat(), 2, &["--jobs", "-1"]),
+        case("--jobs negative", e, [strings(&["--jobs=-1"]), init_with(&[])].concat(), 2, &["--jobs", "-1"]),
         case("renew of an unknown certificate", Env::Tree, cmd_with(&["certs", "renew", "nosuch"], &[]), 2, &["certs renew", "nosuch"]),
         case("renew of a CA", Env::Tree, cmd_with(&["certs", "renew", "ca"], &[]), 2, &["certs renew", "\"ca\""]),
         // ---- the spec: every rule of spec.rs validate
@@ -326,7 +320,7 @@ fn cases(spec: &str) -> Vec<Case> {
         spec_case("spec: kubeconfig validity ca", extra_kc("cn = \"extra\"", "cn = \"extra\"\nvalidity = \"ca\""), &["extra.conf", "only for CAs"]),
         spec_case("spec: kubeconfig file escapes", extra_kc("file = \"extra.conf\"", "file = \"../extra.conf\""), &["extra.conf", "'..'"]),
         spec_case("spec: node file without {node_name}", spec_edit(spec, "file = \"{node_name}/kubelet.conf\"", "file = \"kubelet.conf\""), &["node-kubelet-client", "{node_name}"]),
-        case("spec: file missing", e, [s(&["--spec", "{in}/nope.toml"]), init_with(&[])].concat(), 2, &["{in}/nope.toml"]),
+        case("spec: file missing", e, [strings(&["--spec", "{in}/nope.toml"]), init_with(&[])].concat(), 2, &["{in}/nope.toml"]),
         // ---- the kubeadm config
         cfg_case("config: malformed YAML", INIT_CFG.replace("  name: cp-1", " name: cp-1\n   x: ["), &["malformed YAML"]),
         cfg_case("config: only other kinds", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n".into(), &["no InitConfiguration or ClusterConfiguration"]),
@@ -345,8 +339,8 @@ fn cases(spec: &str) -> Vec<Case> {
         cfg_case("config: algorithm unknown", format!("{INIT_CFG}{CLUSTER_CFG}encryptionAlgorithm: DSA\n"), &["encryptionAlgorithm", "DSA"]),
         cfg_case("config: local and external etcd", format!("{INIT_CFG}{CLUSTER_CFG}etcd:\n  local: {{}}\n  external: {{}}\n"), &["etcd", "mutually exclusive"]),
         cfg_case("config: InitConfiguration twice", format!("{INIT_CFG}---\n{INIT_CFG}"), &["appears more than once"]),
-        case("config: file missing", e, s(&["init", "--cert-dir", "{pki}", "--config", "{in}/nope.yaml"]), 2, &["{in}/nope.yaml"]),
-        case("config: a directory", e, s(&["init", "--cert-dir", "{pki}", "--config", "{in}"]), 2, &["{in}", "directory"]),
+        case("config: file missing", e, strings(&["init", "--cert-dir", "{pki}", "--config", "{in}/nope.yaml"]), 2, &["{in}/nope.yaml"]),
+        case("config: a directory", e, strings(&["init", "--cert-dir", "{pki}", "--config", "{in}"]), 2, &["{in}", "directory"]),
         // ---- files in the tree
         tree_case("truncated certificate", &["{pki}/apiserver.crt"], |c| {
             let p = c.pki.join("apiserver.crt");
@@ -461,29 +455,29 @@ fn cases(spec: &str) -> Vec<Case> {
             let b = read(&p);
             replace_file(&p, &b[..b.len() / 2]);
         }),
-        case("nodes: list missing", Env::Tree, s(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nope.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["{in}/nope.txt"]),
-        case("nodes: CA key missing", Env::Tree, s(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["{pki}/ca.key", "missing"]).setup(|c| {
+        case("nodes: list missing", Env::Tree, strings(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nope.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["{in}/nope.txt"]),
+        case("nodes: CA key missing", Env::Tree, strings(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["{pki}/ca.key", "missing"]).setup(|c| {
             write(&c.input.join("nodes.txt"), b"node-a\n");
             std::fs::remove_file(c.pki.join("ca.key")).unwrap();
         }),
         // A bulk run reports each bad line and a summary: two lines, exit 1 (documented).
-        case("nodes: bad node name", Env::Tree, s(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 1, &["{in}/nodes.txt:1", "bad_name!"])
+        case("nodes: bad node name", Env::Tree, strings(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 1, &["{in}/nodes.txt:1", "bad_name!"])
             .setup(|c| write(&c.input.join("nodes.txt"), b"bad_name!\n"))
             .lines(2),
-        case("nodes: bad IP", Env::Tree, s(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 1, &["{in}/nodes.txt:2", "10.1.0.999"])
+        case("nodes: bad IP", Env::Tree, strings(&["nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 1, &["{in}/nodes.txt:2", "10.1.0.999"])
             .setup(|c| write(&c.input.join("nodes.txt"), b"# comment\nnode-a,10.1.0.999\n"))
             .lines(2),
         // ---- issue 11: paths that would land on another entry's file or leave their directory
         spec_case("spec: kubeconfig file on a CA key", extra_kc("file = \"extra.conf\"", "file = \"pki/ca.key\""), &["extra.conf", "key of CA ca"]),
         spec_case("spec: kubeconfig file on the cert dir", extra_kc("file = \"extra.conf\"", "file = \"pki\""), &["extra.conf", "directory of"]),
         spec_case("spec: leaf on the key pair's key", extra("path = \"extra\"", "path = \"sa\""), &["extra", "sa"]),
-        case("--node-name ca with a leaf at {node_name}", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("ca"))])].concat(), 2, &["--node-name", "\"ca\"", "certificate of CA ca"])
+        case("--node-name ca with a leaf at {node_name}", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("ca"))])].concat(), 2, &["--node-name", "\"ca\"", "certificate of CA ca"])
             .setup({ let t = extra("path = \"extra\"", "path = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--node-name pki makes a kubeconfig of the cert dir", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("pki"))])].concat(), 2, &["--node-name", "\"pki\"", "directory of"])
+        case("--node-name pki makes a kubeconfig of the cert dir", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--node-name", Some("pki"))])].concat(), 2, &["--node-name", "\"pki\"", "directory of"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{node_name}\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--cluster-name ../../escaped/x in a file name", e, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("../../escaped/x"))])].concat(), 2, &["--cluster-name", "../../escaped/x", "leaves its directory"])
+        case("--cluster-name ../../escaped/x in a file name", e, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("../../escaped/x"))])].concat(), 2, &["--cluster-name", "../../escaped/x", "leaves its directory"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.conf\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
-        case("--cluster-name pki/ca names a CA key", Env::Tree, [s(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("pki/ca"))])].concat(), 2, &["--cluster-name", "pki/ca", "of CA ca"])
+        case("--cluster-name pki/ca names a CA key", Env::Tree, [strings(&["--spec", "{in}/spec.toml"]), init_with(&[("--cluster-name", Some("pki/ca"))])].concat(), 2, &["--cluster-name", "pki/ca", "of CA ca"])
             .setup({ let t = extra_kc("file = \"extra.conf\"", "file = \"{cluster_name}.key\""); move |c| write(&c.input.join("spec.toml"), t.as_bytes()) }),
         // ---- issue 11: the spec's own rules
         spec_case("spec: key_mode 0777", spec_edit(spec, "key_mode = \"0600\"", "key_mode = \"0777\""), &["defaults.key_mode", "0777"]),
@@ -496,19 +490,19 @@ fn cases(spec: &str) -> Vec<Case> {
         spec_case("spec: newline in a CN", extra("cn = \"extra\"", "cn = \"ex\\ntra\""), &["extra", "cn", "control"]),
         spec_case("spec: key pair key on a directory", spec_edit(spec, "key = \"sa.key\"", "key = \"etcd\""), &["sa", "\"etcd\"", "directory"]),
         // ---- issue 11: bounds
-        case("--jobs 100000", e, [s(&["--jobs", "100000"]), init_with(&[])].concat(), 2, &["--jobs", "100000"]),
-        case("--now 9999-12-31 (init)", e, [s(&["--now", "9999-12-31T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "9999"]),
-        case("--now 1949 (init)", e, [s(&["--now", "1949-06-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "1949"]),
-        case("--now 9999-12-31 (kubeconfig user)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "kubeconfig", "user", "--client-name", "x", "--cert-dir", "{pki}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"]),
-        case("--now 9999-12-31 (nodes)", Env::Tree, s(&["--now", "9999-12-31T00:00:00Z", "nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"])
+        case("--jobs 100000", e, [strings(&["--jobs", "100000"]), init_with(&[])].concat(), 2, &["--jobs", "100000"]),
+        case("--now 9999-12-31 (init)", e, [strings(&["--now", "9999-12-31T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "9999"]),
+        case("--now 1949 (init)", e, [strings(&["--now", "1949-06-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["--now", "1949"]),
+        case("--now 9999-12-31 (kubeconfig user)", Env::Tree, strings(&["--now", "9999-12-31T00:00:00Z", "kubeconfig", "user", "--client-name", "x", "--cert-dir", "{pki}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"]),
+        case("--now 9999-12-31 (nodes)", Env::Tree, strings(&["--now", "9999-12-31T00:00:00Z", "nodes", "--cert-dir", "{pki}", "--nodes", "{in}/nodes.txt", "--out-dir", "{out}", "--apiserver-advertise-address", "10.0.0.10"]), 2, &["--now", "9999"])
             .setup(|c| write(&c.input.join("nodes.txt"), b"node-a\n")),
-        case("--now 9999-12-31 (upload-bundle)", Env::Tree, s(&["--now", "9999-12-31T23:00:00Z", "certs", "upload-bundle", "--cert-dir", "{pki}", "--certificate-key", &"ab".repeat(32)]), 2, &["--now"]),
-        case("--now with an escape sequence", e, [s(&["--now", "\u{1b}[2J\u{1b}[Hyesterday\nerror: forged"]), init_with(&[])].concat(), 2, &["--now", "\\u{1b}[2J"]),
-        case("--config with a newline in its name", e, s(&["init", "--cert-dir", "{pki}", "--config", "{in}/no\nsuch\u{1b}[31m.yaml"]), 2, &["{in}/no\\nsuch\\u{1b}[31m.yaml"]),
+        case("--now 9999-12-31 (upload-bundle)", Env::Tree, strings(&["--now", "9999-12-31T23:00:00Z", "certs", "upload-bundle", "--cert-dir", "{pki}", "--certificate-key", &"ab".repeat(32)]), 2, &["--now"]),
+        case("--now with an escape sequence", e, [strings(&["--now", "\u{1b}[2J\u{1b}[Hyesterday\nerror: forged"]), init_with(&[])].concat(), 2, &["--now", "\\u{1b}[2J"]),
+        case("--config with a newline in its name", e, strings(&["init", "--cert-dir", "{pki}", "--config", "{in}/no\nsuch\u{1b}[31m.yaml"]), 2, &["{in}/no\\nsuch\\u{1b}[31m.yaml"]),
         // ---- issue 11: a CA that must not sign
-        case("CA expired", Env::Tree, [s(&["--now", "2045-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "expired"])
+        case("CA expired", Env::Tree, [strings(&["--now", "2045-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "expired"])
             .setup(|c| remove_pair(&c.pki, "apiserver")),
-        case("CA not yet valid", Env::Tree, [s(&["--now", "2001-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "not valid before"])
+        case("CA not yet valid", Env::Tree, [strings(&["--now", "2001-01-01T00:00:00Z"]), init_with(&[])].concat(), 2, &["{pki}/ca.crt", "not valid before"])
             .setup(|c| remove_pair(&c.pki, "apiserver")),
         tree_case("CA with a negative serial", &["{pki}/ca.crt", "negative serial"], |c| {
             let ca = c.pki.join("ca.crt");
@@ -590,30 +584,26 @@ fn cases(spec: &str) -> Vec<Case> {
 }
 
 fn is_root() -> bool {
-    let out = common::tool("id", ["-u"], None);
+    let out = util::tool("id", ["-u"], None);
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
 /// Runs kpki; a run that hangs (e.g. reading a FIFO) is killed and reported as a failure.
-fn kpki_with_timeout(args: &[String], limit: std::time::Duration) -> std::process::Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kpki"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+fn kpki_with_timeout(args: &[String], limit: Duration) -> Output {
+    let mut child = Kpki::new(args)
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "kpki {args:?} hung for {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("kpki {args:?} hung for {limit:?}: {}", util::stderr(&out));
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
     child.wait_with_output().unwrap()
 }
@@ -627,19 +617,19 @@ fn fill(t: &str, c: &Ctx) -> String {
 
 #[test]
 fn bad_inputs_are_refused_cleanly_and_change_nothing() {
-    let spec = String::from_utf8(common::kpki(["spec"]).stdout).unwrap();
+    let spec = util::kpki_ok(["spec"]);
     // The extra entries the spec cases break are valid as they stand.
     for extra in [EXTRA, EXTRA_KC] {
         let d = tempfile::tempdir().unwrap();
-        let p = common::write_file(d.path(), "spec.toml", format!("{spec}{extra}").as_bytes());
+        let p = util::write_file(d.path(), "spec.toml", format!("{spec}{extra}").as_bytes());
         let l = Layout::new(d.path());
-        let mut args = s(&["--spec", &p.display().to_string()]);
-        args.extend(l.args(&["plan"], FLAGS));
-        common::kpki_ok(&args);
+        let mut args = strings(&["--spec", &p.display().to_string()]);
+        args.extend(l.args(&["plan"], INPUTS));
+        util::kpki_ok(&args);
     }
     let template = tempfile::tempdir().unwrap();
     let tl = Layout::new(template.path());
-    run_ok(&tl.args(&["init"], FLAGS));
+    run_ok(&tl.args(&["init"], INPUTS));
 
     let cases = cases(&spec);
     assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -658,13 +648,13 @@ fn bad_inputs_are_refused_cleanly_and_change_nothing() {
         std::fs::create_dir(&c.out).unwrap();
         set_mode(&c.out, 0o755);
         if case.env == Env::Tree {
-            copy_tree(&tl.k, &c.k);
+            copy_dir(&tl.k, &c.k, Modes::Keep);
         }
         (case.setup)(&c);
         let args: Vec<String> = case.args.iter().map(|a| fill(a, &c)).collect();
-        let before = common::snapshot(root);
-        let out = kpki_with_timeout(&args, std::time::Duration::from_secs(30));
-        let after = common::snapshot(root);
+        let before = util::snapshot(root);
+        let out = kpki_with_timeout(&args, Duration::from_secs(30));
+        let after = util::snapshot(root);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         let mut why = Vec::new();
         if out.status.code() != Some(case.code) {
@@ -711,8 +701,8 @@ fn bad_inputs_are_refused_cleanly_and_change_nothing() {
                 why.push(format!("does not name {n:?}"));
             }
         }
-        let changed = common::changed(&before, &after);
-        let touched = common::touched(&before, &after);
+        let changed = util::changed(&before, &after);
+        let touched = util::touched(&before, &after);
         if !changed.is_empty() || !touched.is_empty() {
             why.push(format!("changed {changed:?}, rewritten {touched:?}"));
         }
@@ -750,12 +740,12 @@ fn unreadable_file_as_root_is_still_read() {
     }
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     set_mode(&l.pki.join("apiserver.key"), 0o000);
-    let out = common::kpki_ok(l.args(&["init"], FLAGS));
+    let out = util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(out.contains("0 file(s) written"), "{out}");
     assert_eq!(
-        common::mode(&l.pki.join("apiserver.key")),
+        util::mode(&l.pki.join("apiserver.key")),
         0o000,
         "kpki changed the mode"
     );

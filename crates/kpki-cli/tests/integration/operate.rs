@@ -16,30 +16,19 @@
 //! Tools: promtool (Debian prometheus), chromium, systemd-analyze, tmux, man, groff, python3 with
 //! prometheus_client and cryptography, kubectl, openssl: scripts/test.sh installs what is missing.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{changed, kubeconfig_facts, snapshot, write_file};
+use crate::util::{
+    self, changed, fixture, fixture_copy, init_tree, kpki, kubeconfig_facts, require, run_cmd, s,
+    serial, set_mode, show, snapshot, write_file, INPUTS, KPKI,
+};
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
 const T0: &str = "2026-01-15T12:00:00Z";
-const INPUTS: &[&str] = &[
-    "--node-name",
-    "cp-1",
-    "--apiserver-advertise-address",
-    "10.0.0.10",
-    "--encryption-algorithm",
-    "ECDSA-P256",
-];
 
 /// The families kpki writes: name, TYPE, HELP (the x509 ones copied from
 /// x509-certificate-exporter v3.9.0 internal/collector.go), and the label names each may carry.
@@ -104,18 +93,6 @@ const CERT_LABELS: &[&str] = &[
 
 // ------------------------------------------------------------------ helpers
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn require(tool: &str, version_arg: &str, how: &str) {
-    if let Err(e) = Command::new(tool).arg(version_arg).output() {
-        panic!(
-            "{tool} is not installed ({e}); run scripts/test.sh, which installs {how} (CI does)"
-        );
-    }
-}
-
 fn require_python(module: &str) {
     let out = Command::new("python3")
         .args(["-c", &format!("import {module}")])
@@ -127,86 +104,26 @@ fn require_python(module: &str) {
     );
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let what = format!("{cmd:?}");
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn kpki(args: &[&str]) -> Output {
-    run(Command::new(KPKI).args(args))
-}
-
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/operate")
+        .join("tests/integration/operate")
         .join(name)
 }
 
 fn python_json(script_name: &str, args: &[&str]) -> Value {
-    let out = run(Command::new("python3").arg(script(script_name)).args(args));
+    let out = run_cmd(Command::new("python3").arg(script(script_name)).args(args));
     assert!(out.status.success(), "{script_name}: {}", show(&out));
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-        }
-    }
-}
-
-fn chmod(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// The kubeadm v1.28.4 fixture with kubeadm's modes (git keeps none); returns its flags. It is
 /// checked as the 1.29+ layout (`--kubeadm-version 1.29`), so it lacks super-admin.conf: a read
 /// error and a verify error to report.
 fn fixture_tree(dir: &Path) -> (PathBuf, Vec<String>) {
-    let root = dir.join("fx");
-    copy_dir(&common::fixture(), &root);
-    for rel in [
-        "pki/ca.key",
-        "pki/apiserver.key",
-        "pki/apiserver-kubelet-client.key",
-        "pki/apiserver-etcd-client.key",
-        "pki/front-proxy-ca.key",
-        "pki/front-proxy-client.key",
-        "pki/sa.key",
-        "pki/sa.pub",
-        "pki/etcd/ca.key",
-        "pki/etcd/server.key",
-        "pki/etcd/peer.key",
-        "pki/etcd/healthcheck-client.key",
-        "kubeconfig/admin.conf",
-        "kubeconfig/controller-manager.conf",
-        "kubeconfig/kubelet.conf",
-        "kubeconfig/scheduler.conf",
-    ] {
-        chmod(&root.join(rel), 0o600);
-    }
+    let root = fixture_copy(dir);
     let args = vec![
         "--config".into(),
-        common::fixture()
-            .join("kubeadm-config.yaml")
-            .display()
-            .to_string(),
+        fixture().join("kubeadm-config.yaml").display().to_string(),
         "--cert-dir".into(),
         root.join("pki").display().to_string(),
         "--kubeconfig-dir".into(),
@@ -226,10 +143,7 @@ fn kpki_tree(dir: &Path) -> Vec<String> {
         "--kubeconfig-dir".into(),
         dir.display().to_string(),
     ]);
-    let mut a: Vec<&str> = vec!["init", "--now", T0];
-    a.extend(args.iter().map(String::as_str));
-    let out = kpki(&a);
-    assert!(out.status.success(), "{}", show(&out));
+    init_tree(dir, &["--now", T0, "--kubeconfig-dir", s(dir)]);
     args
 }
 
@@ -335,9 +249,11 @@ fn expected(
 /// promtool, prometheus_client and the expectations, on one textfile.
 fn check_textfile(prom: &Path, want: &BTreeMap<String, BTreeMap<LabelSet, f64>>) {
     let text = std::fs::read(prom).unwrap();
-    let out = run(Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(prom).unwrap()));
+    let out = run_cmd(
+        Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(prom).unwrap()),
+    );
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
         "promtool check metrics: {}",
@@ -416,7 +332,7 @@ fn kubeconfig_pems(dir: &Path, path: &Path) -> Vec<(PathBuf, Option<(String, Str
 }
 
 fn findings_json(args: &[String], now: &str) -> Value {
-    let out = kpki(&with(&["verify", "-o", "json", "--now", now], args));
+    let out = kpki(with(&["verify", "-o", "json", "--now", now], args));
     let v: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
     v["findings"].clone()
@@ -431,7 +347,7 @@ fn unix(rfc3339: &str) -> i64 {
 /// Writes the textfile with `verify --textfile` and checks it; `-o prometheus` prints the same.
 fn textfile_round(args: &[String], now: &str, watched: &[Watched], broken: &[String]) {
     let dir = tempfile::tempdir().unwrap();
-    let out = kpki(&with(
+    let out = kpki(with(
         &["verify", "--now", now, "--textfile", s(dir.path())],
         args,
     ));
@@ -443,13 +359,13 @@ fn textfile_round(args: &[String], now: &str, watched: &[Watched], broken: &[Str
         show(&out)
     );
     let prom = dir.path().join("kpki.prom");
-    assert_eq!(common::mode(&prom), 0o644);
+    assert_eq!(util::mode(&prom), 0o644);
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["kpki.prom"], "temporary files left behind");
-    let printed = kpki(&with(&["verify", "--now", now, "-o", "prometheus"], args));
+    let printed = kpki(with(&["verify", "--now", now, "-o", "prometheus"], args));
     assert_eq!(
         String::from_utf8(printed.stdout).unwrap(),
         std::fs::read_to_string(&prom).unwrap(),
@@ -527,7 +443,7 @@ fn metrics_of_a_kpki_tree_cover_bundles_subject_fields_and_broken_files() {
     // a province and a street address (the exporter's _ST is the street address).
     let extra_key = dir.path().join("extra.key");
     let extra = dir.path().join("extra.crt");
-    let out = run(Command::new("openssl").args([
+    let out = run_cmd(Command::new("openssl").args([
         "req",
         "-x509",
         "-newkey",
@@ -557,7 +473,7 @@ fn metrics_of_a_kpki_tree_cover_bundles_subject_fields_and_broken_files() {
     // A broken kubeconfig.
     let scheduler = dir.path().join("scheduler.conf");
     std::fs::write(&scheduler, "apiVersion: v1\nkind: Config\nusers: [\n").unwrap();
-    chmod(&scheduler, 0o600);
+    set_mode(&scheduler, 0o600);
 
     let mut watched = Vec::new();
     for rel in [
@@ -616,7 +532,7 @@ fn textfile_needs_an_existing_directory() {
     let dir = tempfile::tempdir().unwrap();
     let args = kpki_tree(dir.path());
     let missing = dir.path().join("no-such-dir");
-    let out = kpki(&with(&["verify", "--textfile", s(&missing)], &args));
+    let out = kpki(with(&["verify", "--textfile", s(&missing)], &args));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -684,8 +600,8 @@ const ENTRY_FILES: &[(&str, &[&str])] = &[
 
 /// The entries whose files (or backups of them) changed between two snapshots.
 fn changed_entries(
-    before: &BTreeMap<String, common::Node>,
-    after: &BTreeMap<String, common::Node>,
+    before: &BTreeMap<String, util::Node>,
+    after: &BTreeMap<String, util::Node>,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for path in changed(before, after) {
@@ -710,7 +626,7 @@ fn openssl_end(dir: &Path, rel: &str) -> String {
     } else {
         p
     };
-    let out = common::openssl(["x509", "-noout", "-enddate", "-in", s(&pem)]);
+    let out = util::openssl(["x509", "-noout", "-enddate", "-in", s(&pem)]);
     out.trim().trim_start_matches("notAfter=").to_string()
 }
 
@@ -725,12 +641,12 @@ fn renew_due(args: &[String], now: &str, extra: &[&str]) -> Output {
         now,
     ];
     a.extend_from_slice(extra);
-    kpki(&with(&a, args))
+    kpki(with(&a, args))
 }
 
 /// The entries plain `certs renew all` renews (its dry run lists them).
 fn renew_all_names(args: &[String]) -> BTreeSet<String> {
-    let out = kpki(&with(
+    let out = kpki(with(
         &["certs", "renew", "all", "--dry-run", "--now", T0],
         args,
     ));
@@ -750,7 +666,7 @@ fn renew_if_expiring_within_changes_only_what_is_due_and_is_idempotent() {
     std::fs::create_dir(&root).unwrap();
     let args = kpki_tree(&root);
     // apiserver and admin.conf renewed at T0+150d: they expire 150 days after the rest.
-    let out = kpki(&with(
+    let out = kpki(with(
         &[
             "certs",
             "renew",
@@ -831,12 +747,12 @@ fn renew_if_expiring_within_changes_only_what_is_due_and_is_idempotent() {
         !hooks.join("ran").exists(),
         "--exec-after ran with nothing renewed"
     );
-    let tt = common::touched(&after, &snapshot(&root));
+    let tt = util::touched(&after, &snapshot(&root));
     assert!(tt.is_empty(), "files rewritten: {tt:?}");
 
     // Named entries only: admin.conf is due at T0+500d, scheduler.conf (renewed above) is not.
     let before = snapshot(&root);
-    let out = kpki(&with(
+    let out = kpki(with(
         &[
             "certs",
             "renew",
@@ -903,19 +819,19 @@ fn renew_if_expiring_within_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot tell: missing"));
 
     // Errors: exit 2 with one line naming the flag or name.
-    let out = kpki(&with(
+    let out = kpki(with(
         &["certs", "renew", "nope", "--if-expiring-within", "30d"],
         &args,
     ));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown certificate \"nope\""));
-    let out = kpki(&with(
+    let out = kpki(with(
         &["certs", "renew", "all", "--if-expiring-within", "30x"],
         &args,
     ));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: --if-expiring-within"));
-    let out = kpki(&with(
+    let out = kpki(with(
         &["certs", "renew", "all", "--exec-after", "true"],
         &args,
     ));
@@ -925,7 +841,7 @@ fn renew_if_expiring_within_exit_codes() {
 // ------------------------------------------------------------------ systemd, alert rules
 
 fn contrib() -> PathBuf {
-    common::workspace().join("contrib")
+    util::workspace().join("contrib")
 }
 
 /// `Key=` values of a unit file (all occurrences).
@@ -952,10 +868,12 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
     // systemd-analyze --root resolves ExecStart and the default dependencies inside the root.
     // (cp -a: the directory holds symlinks, some to /dev/null, which systemd reads as masks.)
     std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
-    let out = run(Command::new("cp")
-        .arg("-a")
-        .arg(systemd_unit_dir())
-        .arg(root.join("usr/lib/systemd/system")));
+    let out = run_cmd(
+        Command::new("cp")
+            .arg("-a")
+            .arg(systemd_unit_dir())
+            .arg(root.join("usr/lib/systemd/system")),
+    );
     assert!(out.status.success(), "{}", show(&out));
     let units_dir = root.join("etc/systemd/system");
     std::fs::create_dir_all(&units_dir).unwrap();
@@ -972,7 +890,7 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
     assert_eq!(units.len(), 4, "{units:?}");
     // Documentation=man:kpki-...(1): the pages `kpki man --out-dir` writes.
     let man = root.join("usr/local/share/man");
-    let out = kpki(&["man", "--out-dir", s(&man.join("man1"))]);
+    let out = kpki(["man", "--out-dir", s(&man.join("man1"))]);
     assert!(out.status.success(), "{}", show(&out));
     let analyze = || {
         let mut c = Command::new("systemd-analyze");
@@ -980,7 +898,7 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
             .arg(format!("--root={}", root.display()))
             .args(&units)
             .env("MANPATH", &man);
-        run(&mut c)
+        run_cmd(&mut c)
     };
 
     // Every ExecStart runs /usr/local/bin/kpki; without it the check must fail.
@@ -1011,7 +929,7 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
     let bin = root.join("usr/local/bin/kpki");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     std::fs::copy(KPKI, &bin).unwrap();
-    chmod(&bin, 0o755);
+    set_mode(&bin, 0o755);
     let out = analyze();
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1077,11 +995,13 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
             });
         }
         argv.extend(["--now".to_string(), t(340)]);
-        let out = run(Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("KPKI_MANIFESTS_DIR", &manifests)
-            .env("KPKI_MANIFEST_PAUSE", "0")
-            .env("KPKI_SYSTEMCTL", "echo systemctl"));
+        let out = run_cmd(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("KPKI_MANIFESTS_DIR", &manifests)
+                .env("KPKI_MANIFEST_PAUSE", "0")
+                .env("KPKI_SYSTEMCTL", "echo systemctl"),
+        );
         let code = out.status.code().unwrap();
         let ok: Vec<i32> = std::iter::once(0)
             .chain(unit_values(text, "SuccessExitStatus").iter().flat_map(|v| {
@@ -1138,13 +1058,17 @@ fn systemd_units_verify_with_the_binary_at_execstart() {
 fn alert_rules_fire_when_they_should() {
     require("promtool", "--version", "Debian's prometheus package");
     let dir = contrib().join("prometheus");
-    let out = run(Command::new("promtool")
-        .args(["check", "rules", "kpki-alerts.yml"])
-        .current_dir(&dir));
+    let out = run_cmd(
+        Command::new("promtool")
+            .args(["check", "rules", "kpki-alerts.yml"])
+            .current_dir(&dir),
+    );
     assert!(out.status.success(), "{}", show(&out));
-    let out = run(Command::new("promtool")
-        .args(["test", "rules", "kpki-alerts.test.yml"])
-        .current_dir(&dir));
+    let out = run_cmd(
+        Command::new("promtool")
+            .args(["test", "rules", "kpki-alerts.test.yml"])
+            .current_dir(&dir),
+    );
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -1154,7 +1078,7 @@ fn alert_rules_fire_when_they_should() {
 fn bash_completion_loads_and_completes() {
     require("bash", "--version", "bash");
     let dir = tempfile::tempdir().unwrap();
-    let out = kpki(&["completions", "bash"]);
+    let out = kpki(["completions", "bash"]);
     assert!(out.status.success(), "{}", show(&out));
     let file = write_file(dir.path(), "kpki.bash", &out.stdout);
     let complete = |line: &str| -> Vec<String> {
@@ -1168,7 +1092,7 @@ fn bash_completion_loads_and_completes() {
             last = words[words.len() - 1],
             prev = words[words.len().saturating_sub(2)],
         );
-        let out = run(Command::new("bash").args(["--norc", "--noprofile", "-c", &prog]));
+        let out = run_cmd(Command::new("bash").args(["--norc", "--noprofile", "-c", &prog]));
         assert!(out.status.success(), "{}", show(&out));
         let text = String::from_utf8(out.stdout).unwrap();
         let mut lines = text.lines();
@@ -1186,14 +1110,14 @@ fn bash_completion_loads_and_completes() {
     let got = complete("kpki tr");
     assert_eq!(got, ["tree"], "{got:?}");
     for shell in ["zsh", "fish", "elvish", "powershell"] {
-        let out = kpki(&["completions", shell]);
+        let out = kpki(["completions", shell]);
         assert!(
             out.status.success() && out.stdout.len() > 1000,
             "{shell}: {}",
             show(&out)
         );
     }
-    let out = kpki(&["completions", "tcsh"]);
+    let out = kpki(["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -1202,15 +1126,17 @@ fn man_page_renders() {
     require("man", "--version", "man-db");
     require("groff", "--version", "groff-base");
     let dir = tempfile::tempdir().unwrap();
-    let out = kpki(&["man"]);
+    let out = kpki(["man"]);
     assert!(out.status.success(), "{}", show(&out));
     let page = write_file(dir.path(), "kpki.1", &out.stdout);
-    let out = run(Command::new("man")
-        .args(["-l", s(&page)])
-        .env("MANPAGER", "cat")
-        .env("PAGER", "cat")
-        .env("MANWIDTH", "100")
-        .env("MAN_KEEP_FORMATTING", "0"));
+    let out = run_cmd(
+        Command::new("man")
+            .args(["-l", s(&page)])
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_FORMATTING", "0"),
+    );
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     // Overstrike (bold) sequences aside, the page names the command and its subcommands.
@@ -1242,7 +1168,7 @@ fn man_page_renders() {
     }
     // groff's own warnings (-ww) on every page.
     let pages = dir.path().join("pages");
-    let out = kpki(&["man", "--out-dir", s(&pages)]);
+    let out = kpki(["man", "--out-dir", s(&pages)]);
     assert!(out.status.success(), "{}", show(&out));
     let written: Vec<PathBuf> = std::fs::read_dir(&pages)
         .unwrap()
@@ -1253,7 +1179,7 @@ fn man_page_renders() {
         "{written:?}"
     );
     for p in &written {
-        let out = run(Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z", s(p)]));
+        let out = run_cmd(Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z", s(p)]));
         assert!(
             out.status.success() && out.stderr.is_empty(),
             "{}: {}",
@@ -1292,6 +1218,7 @@ fn tree_lines(text: &str) -> Vec<String> {
 
 #[test]
 fn tree_is_coloured_in_a_terminal_and_plain_when_piped() {
+    let _serial = serial(); // a tmux session polled against a deadline
     require("tmux", "-V", "tmux");
     let dir = tempfile::tempdir().unwrap();
     let (_, args) = fixture_tree(dir.path());
@@ -1309,7 +1236,7 @@ fn tree_is_coloured_in_a_terminal_and_plain_when_piped() {
     );
     let findings = findings_json(&args, now);
     let lines = tree_lines(&plain);
-    for name in common::ENTRY_NAMES {
+    for name in util::ENTRY_NAMES {
         let name = if *name == "ca" || name.ends_with("-ca") {
             format!("{name} (CA)")
         } else {
@@ -1344,7 +1271,7 @@ fn tree_is_coloured_in_a_terminal_and_plain_when_piped() {
         "env -u NO_COLOR TERM=xterm-256color '{KPKI}' {}; echo __KPKI_DONE__; sleep 60",
         quoted.join(" ")
     );
-    let tmux = |args: &[&str]| run(Command::new("tmux").arg("-L").arg(&socket).args(args));
+    let tmux = |args: &[&str]| run_cmd(Command::new("tmux").arg("-L").arg(&socket).args(args));
     let out = tmux(&[
         "new-session",
         "-d",
@@ -1397,7 +1324,7 @@ fn html_report_renders_in_chromium_with_every_entry_and_finding() {
     let dir = tempfile::tempdir().unwrap();
     let (_, args) = fixture_tree(dir.path());
     let now = "2027-11-10T09:00:00Z";
-    let out = kpki(&with(&["verify", "-o", "html", "--now", now], &args));
+    let out = kpki(with(&["verify", "-o", "html", "--now", now], &args));
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -1426,7 +1353,7 @@ fn html_report_renders_in_chromium_with_every_entry_and_finding() {
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(format!("file://{}", report.display()));
-        run(&mut c)
+        run_cmd(&mut c)
     };
     let png = dir.path().join("report.png");
     let out = chromium(&[
@@ -1441,7 +1368,7 @@ fn html_report_renders_in_chromium_with_every_entry_and_finding() {
         shot.len()
     );
     // Kept for people: target/operate/report.png.
-    let keep = common::workspace().join("target/operate");
+    let keep = util::workspace().join("target/operate");
     std::fs::create_dir_all(&keep).unwrap();
     std::fs::copy(&png, keep.join("report.png")).unwrap();
 
@@ -1464,7 +1391,7 @@ fn html_report_renders_in_chromium_with_every_entry_and_finding() {
         .iter()
         .map(|i| i["entry"].as_str().unwrap())
         .collect();
-    let entries: BTreeSet<&str> = common::ENTRY_NAMES.iter().copied().collect();
+    let entries: BTreeSet<&str> = util::ENTRY_NAMES.iter().copied().collect();
     assert_eq!(items, entries, "hierarchy items");
     // Every certificate that exists is on the timeline (not sa, not the missing super-admin.conf).
     let timeline: BTreeSet<&str> = dom["timeline"]

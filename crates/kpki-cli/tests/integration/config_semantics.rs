@@ -2,25 +2,17 @@
 //! (v1beta3/v1beta4, kubernetesVersion 1.28-1.36, both ControlPlaneKubeletLocalMode values,
 //! external etcd, IPv6, dual-stack, each defect of the issue) with the outcome kubeadm of the
 //! target version gives: the refusal line, or the files written, kubelet.conf's server, O values,
-//! validity and key algorithm -- read back with x509-parser (common::facts) and kubectl
-//! (common::kubeconfig_facts), never with the kpki library. Also: advertise-address detection in
+//! validity and key algorithm -- read back with x509-parser (util::facts) and kubectl
+//! (util::kubeconfig_facts), never with the kpki library. Also: advertise-address detection in
 //! a network namespace the test makes, and a 1.28-targeted tree used by a real etcd and by kubectl.
-
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::util::*;
 
 const DAY: i64 = 86_400;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 const BACKDATE: i64 = 300;
 
 /// What a config should give.
@@ -186,15 +178,11 @@ fn run_case(case: &Case, dir: &Path) -> Result<(), String> {
     std::fs::write(&cfg, &case.yaml).unwrap();
     let kube = dir.join("k");
     let pki = kube.join("pki");
-    let mut args: Vec<String> = vec![
-        "init".into(),
-        "--config".into(),
-        s(&cfg).into(),
-        "--cert-dir".into(),
-        s(&pki).into(),
-    ];
-    args.extend(case.flags.iter().map(|f| f.to_string()));
-    let out = kpki(&args);
+    let out = Kpki::init(&pki)
+        .arg("--config")
+        .arg(&cfg)
+        .args(case.flags)
+        .run();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let fail = |m: String| Err(format!("{m}\n    stderr: {stderr}"));
     let layout = match &case.want {
@@ -456,7 +444,7 @@ fn in_netns(script: &str) -> std::process::Output {
 #[test]
 fn advertise_address_detection_in_a_network_namespace() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_kpki");
+    let bin = KPKI;
     for (name, yaml) in [
         ("only-cluster.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.33.0\n".to_string()),
         ("zero.yaml", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: 0.0.0.0\nnodeRegistration:\n  name: cp-1\n".to_string()),

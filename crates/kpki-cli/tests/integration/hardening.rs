@@ -5,29 +5,13 @@
 //! property-style run over random specs and template values shows that no run writes outside
 //! its directories or over an existing key.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use reliability::{copy_tree, run_ok, set_mode, Layout, Rng, FLAGS};
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::util::reliability::{run_ok, Layout, Rng};
+use crate::util::{self, copy_dir, set_mode, stderr, stdout, strings, Modes, INPUTS, KPKI};
 
 /// Runs kpki under python's `resource.getrusage(RUSAGE_CHILDREN)` and returns its output and
 /// peak resident set size in KiB (python is the parent, so only kpki is counted).
@@ -41,7 +25,7 @@ sys.exit(r.returncode)\n";
         .arg("-c")
         .arg(script)
         .arg(rss.path())
-        .arg(env!("CARGO_BIN_EXE_kpki"))
+        .arg(KPKI)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -101,11 +85,11 @@ fn meta_snapshot(root: &Path) -> BTreeMap<String, Meta> {
     out
 }
 
-/// A complete ECDSA tree made by `kpki init` with [`FLAGS`].
+/// A complete ECDSA tree made by `kpki init` with [`INPUTS`].
 fn tree() -> (tempfile::TempDir, Layout) {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     (dir, l)
 }
 
@@ -131,7 +115,7 @@ fn huge_inputs_are_refused_with_bounded_memory() {
                     .unwrap()
                     .set_len(3 << 30)
                     .unwrap();
-                l.args(&["init"], FLAGS)
+                l.args(&["init"], INPUTS)
             },
             "apiserver.crt",
             2,
@@ -145,7 +129,7 @@ fn huge_inputs_are_refused_with_bounded_memory() {
                     .unwrap()
                     .set_len(3 << 30)
                     .unwrap();
-                l.args(&["verify"], FLAGS)
+                l.args(&["verify"], INPUTS)
             },
             "verify found",
             1,
@@ -157,7 +141,7 @@ fn huge_inputs_are_refused_with_bounded_memory() {
                 let mut b = std::fs::read(&p).unwrap();
                 b.resize(2 << 20, b'\n');
                 std::fs::write(&p, b).unwrap();
-                l.args(&["certs", "renew", "all"], FLAGS)
+                l.args(&["certs", "renew", "all"], INPUTS)
             },
             "ca.key",
             2,
@@ -169,7 +153,7 @@ fn huge_inputs_are_refused_with_bounded_memory() {
                 let mut b = std::fs::read(&p).unwrap();
                 b.extend(std::iter::repeat_n(b'#', 5 << 20));
                 std::fs::write(&p, b).unwrap();
-                l.args(&["init"], FLAGS)
+                l.args(&["init"], INPUTS)
             },
             "admin.conf",
             2,
@@ -179,8 +163,8 @@ fn huge_inputs_are_refused_with_bounded_memory() {
             |l, input| {
                 let p = input.join("spec.toml");
                 std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
-                let mut a = strs(&["--spec", &p.display().to_string()]);
-                a.extend(l.args(&["plan"], FLAGS));
+                let mut a = strings(&["--spec", &p.display().to_string()]);
+                a.extend(l.args(&["plan"], INPUTS));
                 a
             },
             "spec.toml",
@@ -189,8 +173,8 @@ fn huge_inputs_are_refused_with_bounded_memory() {
         (
             "/dev/zero as the spec",
             |l, _| {
-                let mut a = strs(&["--spec", "/dev/zero"]);
-                a.extend(l.args(&["init"], FLAGS));
+                let mut a = strings(&["--spec", "/dev/zero"]);
+                a.extend(l.args(&["init"], INPUTS));
                 a
             },
             "/dev/zero",
@@ -201,8 +185,8 @@ fn huge_inputs_are_refused_with_bounded_memory() {
             |l, input| {
                 let p = input.join("kubeadm.yaml");
                 std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
-                let mut a = l.args(&["init"], FLAGS);
-                a.extend(strs(&["--config", &p.display().to_string()]));
+                let mut a = l.args(&["init"], INPUTS);
+                a.extend(strings(&["--config", &p.display().to_string()]));
                 a
             },
             "kubeadm.yaml",
@@ -211,8 +195,8 @@ fn huge_inputs_are_refused_with_bounded_memory() {
         (
             "/dev/zero as the kubeadm config",
             |l, _| {
-                let mut a = l.args(&["init"], FLAGS);
-                a.extend(strs(&["--config", "/dev/zero"]));
+                let mut a = l.args(&["init"], INPUTS);
+                a.extend(strings(&["--config", "/dev/zero"]));
                 a
             },
             "/dev/zero",
@@ -225,7 +209,7 @@ fn huge_inputs_are_refused_with_bounded_memory() {
     for (name, setup, needle, code) in cases {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::new(dir.path());
-        copy_tree(&bl.k, &l.k);
+        copy_dir(&bl.k, &l.k, Modes::Keep);
         let input = dir.path().join("in");
         std::fs::create_dir(&input).unwrap();
         let args = setup(&l, &input);
@@ -276,18 +260,18 @@ fn huge_inputs_are_refused_with_bounded_memory() {
 fn a_full_stdout_is_one_line_and_exit_2() {
     let (_dir, l) = tree();
     for args in [
-        strs(&["spec"]),
-        strs(&["token", "generate"]),
-        strs(&["certs", "certificate-key"]),
-        l.args(&["plan"], FLAGS),
-        l.args(&["verify"], FLAGS),
-        l.args(&["certs", "check-expiration"], FLAGS),
+        strings(&["spec"]),
+        strings(&["token", "generate"]),
+        strings(&["certs", "certificate-key"]),
+        l.args(&["plan"], INPUTS),
+        l.args(&["verify"], INPUTS),
+        l.args(&["certs", "check-expiration"], INPUTS),
     ] {
         let full = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_kpki"))
+        let out = Command::new(KPKI)
             .args(&args)
             .stdout(full)
             .stderr(Stdio::piped())
@@ -306,7 +290,7 @@ fn a_full_stdout_is_one_line_and_exit_2() {
 // ------------------------------------------------------------------ items 18 and 19: verify
 
 fn verify_json(l: &Layout) -> (i32, serde_json::Value) {
-    let out = common::kpki(l.args(&["verify", "-o", "json"], FLAGS));
+    let out = util::kpki(l.args(&["verify", "-o", "json"], INPUTS));
     (
         out.status.code().unwrap(),
         serde_json::from_slice(&out.stdout).unwrap(),
@@ -330,9 +314,9 @@ fn foreign_ca(l: &Layout, keyopt: &[&str]) {
     let key = l.pki.join("ca.key");
     let mut args = vec!["genpkey"];
     args.extend_from_slice(keyopt);
-    let pem = common::tool_ok("openssl", &args, None);
+    let pem = util::tool_ok("openssl", &args, None);
     std::fs::write(&key, pem).unwrap();
-    common::tool_ok(
+    util::tool_ok(
         "openssl",
         [
             "req",
@@ -429,7 +413,7 @@ fn an_unusable_ca_is_reported_once_on_the_ca() {
         ),
     )
     .unwrap();
-    common::tool_ok(
+    util::tool_ok(
         "openssl",
         [
             "req",
@@ -449,7 +433,7 @@ fn an_unusable_ca_is_reported_once_on_the_ca() {
         ],
         None,
     );
-    let der_len = common::cert_der(&l.pki.join("ca.crt")).len();
+    let der_len = util::cert_der(&l.pki.join("ca.crt")).len();
     assert!(der_len > 219_000, "{der_len}");
     let (code, v) = verify_json(&l);
     assert_eq!(code, 1);
@@ -478,12 +462,12 @@ fn an_unusable_ca_is_reported_once_on_the_ca() {
 fn a_leaf_holding_its_cas_key_is_key_reused() {
     let (_dir, l) = tree();
     let k = l.pki.join("ca.key").display().to_string();
-    let csr = common::tool_ok(
+    let csr = util::tool_ok(
         "openssl",
         ["req", "-new", "-key", &k, "-subj", "/CN=kube-apiserver"],
         None,
     );
-    let leaf = common::tool_ok(
+    let leaf = util::tool_ok(
         "openssl",
         [
             "x509",
@@ -519,7 +503,7 @@ fn control_characters_from_certificates_are_escaped() {
     let (dir, l) = tree();
     let evil = "kube\u{1b}[31mapiserver\nerror: forged";
     let key = l.pki.join("apiserver.key").display().to_string();
-    let csr = common::tool_ok(
+    let csr = util::tool_ok(
         "openssl",
         [
             "req",
@@ -532,7 +516,7 @@ fn control_characters_from_certificates_are_escaped() {
         ],
         None,
     );
-    let crt = common::tool_ok(
+    let crt = util::tool_ok(
         "openssl",
         [
             "x509",
@@ -550,13 +534,13 @@ fn control_characters_from_certificates_are_escaped() {
     );
     std::fs::write(l.pki.join("apiserver.crt"), crt).unwrap();
     let _ = dir;
-    let out = common::kpki(l.args(&["verify"], FLAGS));
+    let out = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(!text.contains('\u{1b}'), "raw ESC in verify's text");
     assert!(text.contains("\\u{1b}[31m"), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("error: forged")));
-    let out = common::kpki(l.args(&["init"], FLAGS));
+    let out = util::kpki(l.args(&["init"], INPUTS));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -572,7 +556,7 @@ fn control_characters_from_certificates_are_escaped() {
 fn init_warns_about_modes_short_cas_and_long_cns() {
     let (_dir, l) = tree();
     set_mode(&l.pki.join("ca.key"), 0o644);
-    let out = common::kpki(l.args(&["init"], FLAGS));
+    let out = util::kpki(l.args(&["init"], INPUTS));
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -581,14 +565,14 @@ fn init_warns_about_modes_short_cas_and_long_cns() {
             && err.contains("0644"),
         "{err}"
     );
-    assert_eq!(common::mode(&l.pki.join("ca.key")), 0o600);
+    assert_eq!(util::mode(&l.pki.join("ca.key")), 0o600);
 
     for (validity, shown) in [("1h", "1h0m0s"), ("1ns", "1ns")] {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::new(dir.path());
-        let mut args = l.args(&["init"], FLAGS);
-        args.extend(strs(&["--ca-validity", validity]));
-        let out = common::kpki(&args);
+        let mut args = l.args(&["init"], INPUTS);
+        args.extend(strings(&["--ca-validity", validity]));
+        let out = util::kpki(&args);
         let err = stderr(&out);
         assert!(out.status.success(), "{err}");
         assert!(
@@ -609,7 +593,7 @@ fn init_warns_about_modes_short_cas_and_long_cns() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     let node = format!("n{}", "x".repeat(59));
-    let out = common::kpki(l.args(
+    let out = util::kpki(l.args(
         &["init"],
         &[
             "--node-name",
@@ -626,10 +610,10 @@ fn init_warns_about_modes_short_cas_and_long_cns() {
         err.contains("WARNING: kubelet.conf: subject-cn-long:") && err.contains("72-character CN"),
         "{err}"
     );
-    let cn = common::kubeconfig_facts(&l.k.join("kubelet.conf")).user;
+    let cn = util::kubeconfig_facts(&l.k.join("kubelet.conf")).user;
     assert_eq!(cn.len(), 72);
     // verify reports the same CN as a warning, not an error.
-    let out = common::kpki(l.args(
+    let out = util::kpki(l.args(
         &["verify", "-o", "json"],
         &[
             "--node-name",
@@ -772,11 +756,11 @@ fn holds_private_key(b: &[u8]) -> bool {
 /// sets the number of runs (default 96), `KPKI_CRASH_SEED` replays them.
 #[test]
 fn random_specs_and_template_values_never_write_outside_their_roots_or_over_keys() {
-    let seed = reliability::seed();
+    let seed = util::seed();
     println!("KPKI_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed ^ 0x11);
-    let trials = reliability::env_count("KPKI_PROPERTY_TRIALS", 96);
-    let spec = stdout(&common::kpki(["spec"]));
+    let trials = util::env_count("KPKI_PROPERTY_TRIALS", 96);
+    let spec = stdout(&util::kpki(["spec"]));
     let (_base, bl) = tree();
     let ca_keys = [
         "k/pki/ca.key",
@@ -811,12 +795,12 @@ fn random_specs_and_template_values_never_write_outside_their_roots_or_over_keys
         let root = dir.path();
         let l = Layout::new(root);
         if !fresh {
-            copy_tree(&bl.k, &l.k);
+            copy_dir(&bl.k, &l.k, Modes::Keep);
         }
         std::fs::create_dir(root.join("outside")).unwrap();
         std::fs::write(root.join("outside/keep.txt"), b"untouched\n").unwrap();
-        let spec_path = common::write_file(root, "spec.toml", text.as_bytes());
-        let mut args = strs(&["--spec", &spec_path.display().to_string()]);
+        let spec_path = util::write_file(root, "spec.toml", text.as_bytes());
+        let mut args = strings(&["--spec", &spec_path.display().to_string()]);
         args.extend(l.args(
             cmd,
             &[
@@ -830,14 +814,14 @@ fn random_specs_and_template_values_never_write_outside_their_roots_or_over_keys
                 "ECDSA-P256",
             ],
         ));
-        let before = common::snapshot(root);
-        let out = common::kpki(&args);
-        let after = common::snapshot(root);
+        let before = util::snapshot(root);
+        let out = util::kpki(&args);
+        let after = util::snapshot(root);
         let err = stderr(&out);
         let ctx = format!(
             "seed={seed} trial={trial} {cmd:?} node={node} cluster={cluster} fresh={fresh} edits={edits:?}"
         );
-        let changed = common::changed(&before, &after);
+        let changed = util::changed(&before, &after);
         let mut why = Vec::new();
         if err.contains("panicked") {
             why.push("panicked".to_string());
@@ -914,7 +898,7 @@ fn random_specs_and_template_values_never_write_outside_their_roots_or_over_keys
 /// or a key file is never replaced; a new file is written with mode 0600 and nothing else changes.
 #[test]
 fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
-    let seed = reliability::seed();
+    let seed = util::seed();
     println!("KPKI_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed ^ 0x22);
     let (_base, bl) = tree();
@@ -936,7 +920,7 @@ fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let l = Layout::new(root);
-        copy_tree(&bl.k, &l.k);
+        copy_dir(&bl.k, &l.k, Modes::Keep);
         std::fs::create_dir(root.join("outside")).unwrap();
         std::fs::write(
             root.join("outside/some.key"),
@@ -948,7 +932,7 @@ fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
         let pki = l.pki.display().to_string();
         let op = out_path.display().to_string();
         let args = if rng.chance(1, 2) {
-            strs(&[
+            strings(&[
                 "kubeconfig",
                 "user",
                 "--client-name",
@@ -961,7 +945,7 @@ fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
                 &op,
             ])
         } else {
-            strs(&[
+            strings(&[
                 "kubeconfig",
                 "bootstrap",
                 "--token",
@@ -975,10 +959,10 @@ fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
             ])
         };
         let existed = out_path.exists();
-        let before = common::snapshot(root);
-        let out = common::kpki(&args);
-        let after = common::snapshot(root);
-        let changed = common::changed(&before, &after);
+        let before = util::snapshot(root);
+        let out = util::kpki(&args);
+        let after = util::snapshot(root);
+        let changed = util::changed(&before, &after);
         let ctx = format!("seed={seed} trial={trial} {} --out {target}", args[1]);
         if existed {
             assert_eq!(out.status.code(), Some(2), "{ctx}: {}", stderr(&out));
@@ -988,8 +972,8 @@ fn out_files_never_replace_a_file_of_the_tree_or_a_key() {
             assert!(out.status.success(), "{ctx}: {}", stderr(&out));
             let created: Vec<&String> = changed.iter().filter(|p| !after[*p].dir).collect();
             assert_eq!(created, vec![&target.to_string()], "{ctx}");
-            assert_eq!(common::mode(&out_path), 0o600, "{ctx}");
-            common::kubeconfig_json(&out_path);
+            assert_eq!(util::mode(&out_path), 0o600, "{ctx}");
+            util::kubeconfig_json(&out_path);
         }
     }
 }

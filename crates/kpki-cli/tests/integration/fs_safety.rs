@@ -3,44 +3,40 @@
 //! (unless `--allow-insecure-dir`), and an existing CA key is never replaced by any command,
 //! flag or race.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use reliability::{assert_complete, run_ok, Checker, Layout, Rng, FLAGS};
+use crate::util::reliability::{self, assert_complete, run_ok, Checker, Layout, Rng};
+use crate::util::{self, ok, serial, set_mode, stderr, strings, Kpki, INPUTS, INPUTS_RSA, KPKI};
 
+/// Runs kpki with umask 000, set in the child's own shell: the test process's umask is shared by
+/// every test running beside this one and is never changed. Optionally under strace.
 fn kpki_umask0(args: &[String], strace_to: Option<&Path>) -> Output {
-    let mut script = String::from("umask 000; exec ");
+    let mut c = Command::new("sh");
+    c.args(["-c", "umask 000; exec \"$@\"", "sh"]);
     if let Some(t) = strace_to {
-        script.push_str(&format!(
-            "strace -f -qq -e trace=openat,fchmod,write,close -o '{}' ",
-            t.display()
-        ));
+        c.args([
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fchmod,write,close",
+            "-o",
+        ])
+        .arg(t);
     }
-    script.push_str(&format!("'{}'", env!("CARGO_BIN_EXE_kpki")));
-    for a in args {
-        script.push_str(&format!(" '{a}'"));
-    }
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{:?}: {}", o.status, stderr(o));
+    let what = format!("kpki {args:?} (umask 000)");
+    ok(
+        c.arg(KPKI)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+        &what,
+    )
 }
 
 fn want_mode(rel: &str, dir: bool) -> u32 {
@@ -59,34 +55,14 @@ fn want_mode(rel: &str, dir: bool) -> u32 {
 fn modes_are_exact_with_umask_000() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    ok(&kpki_umask0(&l.args(&["init"], FLAGS), None));
-    ok(&kpki_umask0(
-        &l.args(&["certs", "renew", "all"], FLAGS),
-        None,
-    ));
+    kpki_umask0(&l.args(&["init"], INPUTS), None);
+    kpki_umask0(&l.args(&["certs", "renew", "all"], INPUTS), None);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    reliability::set_mode(&out, 0o755);
-    let list = common::write_file(dir.path(), "nodes.txt", b"node-a,10.1.0.1\nnode-b\n");
-    let nodes: Vec<String> = [
-        "nodes",
-        "--cert-dir",
-        &l.pki.display().to_string(),
-        "--nodes",
-        &list.display().to_string(),
-        "--out-dir",
-        &out.display().to_string(),
-        "--serving",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    ok(&kpki_umask0(&nodes, None));
-    let snap = common::snapshot(dir.path());
+    set_mode(&out, 0o755);
+    let list = util::write_file(dir.path(), "nodes.txt", b"node-a,10.1.0.1\nnode-b\n");
+    kpki_umask0(&l.nodes_args(&list, &out), None);
+    let snap = util::snapshot(dir.path());
     let mut seen_keys = 0;
     for (rel, n) in &snap {
         if rel == "nodes.txt" || rel == "k" || rel == "out" {
@@ -97,7 +73,7 @@ fn modes_are_exact_with_umask_000() {
     }
     // 10 pairs + sa + 7 renewal backups + 2 node serving keys
     assert_eq!(seen_keys, 10 + 1 + 7 + 2, "{:?}", snap.keys());
-    assert_complete(&mut Checker::default_tree(), &l, FLAGS);
+    assert_complete(&mut Checker::default_tree(), &l, INPUTS);
 }
 
 /// Under strace (when installed): every temporary file is created by `openat(O_CREAT|O_EXCL)`
@@ -112,7 +88,7 @@ fn temporary_files_are_created_0600_and_fchmoded_before_the_first_write() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
     let trace = dir.path().join("trace.txt");
-    ok(&kpki_umask0(&l.args(&["init"], FLAGS), Some(&trace)));
+    kpki_umask0(&l.args(&["init"], INPUTS), Some(&trace));
     let text = std::fs::read_to_string(&trace).unwrap();
     // Per (pid, fd): the temp file open on it, whether it was fchmod-ed, to what.
     #[derive(Default)]
@@ -194,7 +170,7 @@ fn fresh() -> (tempfile::TempDir, Layout, PathBuf) {
 
 fn symlink(target: &Path, link: &Path) {
     std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-    reliability::set_mode(link.parent().unwrap(), 0o755);
+    set_mode(link.parent().unwrap(), 0o755);
     std::os::unix::fs::symlink(target, link).unwrap();
 }
 
@@ -213,11 +189,11 @@ fn dangling_symlinks_at_key_and_kubeconfig_paths_are_refused() {
         // The cert dir exists: kpki creates a missing one when it takes its lock, before it
         // reads the tree (see docs/reliability.md).
         std::fs::create_dir(&l.pki).unwrap();
-        reliability::set_mode(&l.pki, 0o755);
+        set_mode(&l.pki, 0o755);
         let target = outside.join("stolen");
         symlink(&target, &l.k.join(at));
-        let before = common::snapshot(dir.path());
-        let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+        let before = util::snapshot(dir.path());
+        let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
         assert_eq!(code, 2, "{at}: {err}");
         assert_eq!(err.lines().count(), 1, "{at}: {err}");
         assert!(
@@ -225,11 +201,11 @@ fn dangling_symlinks_at_key_and_kubeconfig_paths_are_refused() {
             "{at}: {err}"
         );
         assert!(!target.exists(), "{at}: kpki wrote through the link");
-        let after = common::snapshot(dir.path());
+        let after = util::snapshot(dir.path());
         assert!(
-            common::changed(&before, &after).is_empty(),
+            util::changed(&before, &after).is_empty(),
             "{at}: {:?}",
-            common::changed(&before, &after)
+            util::changed(&before, &after)
         );
     }
 }
@@ -239,14 +215,14 @@ fn dangling_symlinks_at_key_and_kubeconfig_paths_are_refused() {
 #[test]
 fn renewal_refuses_a_symlinked_key_before_writing_anything() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let key = l.pki.join("apiserver.key");
     let real = outside.join("apiserver.key");
     std::fs::rename(&key, &real).unwrap();
     std::os::unix::fs::symlink(&real, &key).unwrap();
     let target_before = std::fs::read(&real).unwrap();
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&key.display().to_string()) && err.contains("symbolic link"),
@@ -261,8 +237,8 @@ fn renewal_refuses_a_symlinked_key_before_writing_anything() {
         .unwrap()
         .file_type()
         .is_symlink());
-    let after = common::snapshot(dir.path());
-    let changed = common::changed(&before, &after);
+    let after = util::snapshot(dir.path());
+    let changed = util::changed(&before, &after);
     assert!(
         changed.is_empty(),
         "the refused renewal still wrote: {changed:?}"
@@ -273,28 +249,15 @@ fn renewal_refuses_a_symlinked_key_before_writing_anything() {
 #[test]
 fn nodes_refuses_a_symlinked_key() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    reliability::set_mode(&out, 0o755);
+    set_mode(&out, 0o755);
     let target = outside.join("node-key");
     std::fs::write(&target, b"not yours\n").unwrap();
     symlink(&target, &out.join("node-a/kubelet.key"));
-    let list = common::write_file(dir.path(), "nodes.txt", b"node-a\n");
-    let o = common::kpki([
-        "nodes",
-        "--cert-dir",
-        &l.pki.display().to_string(),
-        "--nodes",
-        &list.display().to_string(),
-        "--out-dir",
-        &out.display().to_string(),
-        "--serving",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ]);
+    let list = util::write_file(dir.path(), "nodes.txt", b"node-a\n");
+    let o = util::kpki(l.nodes_args(&list, &out));
     assert!(!o.status.success(), "nodes wrote through a link");
     let err = stderr(&o);
     assert!(
@@ -331,31 +294,31 @@ fn group_or_world_writable_dirs_are_refused_unless_allowed() {
         };
         std::fs::create_dir_all(&d).unwrap();
         std::fs::create_dir_all(&l.pki).unwrap();
-        reliability::set_mode(&l.pki, 0o755);
-        reliability::set_mode(&d, *mode);
-        let before = common::snapshot(dir.path());
-        let o = common::kpki(l.args(&["init"], FLAGS));
-        let after = common::snapshot(dir.path());
+        set_mode(&l.pki, 0o755);
+        set_mode(&d, *mode);
+        let before = util::snapshot(dir.path());
+        let o = util::kpki(l.args(&["init"], INPUTS));
+        let after = util::snapshot(dir.path());
         assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{what}: {err}");
         assert!(err.contains(&d.display().to_string()), "{what}: {err}");
         assert!(err.contains("writable by group or others"), "{what}: {err}");
         assert!(err.contains("--allow-insecure-dir"), "{what}: {err}");
-        assert!(common::changed(&before, &after).is_empty(), "{what}: wrote");
+        assert!(util::changed(&before, &after).is_empty(), "{what}: wrote");
         let mut args = vec!["--allow-insecure-dir".to_string()];
-        args.extend(l.args(&["init"], FLAGS));
-        ok(&common::kpki(&args));
+        args.extend(l.args(&["init"], INPUTS));
+        util::kpki_ok(&args);
         assert_eq!(
-            common::mode(&d),
+            util::mode(&d),
             *mode,
             "{what}: kpki changed the directory's mode"
         );
     }
     // Missing cert dir under an open parent: the parent is named.
     let (_dir, l, _) = fresh();
-    reliability::set_mode(&l.k, 0o777);
-    let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+    set_mode(&l.k, 0o777);
+    let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
     assert_eq!(code, 2);
     assert!(
         err.contains(&l.k.display().to_string()) && err.contains("0777"),
@@ -364,27 +327,19 @@ fn group_or_world_writable_dirs_are_refused_unless_allowed() {
     assert!(!l.pki.exists(), "the cert dir was created anyway");
     // Renewal and nodes refuse too.
     let (dir, l, _) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
-    reliability::set_mode(&l.pki, 0o775);
-    let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
+    set_mode(&l.pki, 0o775);
+    let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("writable by group or others"), "{err}");
-    reliability::set_mode(&l.pki, 0o755);
+    set_mode(&l.pki, 0o755);
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    reliability::set_mode(&out, 0o777);
-    let list = common::write_file(dir.path(), "nodes.txt", b"node-a\n");
-    let (code, err) = common::kpki_fail([
-        "nodes",
-        "--cert-dir",
-        &l.pki.display().to_string(),
-        "--nodes",
-        &list.display().to_string(),
-        "--out-dir",
-        &out.display().to_string(),
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-    ]);
+    set_mode(&out, 0o777);
+    let list = util::write_file(dir.path(), "nodes.txt", b"node-a\n");
+    let (code, err) = Kpki::nodes(&l.pki, &list, &out)
+        .args(["--apiserver-advertise-address", "10.0.0.10"])
+        .fail();
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&out.display().to_string()) && err.contains("writable"),
@@ -428,22 +383,22 @@ fn ca_state(pki: &Path) -> Vec<(Vec<u8>, u64, i64, i64)> {
 fn existing_ca_keys_without_certificates_are_kept() {
     let (_dir, l, _) = fresh();
     std::fs::create_dir_all(l.pki.join("etcd")).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
-    reliability::set_mode(&l.pki.join("etcd"), 0o755);
+    set_mode(&l.pki, 0o755);
+    set_mode(&l.pki.join("etcd"), 0o755);
     let mut before = Vec::new();
-    for ca in common::CAS {
+    for ca in util::CAS {
         let key = l.pki.join(format!("{ca}.key"));
-        let pem = common::tool_ok(
+        let pem = util::tool_ok(
             "openssl",
             ["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
             None,
         );
         std::fs::write(&key, &pem).unwrap();
-        reliability::set_mode(&key, 0o600);
+        set_mode(&key, 0o600);
         let md = std::fs::metadata(&key).unwrap();
         before.push((key, pem, md.ino(), md.mtime_nsec()));
     }
-    let out = common::kpki_ok(l.args(&["init"], FLAGS));
+    let out = util::kpki_ok(l.args(&["init"], INPUTS));
     assert_eq!(
         out.matches("CA key exists without a certificate").count(),
         3,
@@ -458,9 +413,9 @@ fn existing_ca_keys_without_certificates_are_kept() {
             "{} rewritten",
             key.display()
         );
-        common::assert_key_matches(&key, &key.with_extension("crt"));
+        util::assert_key_matches(&key, &key.with_extension("crt"));
     }
-    assert_complete(&mut Checker::default_tree(), &l, FLAGS);
+    assert_complete(&mut Checker::default_tree(), &l, INPUTS);
 }
 
 /// No flag combination of init, renew or plan touches a CA file of an existing tree:
@@ -469,7 +424,7 @@ fn existing_ca_keys_without_certificates_are_kept() {
 #[test]
 fn no_command_or_flag_replaces_an_existing_ca() {
     let (_dir, l, _) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let before = ca_state(&l.pki);
     let drifted: &[&str] = &[
         "--node-name",
@@ -481,18 +436,18 @@ fn no_command_or_flag_replaces_an_existing_ca() {
     ];
     let runs: Vec<(Vec<&str>, &[&str], bool)> = vec![
         (vec!["init", "--regenerate-drifted"], drifted, true),
-        (vec!["init"], FLAGS_RSA_LIKE, false),
+        (vec!["init"], INPUTS_RSA, false),
         (
             vec!["init", "--regenerate-drifted", "--ca-validity", "1h"],
-            FLAGS,
+            INPUTS,
             true,
         ),
-        (vec!["certs", "renew", "all"], FLAGS, true),
+        (vec!["certs", "renew", "all"], INPUTS, true),
         // A node name that contradicts the tree is refused (identity never changes silently).
         (vec!["certs", "renew", "all", "--keep-sans"], drifted, false),
-        (vec!["certs", "renew", "apiserver"], FLAGS, true),
-        (vec!["certs", "renew", "ca"], FLAGS, false),
-        (vec!["certs", "renew", "etcd-ca"], FLAGS, false),
+        (vec!["certs", "renew", "apiserver"], INPUTS, true),
+        (vec!["certs", "renew", "ca"], INPUTS, false),
+        (vec!["certs", "renew", "etcd-ca"], INPUTS, false),
         (
             vec!["init", "--dry-run", "--regenerate-drifted"],
             drifted,
@@ -500,7 +455,7 @@ fn no_command_or_flag_replaces_an_existing_ca() {
         ),
     ];
     for (i, (cmd, flags, should_succeed)) in runs.into_iter().enumerate() {
-        let o = common::kpki(l.args(&cmd, flags));
+        let o = util::kpki(l.args(&cmd, flags));
         assert_eq!(
             o.status.success(),
             should_succeed,
@@ -513,39 +468,38 @@ fn no_command_or_flag_replaces_an_existing_ca() {
         );
         if i == 0 {
             // The drifted regeneration did happen (the run was not a no-op).
-            let f = common::facts(&l.pki.join("apiserver.crt"));
+            let f = util::facts(&l.pki.join("apiserver.crt"));
             assert!(f.dns_set().contains("cp-2"), "{:?}", f.dns_set());
         }
     }
 }
-
-const FLAGS_RSA_LIKE: &[&str] = reliability::FLAGS_RSA;
 
 /// A CA key that appears while init runs (another writer, racing it) is never replaced: kpki
 /// writes CA keys with a no-clobber rename, so whichever key lands first stays. The test places
 /// its key with link(2), itself no-clobber, at random moments inside init's write window.
 #[test]
 fn a_ca_key_that_appears_mid_run_is_never_replaced() {
-    let seed = reliability::seed();
+    let _serial = serial(); // a race timed against a calibrated run
+    let seed = util::seed();
     println!("KPKI_CRASH_SEED={seed}");
     let mut rng = Rng::new(seed ^ 0xca);
     let foreign = tempfile::tempdir().unwrap();
     let ours = foreign.path().join("ca.key");
     std::fs::write(
         &ours,
-        common::tool_ok(
+        util::tool_ok(
             "openssl",
             ["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
             None,
         ),
     )
     .unwrap();
-    reliability::set_mode(&ours, 0o600);
+    set_mode(&ours, 0o600);
     let ours_bytes = std::fs::read(&ours).unwrap();
     let w = {
         let d = tempfile::tempdir().unwrap();
         reliability::measure_window(
-            &Layout::new(d.path()).args(&["init"], FLAGS),
+            &Layout::new(d.path()).args(&["init"], INPUTS),
             &d.path().join("k"),
         )
     };
@@ -553,12 +507,12 @@ fn a_ca_key_that_appears_mid_run_is_never_replaced() {
     for trial in 0..12 {
         let (_dir, l, _) = fresh();
         std::fs::create_dir(&l.pki).unwrap();
-        reliability::set_mode(&l.pki, 0o755);
+        set_mode(&l.pki, 0o755);
         let target = l.pki.join("ca.key");
         // Mostly before the first write (kpki adopts our key, or finds it at its own write);
         // some after (kpki's key is first and our link fails).
         let d = rng.delay(w.first_write + Duration::from_millis(15));
-        let child = reliability::kpki_cmd(&l.args(&["init"], FLAGS))
+        let child = reliability::kpki_cmd(&l.args(&["init"], INPUTS))
             .spawn()
             .unwrap();
         std::thread::sleep(d);
@@ -582,7 +536,7 @@ fn a_ca_key_that_appears_mid_run_is_never_replaced() {
             assert_ne!(now, ours_bytes, "{ctx}");
         }
         if o.status.success() {
-            common::assert_key_matches(&target, &l.pki.join("ca.crt"));
+            util::assert_key_matches(&target, &l.pki.join("ca.crt"));
         }
     }
     println!(
@@ -593,18 +547,14 @@ fn a_ca_key_that_appears_mid_run_is_never_replaced() {
 
 // ------------------------------------------------------------------ issue 11
 
-fn snap_eq(root: &Path, before: &BTreeMap<String, common::Node>, what: &str) {
-    let after = common::snapshot(root);
-    let changed = common::changed(before, &after);
-    let touched = common::touched(before, &after);
+fn snap_eq(root: &Path, before: &BTreeMap<String, util::Node>, what: &str) {
+    let after = util::snapshot(root);
+    let changed = util::changed(before, &after);
+    let touched = util::touched(before, &after);
     assert!(
         changed.is_empty() && touched.is_empty(),
         "{what}: changed {changed:?}, rewritten {touched:?}"
     );
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
 }
 
 /// `kubeconfig user --out` and `kubeconfig bootstrap --out` go through the one path check: a CA
@@ -614,7 +564,7 @@ fn s(v: &[&str]) -> Vec<String> {
 #[test]
 fn out_files_go_through_the_path_check() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let root = dir.path();
     let pki = l.pki.display().to_string();
     std::fs::write(
@@ -624,10 +574,10 @@ fn out_files_go_through_the_path_check() {
     .unwrap();
     let open = root.join("open");
     std::fs::create_dir(&open).unwrap();
-    reliability::set_mode(&open, 0o777);
+    set_mode(&open, 0o777);
     symlink(&outside.join("target.conf"), &l.k.join("link.conf"));
     let cmds: [Vec<String>; 2] = [
-        s(&[
+        strings(&[
             "kubeconfig",
             "user",
             "--client-name",
@@ -637,7 +587,7 @@ fn out_files_go_through_the_path_check() {
             "--apiserver-advertise-address",
             "10.0.0.10",
         ]),
-        s(&[
+        strings(&[
             "kubeconfig",
             "bootstrap",
             "--token",
@@ -659,10 +609,10 @@ fn out_files_go_through_the_path_check() {
     ];
     for cmd in &cmds {
         for (target, why) in &refused {
-            let before = common::snapshot(root);
+            let before = util::snapshot(root);
             let mut args = cmd.clone();
-            args.extend(s(&["--out", &target.display().to_string()]));
-            let (code, err) = common::kpki_fail(&args);
+            args.extend(strings(&["--out", &target.display().to_string()]));
+            let (code, err) = util::kpki_fail(&args);
             assert_eq!(code, 2, "{args:?}: {err}");
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains(why), "{}: {err}", target.display());
@@ -674,10 +624,10 @@ fn out_files_go_through_the_path_check() {
         }
         let target = l.k.join(format!("{}-new.conf", cmd[1]));
         let mut args = cmd.clone();
-        args.extend(s(&["--out", &target.display().to_string()]));
-        common::kpki_ok(&args);
-        assert_eq!(common::mode(&target), 0o600);
-        common::kubeconfig_json(&target);
+        args.extend(strings(&["--out", &target.display().to_string()]));
+        util::kpki_ok(&args);
+        assert_eq!(util::mode(&target), 0o600);
+        util::kubeconfig_json(&target);
     }
 }
 
@@ -685,7 +635,7 @@ fn out_files_go_through_the_path_check() {
 fn python(script: &str, args: &[&str]) -> String {
     let mut a = vec!["-c", script];
     a.extend_from_slice(args);
-    String::from_utf8(common::tool_ok("python3", &a, None)).unwrap()
+    String::from_utf8(util::tool_ok("python3", &a, None)).unwrap()
 }
 
 /// Moves a kubeconfig's client certificate and key out of the file into `cert` and `key` (one
@@ -715,8 +665,8 @@ yaml.safe_dump(c, open(p, 'w'))
             key_ref,
         ],
     );
-    reliability::set_mode(cert, if cert == key { 0o600 } else { 0o644 });
-    reliability::set_mode(key, 0o600);
+    set_mode(cert, if cert == key { 0o600 } else { 0o644 });
+    set_mode(key, 0o600);
 }
 
 /// Kubeconfigs that reference their client certificate and key by path (a kubeadm node after
@@ -727,7 +677,7 @@ yaml.safe_dump(c, open(p, 'w'))
 #[test]
 fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let root = dir.path();
     // admin.conf: two files in the kubeconfig dir, one relative and one absolute reference.
     let (a_crt, a_key) = (l.k.join("admin-client.crt"), l.k.join("admin-client.key"));
@@ -766,13 +716,13 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
         "kubelet-client-current.pem",
     );
 
-    let init = common::kpki_ok(l.args(&["init"], FLAGS));
+    let init = util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(init.contains("0 file(s) written"), "{init}");
-    let v = common::kpki(l.args(&["verify"], FLAGS));
+    let v = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
 
-    let before = common::snapshot(root);
-    let out = common::kpki_ok(l.args(
+    let before = util::snapshot(root);
+    let out = util::kpki_ok(l.args(
         &[
             "certs",
             "renew",
@@ -781,7 +731,7 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
             "controller-manager.conf",
             "kubelet.conf",
         ],
-        FLAGS,
+        INPUTS,
     ));
     assert!(out.contains("admin.conf renewed"), "{out}");
     assert!(out.contains("scheduler.conf renewed"), "{out}");
@@ -789,8 +739,8 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
         !out.contains("controller-manager.conf renewed") && !out.contains("kubelet.conf renewed"),
         "{out}"
     );
-    let after = common::snapshot(root);
-    let changed = common::changed(&before, &after);
+    let after = util::snapshot(root);
+    let changed = util::changed(&before, &after);
     let rel = |p: &Path| p.strip_prefix(root).unwrap().display().to_string();
     // The kubeconfigs themselves are untouched; so are the files outside the tree and the
     // kubelet's.
@@ -822,16 +772,16 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
             .unwrap_or_else(|| panic!("no backup of {}: {changed:?}", p.display()));
         assert_eq!(backup.1.mode, before[&rel(p)].mode, "{}", backup.0);
     }
-    common::assert_key_matches(&a_key, &a_crt);
-    common::assert_key_matches(&s_pem, &s_pem);
-    common::assert_verifies(&l.pki.join("ca.crt"), &a_crt, "sslclient");
-    assert_eq!(common::mode(&a_key), 0o600);
-    assert_eq!(common::mode(&s_pem), 0o600);
+    util::assert_key_matches(&a_key, &a_crt);
+    util::assert_key_matches(&s_pem, &s_pem);
+    util::assert_verifies(&l.pki.join("ca.crt"), &a_crt, "sslclient");
+    assert_eq!(util::mode(&a_key), 0o600);
+    assert_eq!(util::mode(&s_pem), 0o600);
     assert!(
         !changed.iter().any(|p| p.ends_with(".kpki-new")),
         "{changed:?}"
     );
-    let v = common::kpki(l.args(&["verify"], FLAGS));
+    let v = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(
         v.status.code(),
         Some(0),
@@ -845,12 +795,12 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
     let staged = l.k.join("admin-client.crt.kpki-new");
     std::fs::rename(&a_crt, &staged).unwrap();
     std::fs::write(&a_crt, &before[&rel(&a_crt)].bytes).unwrap();
-    reliability::set_mode(&a_crt, 0o644);
+    set_mode(&a_crt, 0o644);
     let new_cert = std::fs::read(&staged).unwrap();
-    common::kpki_ok(l.args(&["init"], FLAGS));
+    util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(!staged.exists(), "the staged certificate is still there");
     assert_eq!(std::fs::read(&a_crt).unwrap(), new_cert);
-    common::assert_key_matches(&a_key, &a_crt);
+    util::assert_key_matches(&a_key, &a_crt);
 }
 
 /// Renewing a kubeconfig changes its certificate, key and CA data and nothing else: a cluster's
@@ -860,7 +810,7 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
 #[test]
 fn renewing_a_kubeconfig_keeps_what_kpki_does_not_model() {
     let (_dir, l, _) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let conf = l.k.join("admin.conf");
     python(
         "import sys, yaml
@@ -891,7 +841,7 @@ print(json.dumps([c, data], sort_keys=True))
 ";
     let before: serde_json::Value =
         serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
-    common::kpki_ok(l.args(&["certs", "renew", "admin.conf"], FLAGS));
+    util::kpki_ok(l.args(&["certs", "renew", "admin.conf"], INPUTS));
     let after: serde_json::Value =
         serde_json::from_str(&python(dump, &[&conf.display().to_string()])).unwrap();
     assert_eq!(
@@ -902,13 +852,13 @@ print(json.dumps([c, data], sort_keys=True))
     assert_ne!(before[1]["cert"], after[1]["cert"]);
     assert_ne!(before[1]["key"], after[1]["key"]);
     // kubectl still reads it, and the new pair verifies.
-    let f = common::kubeconfig_facts(&conf);
+    let f = util::kubeconfig_facts(&conf);
     let scratch = tempfile::tempdir().unwrap();
-    let crt = common::write_file(scratch.path(), "c.crt", &f.cert_pem);
-    let key = common::write_file(scratch.path(), "c.key", &f.key_pem);
-    common::assert_key_matches(&key, &crt);
-    common::assert_verifies(&l.pki.join("ca.crt"), &crt, "sslclient");
-    assert_eq!(common::mode(&conf), 0o600);
+    let crt = util::write_file(scratch.path(), "c.crt", &f.cert_pem);
+    let key = util::write_file(scratch.path(), "c.key", &f.key_pem);
+    util::assert_key_matches(&key, &crt);
+    util::assert_verifies(&l.pki.join("ca.crt"), &crt, "sslclient");
+    assert_eq!(util::mode(&conf), 0o600);
 }
 
 /// A cert dir owned by another user, and a group/other-writable parent without the sticky bit
@@ -917,14 +867,14 @@ print(json.dumps([c, data], sort_keys=True))
 /// is accepted; `--allow-insecure-dir` lifts the check. (The ownership case needs root.)
 #[test]
 fn directories_owned_by_others_and_open_parents_are_refused() {
-    let is_root = String::from_utf8_lossy(&common::tool("id", ["-u"], None).stdout).trim() == "0";
+    let is_root = String::from_utf8_lossy(&util::tool("id", ["-u"], None).stdout).trim() == "0";
     if is_root {
         let (dir, l, _) = fresh();
-        run_ok(&l.args(&["init"], FLAGS));
+        run_ok(&l.args(&["init"], INPUTS));
         std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
-        common::tool_ok("chown", ["4242:4242", &l.pki.display().to_string()], None);
-        let before = common::snapshot(dir.path());
-        let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+        util::tool_ok("chown", ["4242:4242", &l.pki.display().to_string()], None);
+        let before = util::snapshot(dir.path());
+        let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
         assert_eq!(code, 2, "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
@@ -932,11 +882,11 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
             "{err}"
         );
         snap_eq(dir.path(), &before, "cert dir owned by another user");
-        let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+        let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
         assert!(code == 2 && err.contains("owned by uid 4242"), "{err}");
         let mut args = vec!["--allow-insecure-dir".to_string()];
-        args.extend(l.args(&["init"], FLAGS));
-        common::kpki_ok(&args);
+        args.extend(l.args(&["init"], INPUTS));
+        util::kpki_ok(&args);
     } else {
         println!("not root: the ownership case needs chown");
     }
@@ -945,11 +895,12 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
         let parent = dir.path().join("parent");
         std::fs::create_dir(&parent).unwrap();
         let l = Layout::new(&parent);
-        run_ok(&l.args(&["init"], FLAGS));
+        run_ok(&l.args(&["init"], INPUTS));
         std::fs::remove_file(l.pki.join("apiserver.crt")).unwrap();
-        reliability::set_mode(&parent, mode);
-        let before = common::snapshot(dir.path());
-        let o = common::kpki(l.args(&["init"], FLAGS));
+        set_mode(&parent, mode);
+        let before = util::snapshot(dir.path());
+        let args = l.args(&["init"], INPUTS);
+        let o = util::kpki(&args);
         if refused {
             let err = stderr(&o);
             assert_eq!(o.status.code(), Some(2), "{mode:o}: {err}");
@@ -961,7 +912,7 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
             );
             snap_eq(dir.path(), &before, &format!("parent {mode:o}"));
         } else {
-            ok(&o);
+            ok(o, &format!("kpki {args:?} (parent {mode:o})"));
             assert!(l.pki.join("apiserver.crt").exists());
         }
     }
@@ -974,14 +925,14 @@ fn directories_owned_by_others_and_open_parents_are_refused() {
 fn download_bundle_never_writes_through_a_linked_directory() {
     let (dir, l, outside) = fresh();
     std::fs::create_dir(&l.pki).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
+    set_mode(&l.pki, 0o755);
     let target = outside.join("etcd");
     std::fs::create_dir(&target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let capture = common::fixture().join("upload-certs");
+    let capture = util::fixture().join("upload-certs");
     let key = std::fs::read_to_string(capture.join("certificate-key.txt")).unwrap();
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail([
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail([
         "certs",
         "download-bundle",
         "--certificate-key",
@@ -1015,12 +966,12 @@ fn download_bundle_never_writes_through_a_linked_directory() {
 fn linked_directories_are_never_written_through() {
     let (dir, l, outside) = fresh();
     std::fs::create_dir(&l.pki).unwrap();
-    reliability::set_mode(&l.pki, 0o755);
+    set_mode(&l.pki, 0o755);
     let target = outside.join("etcd");
     std::fs::create_dir(&target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail(l.args(&["init"], FLAGS));
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail(l.args(&["init"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -1031,14 +982,14 @@ fn linked_directories_are_never_written_through() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 
     let (dir, l, outside) = fresh();
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let target = outside.join("etcd");
     std::fs::rename(l.pki.join("etcd"), &target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
-    let out = common::kpki_ok(l.args(&["init"], FLAGS));
+    let out = util::kpki_ok(l.args(&["init"], INPUTS));
     assert!(out.contains("0 file(s) written"), "{out}");
-    let before = common::snapshot(dir.path());
-    let (code, err) = common::kpki_fail(l.args(&["certs", "renew", "all"], FLAGS));
+    let before = util::snapshot(dir.path());
+    let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("symbolic link") && err.contains("pki/etcd"),

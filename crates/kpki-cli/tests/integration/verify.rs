@@ -4,13 +4,9 @@
 //! (code, entry) pairs. Faults are confirmed independently (openssl verify, x509-parser) where the
 //! fault is about the certificate itself.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use kpki::internal::kubeconfig::Kubeconfig;
 use kpki::internal::model::resolve::{CertEntry, Desired, Entry};
@@ -21,50 +17,14 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/kubeadm-v1.28.4-rsa"
-);
+use crate::util::{
+    copy_dir, fixture, fixture_copy, init_tree, kpki, openssl, s, set_mode,
+    spec_without_super_admin, tool, Modes, INPUTS, KPKI,
+};
+
 const T0: OffsetDateTime = datetime!(2026-01-15 12:00 UTC);
 const T0_S: &str = "2026-01-15T12:00:00Z";
 const T1_S: &str = "2026-01-15T13:00:00Z";
-const INPUTS: &[&str] = &[
-    "--node-name",
-    "cp-1",
-    "--apiserver-advertise-address",
-    "10.0.0.10",
-    "--encryption-algorithm",
-    "ECDSA-P256",
-];
-
-fn kpki(args: &[&str]) -> Output {
-    Command::new(KPKI).args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            fs::copy(e.path(), &to).unwrap();
-            let mut p = fs::metadata(&to).unwrap().permissions();
-            p.set_mode(p.mode() | 0o200);
-            fs::set_permissions(&to, p).unwrap();
-        }
-    }
-}
-
-fn chmod(p: &Path, mode: u32) {
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// Runs verify with `-o json`; returns (exit code, report).
 fn verify_json(args: &[&str]) -> (i32, Value) {
@@ -101,17 +61,6 @@ fn set(v: &[(&str, &str)]) -> BTreeSet<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
-}
-
-fn spec_without_super_admin(dir: &Path) -> PathBuf {
-    let spec = kpki::internal::model::spec::DEFAULT_SPEC;
-    let start = spec
-        .find("[[kubeconfig]]\nname = \"super-admin.conf\"")
-        .unwrap();
-    let end = start + 10 + spec[start + 10..].find("\n[[").unwrap() + 1;
-    let p = dir.join("spec-1.28.toml");
-    fs::write(&p, format!("{}{}", &spec[..start], &spec[end..])).unwrap();
-    p
 }
 
 // ------------------------------------------------------------------ a valid tree and its forger
@@ -215,7 +164,7 @@ impl Tree {
 
     fn write_key(&self, path: &Path, key: &PrivateKey) {
         fs::write(path, key.pem()).unwrap();
-        chmod(path, 0o600);
+        set_mode(path, 0o600);
     }
 
     fn edit_kubeconfig(&self, file: &str, f: impl FnOnce(&mut Kubeconfig)) {
@@ -256,56 +205,49 @@ impl Tree {
         );
         fs::write(work.join("ca.cnf"), cnf).unwrap();
         let csr = work.join("req.csr");
-        let out = Command::new("openssl")
-            .args(["req", "-new", "-key", s(&c.key_path), "-subj"])
-            .arg(format!("/CN={}", c.profile.cn))
-            .args(["-out", s(&csr)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new("openssl")
-            .args(["ca", "-batch", "-notext", "-config"])
-            .arg(work.join("ca.cnf"))
-            .args(["-cert", s(&ca.cert_path), "-keyfile", s(&ca.key_path)])
-            .args(["-in", s(&csr), "-out", s(&c.cert_path)])
-            .args([
-                "-startdate",
-                "20260115115500Z",
-                "-enddate",
-                "20270115120000Z",
-            ])
-            .args(["-extensions", "ext"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl([
+            "req",
+            "-new",
+            "-key",
+            s(&c.key_path),
+            "-subj",
+            &format!("/CN={}", c.profile.cn),
+            "-out",
+            s(&csr),
+        ]);
+        openssl([
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            s(&work.join("ca.cnf")),
+            "-cert",
+            s(&ca.cert_path),
+            "-keyfile",
+            s(&ca.key_path),
+            "-in",
+            s(&csr),
+            "-out",
+            s(&c.cert_path),
+            "-startdate",
+            "20260115115500Z",
+            "-enddate",
+            "20270115120000Z",
+            "-extensions",
+            "ext",
+        ]);
         fs::remove_dir_all(&work).unwrap();
     }
 }
 
-/// Builds a fresh ECDSA tree with `kpki init` at T0.
+/// Builds a fresh ECDSA tree with `kpki init` at T0 (kubeconfigs in `root`, mode 0700).
 fn fresh_tree(root: &Path) -> Tree {
     fs::create_dir_all(root).unwrap();
-    chmod(root, 0o700);
-    let t = Tree {
+    set_mode(root, 0o700);
+    init_tree(root, &["--now", T0_S]);
+    Tree {
         root: root.to_path_buf(),
-    };
-    let mut a: Vec<String> = vec!["init".into(), "--now".into(), T0_S.into()];
-    a.extend(t.args());
-    let out = Command::new(KPKI).args(&a).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t
+    }
 }
 
 fn verify_tree(t: &Tree, extra: &[&str]) -> (i32, Value) {
@@ -317,14 +259,20 @@ fn verify_tree(t: &Tree, extra: &[&str]) -> (i32, Value) {
 }
 
 fn openssl_verify(ca: &Path, cert: &Path, at: OffsetDateTime) -> bool {
-    Command::new("openssl")
-        .args(["verify", "-attime"])
-        .arg(at.unix_timestamp().to_string())
-        .args(["-CAfile", s(ca), s(cert)])
-        .output()
-        .unwrap()
-        .status
-        .success()
+    tool(
+        "openssl",
+        [
+            "verify",
+            "-attime",
+            &at.unix_timestamp().to_string(),
+            "-CAfile",
+            s(ca),
+            s(cert),
+        ],
+        None,
+    )
+    .status
+    .success()
 }
 
 fn x509<T>(der: &[u8], f: impl FnOnce(&X509Certificate<'_>) -> T) -> T {
@@ -389,42 +337,15 @@ fn fresh_tree_is_clean() {
     assert_eq!(r["summary"]["warnings"], 0, "{r:#}");
 }
 
-/// Copies the fixture with kubeadm's modes restored (git keeps none).
-fn fixture_copy(dir: &Path) -> PathBuf {
-    let root = dir.join("fx");
-    copy_dir(Path::new(FIXTURE), &root);
-    for rel in [
-        "pki/ca.key",
-        "pki/apiserver.key",
-        "pki/apiserver-kubelet-client.key",
-        "pki/apiserver-etcd-client.key",
-        "pki/front-proxy-ca.key",
-        "pki/front-proxy-client.key",
-        "pki/sa.key",
-        "pki/sa.pub",
-        "pki/etcd/ca.key",
-        "pki/etcd/server.key",
-        "pki/etcd/peer.key",
-        "pki/etcd/healthcheck-client.key",
-        "kubeconfig/admin.conf",
-        "kubeconfig/controller-manager.conf",
-        "kubeconfig/kubelet.conf",
-        "kubeconfig/scheduler.conf",
-    ] {
-        chmod(&root.join(rel), 0o600);
-    }
-    root
-}
-
 #[test]
 fn kubeadm_1_28_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let root = fixture_copy(dir.path());
-    let config = format!("{FIXTURE}/kubeadm-config.yaml");
+    let config = fixture().join("kubeadm-config.yaml");
     let (pki, kubeconfigs) = (root.join("pki"), root.join("kubeconfig"));
     let base = [
         "--config",
-        &config,
+        s(&config),
         "--cert-dir",
         s(&pki),
         "--kubeconfig-dir",
@@ -509,11 +430,11 @@ fn kubeadm_1_28_fixture() {
 
     // As git checks it out (keys 0644/0444), every key and kubeconfig is reported.
     let raw = dir.path().join("raw");
-    copy_dir(Path::new(FIXTURE), &raw);
-    chmod(&raw.join("pki/ca.key"), 0o644);
+    copy_dir(&fixture(), &raw, Modes::OwnerWritable);
+    set_mode(&raw.join("pki/ca.key"), 0o644);
     let (_, r) = verify_json(&[
         "--config",
-        &config,
+        s(&config),
         "--cert-dir",
         s(&raw.join("pki")),
         "--kubeconfig-dir",
@@ -660,19 +581,19 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "key mode 0644",
-        fault: |t| chmod(&t.path("apiserver.key"), 0o644),
+        fault: |t| set_mode(&t.path("apiserver.key"), 0o644),
         want: &[("key-mode-insecure", "apiserver")],
         want_info: &[],
     },
     Case {
         name: "sa.key mode 0640",
-        fault: |t| chmod(&t.path("sa.key"), 0o640),
+        fault: |t| set_mode(&t.path("sa.key"), 0o640),
         want: &[("key-mode-insecure", "sa")],
         want_info: &[],
     },
     Case {
         name: "kubeconfig mode 0644",
-        fault: |t| chmod(&t.path("admin.conf"), 0o644),
+        fault: |t| set_mode(&t.path("admin.conf"), 0o644),
         want: &[("key-mode-insecure", "admin.conf")],
         want_info: &[],
     },
@@ -934,7 +855,7 @@ fn corruption_catalogue() {
     let mut failures = Vec::new();
     for (i, case) in CASES.iter().enumerate() {
         let root = dir.path().join(format!("case-{i}"));
-        copy_dir(&base.root, &root);
+        copy_dir(&base.root, &root, Modes::OwnerWritable);
         let t = Tree { root };
         (case.fault)(&t);
         let (code, r) = verify_tree(&t, &[]);
@@ -965,7 +886,7 @@ fn json_report_follows_the_documented_schema() {
     let dir = tempfile::tempdir().unwrap();
     let t = fresh_tree(&dir.path().join("t"));
     fs::remove_file(t.path("apiserver.crt")).unwrap();
-    chmod(&t.path("sa.key"), 0o644);
+    set_mode(&t.path("sa.key"), 0o644);
     let (code, r) = verify_tree(&t, &[]);
     assert_eq!(code, 1);
     let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
@@ -1019,7 +940,7 @@ fn json_report_follows_the_documented_schema() {
 fn text_report_has_one_table_per_severity() {
     let dir = tempfile::tempdir().unwrap();
     let t = fresh_tree(&dir.path().join("t"));
-    chmod(&t.path("front-proxy-client.key"), 0o644);
+    set_mode(&t.path("front-proxy-client.key"), 0o644);
     t.reissue("apiserver", |_, w| w.not_after = T0 + Duration::days(10));
     fs::remove_file(t.path("etcd/ca.key")).unwrap();
     let args = t.args();
@@ -1074,7 +995,7 @@ fn text_report_has_one_table_per_severity() {
 fn could_not_run_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope/pki");
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&missing),
@@ -1093,18 +1014,19 @@ fn could_not_run_exits_2() {
     fs::create_dir_all(dir.path().join("pki")).unwrap();
     let pki = dir.path().join("pki");
     // No advertise address and none to detect: a network namespace without a default route.
-    let out = Command::new("unshare")
-        .args([
+    let out = tool(
+        "unshare",
+        [
             "-n",
-            env!("CARGO_BIN_EXE_kpki"),
+            KPKI,
             "verify",
             "--cert-dir",
             s(&pki),
             "--node-name",
             "n",
-        ])
-        .output()
-        .unwrap();
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -1112,7 +1034,7 @@ fn could_not_run_exits_2() {
         "{err}"
     );
 
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
@@ -1128,7 +1050,7 @@ fn could_not_run_exits_2() {
         .unwrap()
         .contains("--warn-within"));
 
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
@@ -1141,7 +1063,7 @@ fn could_not_run_exits_2() {
         .contains("/nonexistent/kubeadm.yaml"));
 
     // An empty but readable tree runs and reports everything missing (exit 1).
-    let out = kpki(&[
+    let out = kpki([
         "verify",
         "--cert-dir",
         s(&pki),
@@ -1184,7 +1106,7 @@ fn plan_and_verify_agree_over_the_catalogue() {
     let mut regenerated = 0;
     for (i, case) in CASES.iter().enumerate() {
         let root = dir.path().join(format!("agree-{i}"));
-        copy_dir(&base.root, &root);
+        copy_dir(&base.root, &root, Modes::OwnerWritable);
         let t = Tree { root };
         (case.fault)(&t);
         let (_, report) = verify_tree(&t, &[]);

@@ -2,69 +2,37 @@
 //! kubeadm v1.28.4 tree is the reference for their content, `openssl s_server` does real mutual
 //! TLS with them, and x509-parser reads the embedded certificates.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
-
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
-const KPKI: &str = env!("CARGO_BIN_EXE_kpki");
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/kubeadm-v1.28.4-rsa"
-);
+use crate::util::{
+    b64decode, der_of, facts_der, fixture, free_ports, init_tree, kpki, kubeconfig_json, kubectl,
+    ok, pubkey_of_cert, pubkey_of_key, s, serial, tool, write_file, Kpki,
+};
+
 const CPE_URL: &str = "https://k8s.example.internal:6443";
 const LOCAL_URL: &str = "https://10.0.0.10:6443";
 
-fn kpki(args: &[&str]) -> Output {
-    Command::new(KPKI).args(args).output().unwrap()
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `kpki init` into `<dir>/pki` and `<dir>/kc`.
-fn init_tree(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
-    let pki = dir.join("pki");
+/// A tree with the standard inputs changed by `extra`, its kubeconfigs in a directory of their
+/// own: (`dir/pki`, `dir/kc`).
+fn tree_with_kc(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     let kc = dir.join("kc");
-    let mut args = vec![
-        "init",
-        "--cert-dir",
-        pki.to_str().unwrap(),
-        "--kubeconfig-dir",
-        kc.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ok(kpki(&args), "kpki init");
-    (pki, kc)
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(args)
-        .output()
-        .expect("kubectl is not installed (run scripts/test.sh)")
+    (
+        init_tree(dir, &[&["--kubeconfig-dir", s(&kc)], extra].concat()),
+        kc,
+    )
 }
 
 /// What kubectl reads from a kubeconfig: one cluster, context and user, data decoded.
 #[derive(Debug)]
-struct Facts {
+struct View {
     cluster: String,
     context: String,
     ctx_cluster: String,
@@ -78,25 +46,12 @@ struct Facts {
 }
 
 fn b64(v: &serde_json::Value, what: &str) -> Vec<u8> {
-    let s = v.as_str().unwrap_or_else(|| panic!("{what} missing: {v}"));
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    b64decode(v.as_str().unwrap_or_else(|| panic!("{what} missing: {v}")))
 }
 
 /// Parsed by kubectl (`config view --raw -o json`), not by kpki's model.
-fn facts(file: &Path) -> Facts {
-    let out = ok(
-        kubectl(&[
-            "--kubeconfig",
-            file.to_str().unwrap(),
-            "config",
-            "view",
-            "--raw",
-            "-o",
-            "json",
-        ]),
-        "kubectl config view -o json",
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+fn view(file: &Path) -> View {
+    let j = kubeconfig_json(file);
     for list in ["clusters", "contexts", "users"] {
         assert_eq!(
             j[list].as_array().map(Vec::len),
@@ -106,7 +61,7 @@ fn facts(file: &Path) -> Facts {
         );
     }
     let (cl, cx, us) = (&j["clusters"][0], &j["contexts"][0], &j["users"][0]);
-    Facts {
+    View {
         cluster: cl["name"].as_str().unwrap().into(),
         context: cx["name"].as_str().unwrap().into(),
         ctx_cluster: cx["context"]["cluster"].as_str().unwrap().into(),
@@ -140,12 +95,6 @@ struct Client {
     not_after: i64,
 }
 
-fn der_of(pem_bytes: &[u8]) -> Vec<u8> {
-    let (_, p) = x509_parser::pem::parse_x509_pem(pem_bytes).unwrap();
-    assert_eq!(p.label, "CERTIFICATE");
-    p.contents
-}
-
 fn client(pem_bytes: &[u8]) -> Client {
     let der = der_of(pem_bytes);
     let (_, c) = X509Certificate::from_der(&der).unwrap();
@@ -171,42 +120,34 @@ fn client(pem_bytes: &[u8]) -> Client {
     }
 }
 
-fn subject_raw_of(pem_bytes: &[u8]) -> Vec<u8> {
-    let der = der_of(pem_bytes);
-    let (_, c) = X509Certificate::from_der(&der).unwrap();
-    c.subject().as_raw().to_vec()
-}
-
 /// openssl checks the chain (at a pinned time) and that the key is the certificate's.
-fn openssl_chain_and_key(dir: &Path, f: &Facts, at: i64) {
+fn openssl_chain_and_key(dir: &Path, f: &View, at: i64) {
     let ca = dir.join("chk-ca.pem");
     let cert = dir.join("chk-cert.pem");
     let key = dir.join("chk-key.pem");
     fs::write(&ca, &f.ca_pem).unwrap();
     fs::write(&cert, &f.cert_pem).unwrap();
     fs::write(&key, &f.key_pem).unwrap();
-    let v = Command::new("openssl")
-        .args(["verify", "-purpose", "sslclient", "-attime"])
-        .arg(at.to_string())
-        .arg("-CAfile")
-        .arg(&ca)
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
+    ok(
+        tool(
+            "openssl",
+            [
+                "verify",
+                "-purpose",
+                "sslclient",
+                "-attime",
+                &at.to_string(),
+                "-CAfile",
+                s(&ca),
+                s(&cert),
+            ],
+            None,
+        ),
+        "openssl verify",
     );
-    let pk = |args: &[&str], p: &Path| {
-        let o = Command::new("openssl").args(args).arg(p).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        o.stdout
-    };
     assert_eq!(
-        pk(&["x509", "-noout", "-pubkey", "-in"], &cert),
-        pk(&["pkey", "-pubout", "-in"], &key),
+        pubkey_of_cert(&cert),
+        pubkey_of_key(&key),
         "client-key-data is not the key of client-certificate-data"
     );
 }
@@ -312,18 +253,22 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
     let tmp = tempfile::tempdir().unwrap();
     // The fixture's config without its kubernetesVersion (v1.28.4), so kpki follows the newest
     // kubeadm and this test keeps comparing the newest layout with kubeadm 1.28's files.
-    let text = fs::read_to_string(format!("{FIXTURE}/kubeadm-config.yaml")).unwrap();
+    let text = fs::read_to_string(fixture().join("kubeadm-config.yaml")).unwrap();
     let text: String = text
         .lines()
         .filter(|l| !l.starts_with("kubernetesVersion:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let config_path = tmp.path().join("kubeadm-config.yaml");
-    fs::write(&config_path, text).unwrap();
-    let config = config_path.to_str().unwrap().to_string();
-    let (pki, kc) = init_tree(tmp.path(), &["--config", &config]);
-    let fixture_kc = Path::new(FIXTURE).join("kubeconfig");
-    let fixture_ca = fs::read(Path::new(FIXTURE).join("pki/ca.crt")).unwrap();
+    let config = write_file(tmp.path(), "kubeadm-config.yaml", text.as_bytes());
+    let (pki, kc) = (tmp.path().join("pki"), tmp.path().join("kc"));
+    Kpki::init(&pki)
+        .arg("--kubeconfig-dir")
+        .arg(&kc)
+        .arg("--config")
+        .arg(&config)
+        .ok();
+    let fixture_kc = fixture().join("kubeconfig");
+    let fixture_ca = fs::read(fixture().join("pki/ca.crt")).unwrap();
     let tree_ca = fs::read(pki.join("ca.crt")).unwrap();
 
     let mut want_kpki: Vec<String> = EXPECT.iter().map(|e| e.file.to_string()).collect();
@@ -339,7 +284,7 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
 
     for e in &EXPECT {
         let ours_path = kc.join(e.file);
-        let ours = facts(&ours_path);
+        let ours = view(&ours_path);
         let ctx = format!("{}@kubernetes", e.cn);
         // Names: identical rules in kubeadm and kpki.
         assert_eq!(ours.cluster, "kubernetes", "{}", e.file);
@@ -357,7 +302,12 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
         let oc = client(&ours.cert_pem);
         assert_eq!(oc.cn, [e.cn], "{}", e.file);
         assert_eq!(oc.orgs, e.kpki_o, "{}", e.file);
-        assert_eq!(oc.issuer_raw, subject_raw_of(&tree_ca), "{}", e.file);
+        assert_eq!(
+            oc.issuer_raw,
+            facts_der(&der_of(&tree_ca)).subject_raw,
+            "{}",
+            e.file
+        );
         assert!(oc.client_auth_only && !oc.is_ca, "{}: {oc:?}", e.file);
         assert_eq!(oc.key, "RSA-2048", "{}", e.file);
         assert_eq!(key_label(&ours.key_pem), "RSA PRIVATE KEY", "{}", e.file);
@@ -367,7 +317,7 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
             continue;
         };
         let fixture_path = fixture_kc.join(e.file);
-        let theirs = facts(&fixture_path);
+        let theirs = view(&fixture_path);
         assert_eq!(theirs.cluster, ours.cluster, "{}", e.file);
         assert_eq!(theirs.ctx_cluster, ours.ctx_cluster, "{}", e.file);
         assert_eq!(theirs.user, ours.user, "{}", e.file);
@@ -411,21 +361,11 @@ fn kubeconfigs_match_kubeadm_fixture_field_by_field() {
 #[test]
 fn kubectl_reads_and_rewrites_every_kubeconfig_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_, kc) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (_, kc) = tree_with_kc(tmp.path(), &[]);
     for e in &EXPECT {
         let p = kc.join(e.file);
         let out = ok(
-            kubectl(&[
+            kubectl([
                 "--kubeconfig",
                 p.to_str().unwrap(),
                 "config",
@@ -441,7 +381,7 @@ fn kubectl_reads_and_rewrites_every_kubeconfig_byte_for_byte() {
             "{}",
             e.file
         );
-        let f = facts(&p);
+        let f = view(&p);
         assert_eq!(client(&f.cert_pem).key, "EC-256", "{}", e.file);
         assert_eq!(key_label(&f.key_pem), "EC PRIVATE KEY", "{}", e.file);
         assert_eq!(
@@ -462,11 +402,7 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(pki: &Path, log: PathBuf) -> TlsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_ports(1)[0];
         let f = fs::File::create(&log).unwrap();
         let child = Command::new("openssl")
             .args(["s_server", "-Verify", "1", "-verify_return_error", "-www"])
@@ -536,6 +472,7 @@ fn kubectl_get(kubeconfig: &Path, server: &TlsServer, extra: &[&str]) -> Output 
 
 #[test]
 fn kubeconfigs_do_mutual_tls_with_openssl_and_other_cas_are_refused() {
+    let _serial = serial(); // a port and a TLS server with a start-up deadline
     mutual_tls(&[], &[]);
 }
 
@@ -543,6 +480,7 @@ fn kubeconfigs_do_mutual_tls_with_openssl_and_other_cas_are_refused() {
 /// super-admin.conf, admin.conf in system:masters, kubelet.conf at the control-plane endpoint.
 #[test]
 fn kubeadm_1_28_tree_does_mutual_tls_too() {
+    let _serial = serial(); // a port and a TLS server with a start-up deadline
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("kubeadm-1.28.yaml");
     fs::write(
@@ -550,33 +488,24 @@ fn kubeadm_1_28_tree_does_mutual_tls_too() {
         "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.28.4\n",
     )
     .unwrap();
-    mutual_tls(&["--config", cfg.to_str().unwrap()], &["super-admin.conf"]);
+    mutual_tls(&["--config", s(&cfg)], &["super-admin.conf"]);
 }
 
 /// Every kubeconfig of a tree (but `absent`) does mutual TLS with an openssl server using the
 /// tree's apiserver certificate; other CAs are refused both ways.
 fn mutual_tls(extra: &[&str], absent: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut common = vec![
-        "--node-name",
-        "cp-1",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ];
-    common.extend_from_slice(extra);
-    let (pki, kc) = init_tree(&tmp.path().join("a"), &common);
+    let (pki, kc) = tree_with_kc(&tmp.path().join("a"), extra);
     for f in absent {
         assert!(!kc.join(f).exists(), "{f} should not be written");
     }
-    let (_, other_kc) = init_tree(&tmp.path().join("b"), &common[..6]);
+    let (_, other_kc) = tree_with_kc(&tmp.path().join("b"), &[]);
     let server = TlsServer::start(&pki, tmp.path().join("s_server.log"));
 
     // A user kubeconfig signed by the same CA joins the five.
     let jane = tmp.path().join("jane.conf");
     ok(
-        kpki(&[
+        kpki([
             "kubeconfig",
             "user",
             "--cert-dir",
@@ -674,19 +603,9 @@ fn user_args<'a>(pki: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn kubeconfig_user_has_the_asked_identity_and_validity() {
     let tmp = tempfile::tempdir().unwrap();
-    let (pki, _) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -715,7 +634,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
     );
     let file = tmp.path().join("jane.conf");
     fs::write(&file, &text).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.user, "jane");
     assert_eq!(f.ctx_user, "jane");
     assert_eq!(f.context, "jane@kubernetes");
@@ -744,7 +663,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
 
     // Comma lists are split like kubeadm's string-slice flag.
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &["--client-name", "bob", "--org", "a,b", "--org", "c"],
         )),
@@ -752,7 +671,7 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
     );
     let file = tmp.path().join("bob.conf");
     fs::write(&file, &out.stdout).unwrap();
-    let c = client(&facts(&file).cert_pem);
+    let c = client(&view(&file).cert_pem);
     let mut orgs = c.orgs.clone();
     orgs.sort();
     assert_eq!(orgs, ["a", "b", "c"]);
@@ -764,20 +683,10 @@ fn kubeconfig_user_has_the_asked_identity_and_validity() {
 #[test]
 fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let (pki, _) = init_tree(
-        tmp.path(),
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    let (pki, _) = tree_with_kc(tmp.path(), &[]);
     let file = tmp.path().join("out/ops.conf");
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -806,7 +715,7 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
     assert!(text.ends_with('\n'));
     assert!(!text.ends_with("\n\n"), "the file is the YAML alone");
     let out = ok(
-        kubectl(&[
+        kubectl([
             "--kubeconfig",
             file.to_str().unwrap(),
             "config",
@@ -816,14 +725,14 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
         "kubectl config view",
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
-    let c = client(&facts(&file).cert_pem);
+    let c = client(&view(&file).cert_pem);
     assert_eq!(c.cn, ["ops"]);
     assert!(c.orgs.is_empty());
     assert!((c.not_after - c.not_before - 300 - 10000 * 3600).abs() <= 60);
 
     // Exactly 8760h: no warning.
     let out = ok(
-        kpki(&user_args(
+        kpki(user_args(
             &pki,
             &[
                 "--client-name",
@@ -843,16 +752,16 @@ fn kubeconfig_user_warns_above_a_year_and_writes_0600_with_out() {
 fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
     // The CA kubeadm v1.28.4 made signs a kpki user certificate.
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Path::new(FIXTURE).join("pki");
-    let config = format!("{FIXTURE}/kubeadm-config.yaml");
+    let pki = fixture().join("pki");
+    let config = fixture().join("kubeadm-config.yaml");
     let out = ok(
-        kpki(&[
+        kpki([
             "--now",
             "2027-01-01T00:00:00Z",
             "kubeconfig",
             "user",
             "--config",
-            &config,
+            s(&config),
             "--cert-dir",
             pki.to_str().unwrap(),
             "--client-name",
@@ -864,7 +773,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
     );
     let file = tmp.path().join("auditor.conf");
     fs::write(&file, &out.stdout).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.server, CPE_URL);
     assert_eq!(f.cluster, "kubernetes");
     assert_eq!(f.context, "auditor@kubernetes");
@@ -880,7 +789,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
 
     // A control-plane endpoint alone is enough to know the server.
     let out = ok(
-        kpki(&[
+        kpki([
             "kubeconfig",
             "user",
             "--cert-dir",
@@ -897,7 +806,7 @@ fn kubeconfig_user_takes_server_and_cluster_from_the_kubeadm_config() {
         "kubeconfig user --control-plane-endpoint",
     );
     fs::write(&file, &out.stdout).unwrap();
-    let f = facts(&file);
+    let f = view(&file);
     assert_eq!(f.server, "https://cp.example:7443");
     assert_eq!(f.cluster, "prod");
     assert_eq!(f.current, "x@prod");
@@ -918,20 +827,10 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     let pki = tmp.path().join("pki");
     fs::create_dir_all(&pki).unwrap();
     let ca = tmp.path().join("ca-only");
-    init_tree(
-        &ca,
-        &[
-            "--node-name",
-            "cp-1",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ],
-    );
+    init_tree(&ca, &[]);
     // ca.crt present, ca.key absent (external CA layout).
     fs::copy(ca.join("pki/ca.crt"), pki.join("ca.crt")).unwrap();
-    let out = kpki(&user_args(&pki, &["--client-name", "jane"]));
+    let out = kpki(user_args(&pki, &["--client-name", "jane"]));
     let err = one_error_line(&out);
     assert!(
         err.contains(&pki.join("ca.key").display().to_string()) && err.contains("does not exist"),
@@ -939,23 +838,23 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     );
     // Neither present: the certificate is named first.
     fs::remove_file(pki.join("ca.crt")).unwrap();
-    let err = one_error_line(&kpki(&user_args(&pki, &["--client-name", "jane"])));
+    let err = one_error_line(&kpki(user_args(&pki, &["--client-name", "jane"])));
     assert!(err.contains("ca.crt: ") && err.contains("missing"), "{err}");
     // A key that is not the CA's.
     fs::copy(ca.join("pki/ca.crt"), pki.join("ca.crt")).unwrap();
     fs::copy(ca.join("pki/front-proxy-ca.key"), pki.join("ca.key")).unwrap();
-    let err = one_error_line(&kpki(&user_args(&pki, &["--client-name", "jane"])));
+    let err = one_error_line(&kpki(user_args(&pki, &["--client-name", "jane"])));
     assert!(
         err.contains("ca.key: ") && err.contains("does not match"),
         "{err}"
     );
     // Bad flags are named.
-    let err = one_error_line(&kpki(&user_args(
+    let err = one_error_line(&kpki(user_args(
         &pki,
         &["--client-name", "jane", "--validity-period", "1y"],
     )));
     assert!(err.contains("--validity-period"), "{err}");
-    let err = one_error_line(&kpki(&[
+    let err = one_error_line(&kpki([
         "kubeconfig",
         "user",
         "--cert-dir",

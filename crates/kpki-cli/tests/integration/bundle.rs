@@ -5,21 +5,15 @@
 //! (`fixtures/kubeadm-v1.28.4-rsa/upload-certs`), Python's `cryptography` AESGCM and PyYAML,
 //! openssl, and a real two-member etcd cluster whose members run on two kpki trees.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::*;
+
+use crate::util::etcd::{require_etcd, Etcd};
+use crate::util::*;
 
 /// The instant kubeadm made the capture: the token then expires at 03:14:24Z, as captured.
 const CAPTURE_NOW: &str = "2026-12-02T01:14:24Z";
@@ -46,52 +40,6 @@ fn capture_key() -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `kpki` with `input` on standard input.
-fn kpki_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpki"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn init_tree(pki: &Path, node: &str, address: &str, join: bool) -> String {
-    let mut args = vec![
-        "init",
-        "--cert-dir",
-        s(pki),
-        "--node-name",
-        node,
-        "--apiserver-advertise-address",
-        address,
-        "--encryption-algorithm",
-        "ECDSA-P256",
-    ];
-    if join {
-        args.push("--join");
-    }
-    kpki_ok(&args)
 }
 
 /// Runs the independent checker (Python `cryptography` + PyYAML) on upload-bundle's output.
@@ -246,20 +194,18 @@ fn download_bundle_gives_kubeadms_files_byte_for_byte() {
     let key_file = tmp.path().join("key.txt");
     fs::write(&key_file, format!("{key}\n")).unwrap();
     let before = snapshot(tmp.path());
-    let out = kpki_stdin(
-        &[
-            "certs",
-            "download-bundle",
-            "--certificate-key-file",
-            s(&key_file),
-            "--from",
-            "-",
-            "--cert-dir",
-            s(&pki),
-        ],
-        &json,
-    );
-    let text = ok(&out, "download-bundle from JSON on stdin");
+    let out = Kpki::new([
+        "certs",
+        "download-bundle",
+        "--certificate-key-file",
+        s(&key_file),
+        "--from",
+        "-",
+        "--cert-dir",
+        s(&pki),
+    ])
+    .run_stdin(&json);
+    let text = stdout(&ok(out, "download-bundle from JSON on stdin"));
     assert_eq!(text.matches("(identical)").count(), 8, "{text}");
     let after = snapshot(tmp.path());
     assert!(changed(&before, &after).is_empty());
@@ -270,20 +216,18 @@ fn download_bundle_gives_kubeadms_files_byte_for_byte() {
     );
 
     // The key on stdin, the Secret from the file.
-    let out = kpki_stdin(
-        &[
-            "certs",
-            "download-bundle",
-            "--certificate-key-file",
-            "-",
-            "--from",
-            s(&secret),
-            "--cert-dir",
-            s(&tmp.path().join("other/pki")),
-        ],
-        key.as_bytes(),
-    );
-    ok(&out, "download-bundle with the key on stdin");
+    let out = Kpki::new([
+        "certs",
+        "download-bundle",
+        "--certificate-key-file",
+        "-",
+        "--from",
+        s(&secret),
+        "--cert-dir",
+        s(&tmp.path().join("other/pki")),
+    ])
+    .run_stdin(key.as_bytes());
+    ok(out, "download-bundle with the key on stdin");
     assert_eq!(files(&tmp.path().join("other/pki")), want);
 
     // Uploading the restored tree again, owned by the captured token, gives kubeadm's Secret but
@@ -337,7 +281,7 @@ print('same but nonces:', len(a))
 fn upload_bundle_decrypts_with_python_and_has_kubeadms_objects() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("a/pki");
-    init_tree(&pki, "cp-1", "10.0.0.10", false);
+    Kpki::init(&pki).inputs(&[]).ok();
     let key = kpki_ok(["certs", "certificate-key"]).trim().to_string();
     let key_file = tmp.path().join("key.txt");
     fs::write(&key_file, &key).unwrap();
@@ -353,7 +297,8 @@ fn upload_bundle_decrypts_with_python_and_has_kubeadms_objects() {
         "--certificate-key-file",
         s(&key_file),
     ]);
-    let yaml = ok(&out, "upload-bundle");
+    let out = ok(out, "upload-bundle");
+    let yaml = stdout(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains(&key),
@@ -404,7 +349,8 @@ fn upload_bundle_decrypts_with_python_and_has_kubeadms_objects() {
 
     // No key given: a new one is printed on stderr (never on stdout) and decrypts the output.
     let out = kpki(["certs", "upload-bundle", "--cert-dir", s(&pki)]);
-    let yaml = ok(&out, "upload-bundle without a key");
+    let out = ok(out, "upload-bundle without a key");
+    let yaml = stdout(&out);
     let stderr = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();
     let i = lines
@@ -427,150 +373,14 @@ fn upload_bundle_decrypts_with_python_and_has_kubeadms_objects() {
 
 // ------------------------------------------------------------------ a second control plane
 
-fn require_etcd() {
-    for tool in ["etcd", "etcdctl"] {
-        if let Err(e) = Command::new(tool).arg("--version").output() {
-            panic!(
-                "{tool} is not installed ({e}); run scripts/test.sh, which installs etcd-server \
-                 and etcd-client (CI does)"
-            );
-        }
-    }
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-/// An etcd cluster with one member per tree (each with that tree's own etcd certificates);
-/// killed on drop.
-struct Etcd {
-    members: Vec<(Child, PathBuf)>,
-    client_urls: Vec<String>,
-}
-
-impl Etcd {
-    fn start(dir: &Path, trees: &[(&str, &Path)]) -> Etcd {
-        let ports = free_ports(trees.len() * 2);
-        let peer = |i: usize| format!("https://127.0.0.1:{}", ports[2 * i + 1]);
-        let client_urls: Vec<String> = (0..trees.len())
-            .map(|i| format!("https://127.0.0.1:{}", ports[2 * i]))
-            .collect();
-        let cluster = trees
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| format!("{n}={}", peer(i)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members = Vec::new();
-        for (i, (name, pki)) in trees.iter().enumerate() {
-            let e = pki.join("etcd");
-            let log = dir.join(format!("etcd-{name}.log"));
-            let f = fs::File::create(&log).unwrap();
-            let child = Command::new("etcd")
-                .args(["--name", name])
-                .arg("--data-dir")
-                .arg(dir.join(format!("data-{name}")))
-                .args(["--listen-client-urls", &client_urls[i]])
-                .args(["--advertise-client-urls", &client_urls[i]])
-                .args(["--listen-peer-urls", &peer(i)])
-                .args(["--initial-advertise-peer-urls", &peer(i)])
-                .args(["--initial-cluster", &cluster])
-                .args(["--initial-cluster-state", "new"])
-                .arg("--client-cert-auth")
-                .arg("--peer-client-cert-auth")
-                .arg("--cert-file")
-                .arg(e.join("server.crt"))
-                .arg("--key-file")
-                .arg(e.join("server.key"))
-                .arg("--trusted-ca-file")
-                .arg(e.join("ca.crt"))
-                .arg("--peer-cert-file")
-                .arg(e.join("peer.crt"))
-                .arg("--peer-key-file")
-                .arg(e.join("peer.key"))
-                .arg("--peer-trusted-ca-file")
-                .arg(e.join("ca.crt"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(f.try_clone().unwrap()))
-                .stderr(Stdio::from(f))
-                .spawn()
-                .unwrap();
-            members.push((child, log));
-        }
-        let etcd = Etcd {
-            members,
-            client_urls,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for (i, (_, pki)) in trees.iter().enumerate() {
-            loop {
-                let out = etcd.ctl(pki, "etcd/healthcheck-client", i, &["endpoint", "health"]);
-                if out.status.success() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "etcd member {i} did not become healthy within 30 s\n{}\n{}",
-                    String::from_utf8_lossy(&out.stderr),
-                    etcd.logs()
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        etcd
-    }
-
-    /// etcdctl against member `member`, trusting `<pki>/etcd/ca.crt`, as `<pki>/<client>`.
-    fn ctl(&self, pki: &Path, client: &str, member: usize, args: &[&str]) -> Output {
-        let base = pki.join(client);
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.client_urls[member]])
-            .args(["--dial-timeout", "2s", "--command-timeout", "5s"])
-            .arg("--cacert")
-            .arg(pki.join("etcd/ca.crt"))
-            .arg("--cert")
-            .arg(base.with_extension("crt"))
-            .arg("--key")
-            .arg(base.with_extension("key"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for (_, log) in &self.members {
-            let mut s = String::new();
-            if let Ok(mut f) = fs::File::open(log) {
-                let _ = f.read_to_string(&mut s);
-            }
-            all.push_str(&format!("--- {}\n{s}\n", log.display()));
-        }
-        all
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        for (child, _) in &mut self.members {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn second_control_plane_joins_with_the_bundle() {
+    let _serial = serial(); // ports, two etcd members, a start-up deadline
     require_etcd();
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a/pki");
     let b = tmp.path().join("b/pki");
-    init_tree(&a, "cp-1", "10.0.0.10", false);
+    Kpki::init(&a).inputs(&[]).ok();
     let key = kpki_ok(["certs", "certificate-key"]).trim().to_string();
     let key_file = tmp.path().join("key.txt");
     fs::write(&key_file, &key).unwrap();
@@ -615,7 +425,15 @@ fn second_control_plane_joins_with_the_bundle() {
         "--from",
         s(&bundle),
     ]);
-    let out = init_tree(&b, "cp-2", "10.0.0.11", true);
+    let out = Kpki::init(&b)
+        .inputs(&[
+            "--node-name",
+            "cp-2",
+            "--apiserver-advertise-address",
+            "10.0.0.11",
+            "--join",
+        ])
+        .ok();
     assert!(out.contains("Using the existing \"ca\""), "{out}");
 
     // B's CAs and sa keys are A's, byte for byte; its leaves are its own.
@@ -653,23 +471,15 @@ fn second_control_plane_joins_with_the_bundle() {
     );
 
     // verify --join passes on B (with B's inputs); plain verify expects the first node's files.
-    let common = [
-        "--cert-dir",
-        s(&b),
+    let b_inputs = [
         "--node-name",
         "cp-2",
         "--apiserver-advertise-address",
         "10.0.0.11",
-        "--encryption-algorithm",
-        "ECDSA-P256",
     ];
-    let mut args = vec!["verify", "--join"];
-    args.extend(common);
-    let out = kpki(&args);
-    ok(&out, "verify --join on B");
-    let mut args = vec!["verify", "-o", "json"];
-    args.extend(common);
-    let out = kpki(&args);
+    let verify = |words: &[&str]| Kpki::new(words).cert_dir(&b).inputs(&b_inputs).run();
+    ok(verify(&["verify", "--join"]), "verify --join on B");
+    let out = verify(&["verify", "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut missing: Vec<String> = report["findings"]
@@ -759,7 +569,14 @@ fn bad_bundles_exit_2_with_one_line_and_write_nothing() {
     // One target is empty, one holds another cluster's tree.
     let empty = work.join("empty/pki");
     let other = work.join("other/pki");
-    init_tree(&other, "cp-9", "10.0.0.99", false);
+    Kpki::init(&other)
+        .inputs(&[
+            "--node-name",
+            "cp-9",
+            "--apiserver-advertise-address",
+            "10.0.0.99",
+        ])
+        .ok();
 
     let key = capture_key();
     let wrong = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -907,7 +724,14 @@ fn bad_bundles_exit_2_with_one_line_and_write_nothing() {
 fn external_etcd_files_travel_from_and_to_their_config_paths() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src/pki");
-    init_tree(&src, "etcd-0", "10.0.0.20", false);
+    Kpki::init(&src)
+        .inputs(&[
+            "--node-name",
+            "etcd-0",
+            "--apiserver-advertise-address",
+            "10.0.0.20",
+        ])
+        .ok();
     // The "external etcd" client files live outside the cert dir, as kubeadm configs name them.
     let ext_a = tmp.path().join("a-etcd");
     fs::create_dir(&ext_a).unwrap();

@@ -2,10 +2,6 @@
 //! not kpki: `openssl verify` chains every certificate, kubectl parses every kubeconfig, and
 //! x509-parser reads subjects, usages and SANs.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -13,47 +9,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use base64::Engine;
-use common::*;
 
 const CPE: &str = "k8s.example.internal:6443";
 const CPE_URL: &str = "https://k8s.example.internal:6443";
 
-/// An ECDSA-P256 control-plane tree under `<root>/kube/pki`.
+/// An ECDSA-P256 control-plane tree under `<root>/kube/pki`, with a control-plane endpoint.
 fn ecdsa_tree(root: &Path) -> PathBuf {
-    let kube = root.join("kube");
-    let pki = kube.join("pki");
-    kpki_ok([
-        "init".as_ref(),
-        "--cert-dir".as_ref(),
-        pki.as_os_str(),
-        "--node-name".as_ref(),
-        "cp-1".as_ref(),
-        "--apiserver-advertise-address".as_ref(),
-        "10.0.0.10".as_ref(),
-        "--control-plane-endpoint".as_ref(),
-        CPE.as_ref(),
-        "--encryption-algorithm".as_ref(),
-        "ECDSA-P256".as_ref(),
-    ]);
-    pki
+    init_tree(&root.join("kube"), &["--control-plane-endpoint", CPE])
 }
 
-/// `kpki nodes` arguments for `pki`, `nodes`, `out` plus `extra`.
-fn nodes_args(pki: &Path, nodes: &Path, out: &Path, extra: &[&str]) -> Vec<OsString> {
-    let mut a: Vec<OsString> = vec![
-        "nodes".into(),
-        "--cert-dir".into(),
-        pki.into(),
-        "--nodes".into(),
-        nodes.into(),
-        "--out-dir".into(),
-        out.into(),
-        "--control-plane-endpoint".into(),
-        CPE.into(),
-    ];
-    a.extend(extra.iter().map(OsString::from));
-    a
+/// `kpki nodes` for `pki`, `nodes`, `out` with the control-plane endpoint, plus `extra`.
+fn kpki_nodes(pki: &Path, nodes: &Path, out: &Path, extra: &[&str]) -> Kpki {
+    Kpki::nodes(pki, nodes, out)
+        .args(["--control-plane-endpoint", CPE])
+        .args(extra)
 }
 
 /// Node `i` of a generated list: a name and one or two IPs (every fifth has an IPv6 one too).
@@ -138,12 +109,6 @@ fn kubeconfig_users(dir: &Path, files: &[PathBuf], ca_pem: &[u8]) -> BTreeMap<St
     users
 }
 
-/// The DER of the first PEM certificate in `pem`.
-fn pem_der(pem: &[u8]) -> Vec<u8> {
-    let (_, p) = x509_parser::pem::parse_x509_pem(pem).unwrap();
-    p.contents
-}
-
 /// Checks every node of `0..n` under `out`: exactly the three files, both certificates chain to
 /// the CA for their purpose, subjects, usages and SANs are right.
 fn check_nodes(pki: &Path, out: &Path, n: usize) {
@@ -189,7 +154,7 @@ fn check_nodes(pki: &Path, out: &Path, n: usize) {
         let pem = users
             .get(&format!("system:node:{name}"))
             .unwrap_or_else(|| panic!("no user for {name}"));
-        let f = facts_der(&pem_der(pem));
+        let f = facts_der(&der_of(pem));
         assert_eq!(f.cn, [format!("system:node:{name}")]);
         assert_eq!(f.orgs, ["system:nodes"]);
         assert!(
@@ -215,7 +180,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
     let pki = ecdsa_tree(tmp.path());
     let list = nodes_file(tmp.path(), 200);
     let out = tmp.path().join("out");
-    let stdout = kpki_ok(nodes_args(&pki, &list, &out, &["--serving"]));
+    let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
     assert!(
         stdout.contains(
             "200 line(s): 200 issued, 0 replaced, 0 up to date, 0 failed; 600 file(s) written"
@@ -226,7 +191,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
 
     // A second run keeps everything, byte for byte.
     let before = snapshot(&out);
-    let stdout = kpki_ok(nodes_args(&pki, &list, &out, &["--serving"]));
+    let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
     assert!(
         stdout.contains("0 issued, 0 replaced, 200 up to date, 0 failed; 0 file(s) written"),
         "{stdout}"
@@ -244,7 +209,7 @@ fn two_hundred_nodes_with_serving_certs_verify() {
         .unwrap()
         .replace("node-0011,10.1.0.12\n", "node-0011,10.1.0.99\n");
     std::fs::write(&list, text).unwrap();
-    let out2 = kpki(nodes_args(&pki, &list, &out, &["--serving"]));
+    let out2 = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert!(out2.status.success());
     let stderr = String::from_utf8_lossy(&out2.stderr);
     for (line, file) in [
@@ -276,14 +241,15 @@ fn two_hundred_nodes_with_serving_certs_verify() {
 /// checks that the set is complete, with every file whole and no leftovers.
 #[test]
 fn killed_run_is_finished_by_a_rerun() {
+    let _serial = serial(); // a kill timed against the run's progress, with a deadline
     for attempt in 0..4 {
         let n = 400 * (attempt + 1);
         let tmp = tempfile::tempdir().unwrap();
         let pki = ecdsa_tree(tmp.path());
         let list = nodes_file(tmp.path(), n);
         let out = tmp.path().join("out");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kpki"))
-            .args(nodes_args(&pki, &list, &out, &["--serving"]))
+        let mut child = kpki_nodes(&pki, &list, &out, &["--serving"])
+            .command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -324,7 +290,7 @@ fn killed_run_is_finished_by_a_rerun() {
         eprintln!(
             "killed with {complete} of {n} nodes complete, {leftovers} temporary file(s) left"
         );
-        let stdout = kpki_ok(nodes_args(&pki, &list, &out, &["--serving"]));
+        let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
         // Complete nodes (all three files, each renamed into place whole) are kept; the rest,
         // partial or absent, are issued.
         assert!(
@@ -336,7 +302,7 @@ fn killed_run_is_finished_by_a_rerun() {
         );
         check_nodes(&pki, &out, n);
 
-        let stdout = kpki_ok(nodes_args(&pki, &list, &out, &["--serving"]));
+        let stdout = kpki_nodes(&pki, &list, &out, &["--serving"]).ok();
         assert!(
             stdout.contains(&format!("{n} up to date, 0 failed; 0 file(s) written")),
             "{stdout}"
@@ -365,7 +331,7 @@ fn bad_lines_are_reported_by_line_number_and_good_ones_done() {
           GOOD-5\n",
     );
     let out = tmp.path().join("out");
-    let res = kpki(nodes_args(&pki, &list, &out, &["--serving"]));
+    let res = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     let stdout = String::from_utf8_lossy(&res.stdout);
@@ -425,7 +391,7 @@ fn yaml_lists_are_read_and_bad_items_reported() {
           - name: worker-e\n  ips: [not-an-ip]\n",
     );
     let out = tmp.path().join("out");
-    let res = kpki(nodes_args(&pki, &list, &out, &["--serving"]));
+    let res = kpki_nodes(&pki, &list, &out, &["--serving"]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     let origin = list.display().to_string();
@@ -465,14 +431,14 @@ fn node_files_follow_the_spec() {
     let spec = write_file(tmp.path(), "spec.toml", spec_text.as_bytes());
     let list = write_file(tmp.path(), "nodes.txt", b"n1,10.0.0.1\nn2\n");
     let out = tmp.path().join("out");
-    let mut args = vec![OsString::from("--spec"), spec.clone().into()];
-    args.extend(nodes_args(
+    kpki_nodes(
         &pki,
         &list,
         &out,
         &["--serving", "--apiserver-advertise-address", "10.0.0.10"],
-    ));
-    kpki_ok(&args);
+    )
+    .global(["--spec", s(&spec)])
+    .ok();
     assert_eq!(
         files(&out),
         [
@@ -488,7 +454,7 @@ fn node_files_follow_the_spec() {
     );
     let k = kubeconfig_facts(&out.join("kubeconfigs/n1.conf"));
     assert_eq!(k.server, "https://10.0.0.10:6443");
-    let f = facts_der(&pem_der(&k.cert_pem));
+    let f = facts_der(&der_of(&k.cert_pem));
     assert_eq!(
         f.span(),
         48 * 3600 + 300,
@@ -501,9 +467,9 @@ fn node_files_follow_the_spec() {
         "file = \"kubelet.conf\"",
     );
     let bad_spec = write_file(tmp.path(), "bad.toml", bad.as_bytes());
-    let mut args = vec![OsString::from("--spec"), bad_spec.into()];
-    args.extend(nodes_args(&pki, &list, &tmp.path().join("out2"), &[]));
-    let (code, stderr) = kpki_fail(&args);
+    let (code, stderr) = kpki_nodes(&pki, &list, &tmp.path().join("out2"), &[])
+        .global(["--spec", s(&bad_spec)])
+        .fail();
     assert_eq!(code, 2);
     assert!(
         stderr.contains("node-kubelet-client") && stderr.contains("{node_name}"),
@@ -516,12 +482,13 @@ fn node_files_follow_the_spec() {
 fn missing_ca_is_an_error_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let list = write_file(tmp.path(), "nodes.txt", b"n1\n");
-    let (code, stderr) = kpki_fail(nodes_args(
+    let (code, stderr) = kpki_nodes(
         &tmp.path().join("nope"),
         &list,
         &tmp.path().join("out"),
         &[],
-    ));
+    )
+    .fail();
     assert_eq!(code, 2);
     assert!(stderr.contains("nope/ca.crt"), "{stderr}");
 }
@@ -533,17 +500,12 @@ fn init_trees_with_jobs_1_and_parallel_keygen_verify() {
     for jobs in ["1", "2"] {
         let tmp = tempfile::tempdir().unwrap();
         let kube = tmp.path().join("kube");
-        kpki_ok([
-            "--jobs".as_ref(),
-            jobs.as_ref(),
-            "init".as_ref(),
-            "--cert-dir".as_ref(),
-            kube.join("pki").as_os_str(),
-            "--node-name".as_ref(),
-            "cp-1".as_ref(),
-            "--apiserver-advertise-address".as_ref(),
-            "10.0.0.10".as_ref(),
-        ]);
+        // The default algorithm (RSA-2048): the slowest key generation.
+        Kpki::init(&kube.join("pki"))
+            .inputs(&[])
+            .without("--encryption-algorithm")
+            .global(["--jobs", jobs])
+            .ok();
         check_tree(&kube.join("pki"), &kube, Alg::Rsa2048);
     }
 }
@@ -559,14 +521,13 @@ fn a_held_output_lock_stops_a_second_run() {
     std::fs::create_dir(&out).unwrap();
     let held = std::fs::File::open(&out).unwrap();
     held.lock().unwrap();
-    let mut args = vec![OsString::from("--lock-timeout"), "200ms".into()];
-    args.extend(nodes_args(&pki, &list, &out, &[]));
-    let (code, stderr) = kpki_fail(&args);
+    let run = kpki_nodes(&pki, &list, &out, &[]).global(["--lock-timeout", "200ms"]);
+    let (code, stderr) = run.fail();
     assert_eq!(code, 2);
     assert!(stderr.contains("another kpki process"), "{stderr}");
     assert!(files(&out).is_empty());
     drop(held);
-    kpki_ok(&args);
+    run.ok();
     assert_eq!(files(&out), ["n1/kubelet.conf".to_string()].into());
 }
 
@@ -583,7 +544,7 @@ fn leftover_temporaries_are_replaced_and_links_refused() {
     std::fs::write(out.join("n1/.kubelet.conf.kpki-tmp"), "half a kubeconf").unwrap();
     let precious = write_file(tmp.path(), "precious", b"do not touch");
     std::os::unix::fs::symlink(&precious, out.join("n2/kubelet.conf")).unwrap();
-    let res = kpki(nodes_args(&pki, &list, &out, &[]));
+    let res = kpki_nodes(&pki, &list, &out, &[]).run();
     assert_eq!(res.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(

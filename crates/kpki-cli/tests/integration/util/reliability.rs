@@ -1,9 +1,7 @@
-//! Shared machinery of the reliability tests (crash, concurrency, file-system safety): a seeded
-//! PRNG, a "run and SIGKILL" helper, and an independent checker that reads a tree the way an
-//! operator's tools would (openssl for private keys, kubectl for kubeconfigs, x509-parser for
-//! certificates and signatures) without using the kpki library.
-
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared machinery of the reliability tests (crash, concurrency, file-system safety, bad input):
+//! a cluster layout, a seeded PRNG, a "run and SIGKILL" helper, and an independent checker that
+//! reads a tree the way an operator's tools would (openssl for private keys, kubectl for
+//! kubeconfigs, x509-parser for certificates and signatures) without using the kpki library.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -16,29 +14,9 @@ use base64::Engine;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::common;
+use super::{kpki, openssl, set_mode, Kpki, CAS, KUBECONFIGS, LEAVES};
 
-// ------------------------------------------------------------------ inputs
-
-/// Flags every reliability tree is built with (ECDSA-P256: fast, so kills land anywhere).
-pub const FLAGS: &[&str] = &[
-    "--node-name",
-    "cp-1",
-    "--apiserver-advertise-address",
-    "10.0.0.10",
-    "--encryption-algorithm",
-    "ECDSA-P256",
-];
-
-/// The same inputs with RSA-2048 keys (slower: longer windows between writes).
-pub const FLAGS_RSA: &[&str] = &[
-    "--node-name",
-    "cp-1",
-    "--apiserver-advertise-address",
-    "10.0.0.10",
-    "--encryption-algorithm",
-    "RSA-2048",
-];
+// ------------------------------------------------------------------ layout
 
 /// A cluster layout under a test's temporary directory: kubeconfigs in `root/k`, certificates in
 /// `root/k/pki` (kubeadm's /etc/kubernetes and /etc/kubernetes/pki).
@@ -63,34 +41,20 @@ impl Layout {
 
     /// `<cmd...> --cert-dir <pki> <flags...>` as owned strings.
     pub fn args(&self, cmd: &[&str], flags: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        v.push("--cert-dir".into());
-        v.push(self.pki.display().to_string());
-        v.extend(flags.iter().map(|s| s.to_string()));
-        v
+        Kpki::new(cmd).cert_dir(&self.pki).args(flags).strings()
     }
-}
 
-/// chmod.
-pub fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Copies a directory tree, keeping file modes (a fresh copy of a base tree per trial).
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    set_mode(to, std::fs::metadata(from).unwrap().mode() & 0o7777);
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let md = std::fs::symlink_metadata(e.path()).unwrap();
-        let dst = to.join(e.file_name());
-        if md.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-            set_mode(&dst, md.mode() & 0o7777);
-        }
+    /// `kpki nodes` issuing serving certificates too, with this layout's CA (ECDSA-P256 keys).
+    pub fn nodes_args(&self, list: &Path, out: &Path) -> Vec<String> {
+        Kpki::nodes(&self.pki, list, out)
+            .args([
+                "--serving",
+                "--apiserver-advertise-address",
+                "10.0.0.10",
+                "--encryption-algorithm",
+                "ECDSA-P256",
+            ])
+            .strings()
     }
 }
 
@@ -139,27 +103,6 @@ impl Rng {
     }
 }
 
-/// The seed for this run: `KPKI_CRASH_SEED` or the clock.
-pub fn seed() -> u64 {
-    std::env::var("KPKI_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
-/// An integer from the environment, or a default.
-pub fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 // ------------------------------------------------------------------ processes
 
 /// How a run that was to be killed ended.
@@ -173,13 +116,11 @@ pub struct Killed {
     pub stderr: String,
 }
 
-/// The kpki binary as a `Command` (stdout discarded, stderr piped).
+/// The kpki binary as a `Command` (stdout discarded, stderr piped), with kpki's failpoint set in
+/// the child's environment: a pause between renames, so kills land between two writes.
 pub fn kpki_cmd(args: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kpki"));
-    c.args(args)
-        // kpki's failpoint: pause between renames so kills land between two writes
-        .env("KPKI_FAILPOINT_RENAME_PAUSE_US", "2000")
-        .stdin(Stdio::null())
+    let mut c = Kpki::new(args).command();
+    c.env("KPKI_FAILPOINT_RENAME_PAUSE_US", "2000")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
@@ -599,11 +540,11 @@ impl Checker {
     /// A checker for the default kubeadm tree scanned from the kubeconfig dir (`pki/...`).
     pub fn default_tree() -> Checker {
         let mut c = Checker::default();
-        for ca in common::CAS {
+        for ca in CAS {
             c.issuers.insert(format!("pki/{ca}.crt"), None);
             c.ca_key_paths.insert(format!("pki/{ca}.key"));
         }
-        for l in common::LEAVES {
+        for l in LEAVES {
             c.issuers.insert(
                 format!("pki/{}.crt", l.path),
                 Some(format!("pki/{}.crt", l.ca)),
@@ -928,17 +869,13 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Name, u32)>, errs: 
 /// The final-name files of a complete default tree (relative to the kubeconfig dir).
 pub fn full_tree() -> BTreeSet<String> {
     let mut s = BTreeSet::new();
-    for base in common::CAS
-        .iter()
-        .copied()
-        .chain(common::LEAVES.iter().map(|l| l.path))
-    {
+    for base in CAS.iter().copied().chain(LEAVES.iter().map(|l| l.path)) {
         s.insert(format!("pki/{base}.crt"));
         s.insert(format!("pki/{base}.key"));
     }
     s.insert("pki/sa.key".into());
     s.insert("pki/sa.pub".into());
-    for k in common::KUBECONFIGS {
+    for k in KUBECONFIGS {
         s.insert((*k).to_string());
     }
     s
@@ -958,7 +895,7 @@ pub fn assert_complete(chk: &mut Checker, l: &Layout, flags: &[&str]) -> Scan {
     assert!(scan.key_only.is_empty(), "{:?}", scan.key_only);
     assert!(scan.staged_swaps.is_empty(), "{:?}", scan.staged_swaps);
     assert!(scan.staged.is_empty(), "staged left: {:?}", scan.staged);
-    let out = common::kpki(l.args(&["verify"], flags));
+    let out = kpki(l.args(&["verify"], flags));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -967,7 +904,7 @@ pub fn assert_complete(chk: &mut Checker, l: &Layout, flags: &[&str]) -> Scan {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut by_ca: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for leaf in common::LEAVES {
+    for leaf in LEAVES {
         by_ca.entry(leaf.ca).or_default().push(
             l.pki
                 .join(format!("{}.crt", leaf.path))
@@ -979,7 +916,7 @@ pub fn assert_complete(chk: &mut Checker, l: &Layout, flags: &[&str]) -> Scan {
         let ca = l.pki.join(format!("{ca}.crt")).display().to_string();
         let mut args = vec!["verify".to_string(), "-CAfile".into(), ca];
         args.extend(leaves);
-        common::openssl(&args);
+        openssl(&args);
     }
     scan
 }

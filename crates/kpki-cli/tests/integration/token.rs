@@ -1,15 +1,10 @@
 //! `kpki token generate` and `kpki kubeconfig bootstrap`, checked against kubeadm's token format
 //! and with kubectl, which parses the bootstrap kubeconfig.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::util::*;
 
 /// kubeadm's bootstrap token pattern, `^([a-z0-9]{6})\.([a-z0-9]{16})$`, checked by hand.
 fn kubeadm_token_format(t: &str) -> bool {
@@ -36,26 +31,10 @@ fn generated_tokens_have_kubeadms_format_and_are_random() {
     assert!(chars.len() >= 30, "{chars:?}");
 }
 
-fn ecdsa_pki(root: &Path) -> PathBuf {
-    let pki = root.join("kube/pki");
-    kpki_ok([
-        "init".as_ref(),
-        "--cert-dir".as_ref(),
-        pki.as_os_str(),
-        "--node-name".as_ref(),
-        "cp-1".as_ref(),
-        "--apiserver-advertise-address".as_ref(),
-        "10.0.0.10".as_ref(),
-        "--encryption-algorithm".as_ref(),
-        "ECDSA-P256".as_ref(),
-    ]);
-    pki
-}
-
 #[test]
 fn bootstrap_kubeconfig_parses_with_kubectl_and_carries_the_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = ecdsa_pki(tmp.path());
+    let pki = init_tree(&tmp.path().join("kube"), &[]);
     let token = kpki_ok(["token", "generate"]).trim().to_string();
     let file = tmp.path().join("bootstrap-kubelet.conf");
     kpki_ok([

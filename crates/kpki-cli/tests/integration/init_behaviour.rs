@@ -2,42 +2,13 @@
 //! CA, bad input and dry run. Trees are ECDSA P-256 unless the test is about RSA; everything is
 //! checked with openssl, x509-parser and file snapshots, never with the kpki library.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use common::*;
-
-/// `kpki init` arguments for a P-256 tree under `<root>/pki` (kubeconfigs in `<root>`).
-fn args(root: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "init",
-        "--node-name",
-        "cp-1",
-        "--apiserver-advertise-address",
-        "10.0.0.10",
-        "--encryption-algorithm",
-        "ECDSA-P256",
-        "--cert-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(root.join("pki").to_string_lossy().into_owned());
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
-}
+use crate::util::*;
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
 }
 
 /// stderr must be exactly one non-empty line, and no panic.
@@ -55,7 +26,7 @@ fn one_line(stderr: &str) -> &str {
 fn second_init_with_same_inputs_changes_no_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let before = snapshot(&root);
     assert_eq!(
         before.values().filter(|n| !n.dir).count(),
@@ -63,7 +34,7 @@ fn second_init_with_same_inputs_changes_no_byte() {
         "{:?}",
         before.keys()
     );
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let after = snapshot(&root);
     assert!(
         changed(&before, &after).is_empty(),
@@ -81,13 +52,13 @@ fn second_init_with_same_inputs_changes_no_byte() {
 fn deleted_leaf_is_regenerated_alone_and_chains_to_the_kept_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let pki = root.join("pki");
     let old = facts(&pki.join("front-proxy-client.crt"));
     let before = snapshot(&root);
     std::fs::remove_file(pki.join("front-proxy-client.crt")).unwrap();
     std::fs::remove_file(pki.join("front-proxy-client.key")).unwrap();
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let after = snapshot(&root);
     assert_eq!(
         changed(&before, &after),
@@ -115,12 +86,12 @@ fn deleted_leaf_is_regenerated_alone_and_chains_to_the_kept_ca() {
 fn changed_san_fails_without_writing_then_regenerate_drifted_reissues_only_apiserver() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let pki = root.join("pki");
     let before = snapshot(&root);
 
     let drift = ["--apiserver-cert-extra-sans", "10.0.0.99"];
-    let (code, stderr) = kpki_fail(args(&root, &drift));
+    let (code, stderr) = Kpki::init(&pki).inputs(&drift).fail();
     assert_eq!(code, 2, "{stderr}");
     let line = one_line(&stderr);
     assert!(line.contains("apiserver.crt"), "{line}");
@@ -139,7 +110,7 @@ fn changed_san_fails_without_writing_then_regenerate_drifted_reissues_only_apise
 
     let mut drift_fix = drift.to_vec();
     drift_fix.push("--regenerate-drifted");
-    kpki_ok(args(&root, &drift_fix));
+    init_tree(&root, &drift_fix);
     let after = snapshot(&root);
     let diff = changed(&before, &after);
     assert!(
@@ -190,7 +161,7 @@ fn changed_san_fails_without_writing_then_regenerate_drifted_reissues_only_apise
     );
 
     // the drifted inputs are now satisfied: a further run is a no-op
-    kpki_ok(args(&root, &drift));
+    init_tree(&root, &drift);
     let again = snapshot(&root);
     assert!(changed(&after, &again).is_empty());
     assert!(touched(&after, &again).is_empty());
@@ -227,9 +198,8 @@ fn spec_file_with_an_extra_leaf_issues_it() {
         format!("{default_spec}{KUBELET_SERVING}").as_bytes(),
     );
     let root = tmp.path().join("kube");
-    let mut a = args(&root, &[]);
-    a.extend(["--spec".to_string(), spec.to_string_lossy().into_owned()]);
-    kpki_ok(&a);
+    let init = Kpki::init(&root.join("pki")).inputs(&["--spec", s(&spec)]);
+    init.ok();
     let pki = root.join("pki");
 
     // the default tree plus exactly the new pair
@@ -266,7 +236,7 @@ fn spec_file_with_an_extra_leaf_issues_it() {
 
     // and it takes part in idempotency like any other entry
     let before = snapshot(&root);
-    kpki_ok(&a);
+    init.ok();
     assert!(changed(&before, &snapshot(&root)).is_empty());
 }
 
@@ -308,17 +278,12 @@ fn check_byo_ca(extra: &[&str], subj: &str, openssl_subject: &str, alg: Alg) {
     assert_eq!(openssl_name(&ca_crt, "subject"), openssl_subject);
     let ca = facts(&ca_crt);
 
-    let mut a = vec![
-        "init".to_string(),
-        "--node-name".into(),
-        "cp-1".into(),
-        "--apiserver-advertise-address".into(),
-        "10.0.0.10".into(),
-        "--cert-dir".into(),
-        pki.to_string_lossy().into_owned(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    kpki_ok(&a);
+    // The key algorithm only when the case names one (the default is RSA-2048).
+    let init = Kpki::init(&pki)
+        .inputs(&[])
+        .without("--encryption-algorithm")
+        .args(extra);
+    init.ok();
 
     // the CA is kept byte for byte (and not rewritten)
     let after = snapshot(&pki);
@@ -381,7 +346,7 @@ fn check_byo_ca(extra: &[&str], subj: &str, openssl_subject: &str, alg: Alg) {
     }
     // and a second run keeps everything
     let before = snapshot(&root);
-    kpki_ok(&a);
+    init.ok();
     let again = snapshot(&root);
     assert!(changed(&before, &again).is_empty());
     assert!(touched(&before, &again).is_empty());
@@ -468,39 +433,18 @@ fn bad_input_exits_2_with_one_line_naming_the_culprit_and_writes_nothing() {
         b"apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint:\n  advertiseAddress: nope\nnodeRegistration:\n  name: cp-1\n",
     );
 
-    let flags = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "--node-name".into(),
-            "cp-1".into(),
-            "--apiserver-advertise-address".into(),
-            "10.0.0.10".into(),
-            "--encryption-algorithm".into(),
-            "ECDSA-P256".into(),
-        ];
-        // a later flag must not repeat one of these (clap refuses repeats): drop overridden ones
-        for pair in extra.chunks(2) {
-            if let Some(i) = a.iter().position(|x| x == pair[0]) {
-                a.drain(i..i + 2);
-            }
-        }
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let spec_case = |spec: &Path| -> Vec<String> {
-        let mut a = flags(&[]);
-        a.extend(["--spec".into(), p(spec)]);
-        a
-    };
-    let config_case = |config: &Path| -> Vec<String> {
-        vec![
-            "--config".into(),
-            p(config),
-            "--encryption-algorithm".into(),
-            "ECDSA-P256".into(),
-        ]
+    let flags = |extra: &[&str]| Kpki::init(&pki).inputs(extra);
+    let spec_case = |spec: &Path| Kpki::init(&pki).inputs(&["--spec", s(spec)]);
+    let config_case = |config: &Path| {
+        Kpki::init(&pki).args([
+            "--config",
+            s(config),
+            "--encryption-algorithm",
+            "ECDSA-P256",
+        ])
     };
 
-    let mut cases: Vec<(&str, Vec<String>, Vec<String>)> = vec![
+    let mut cases: Vec<(&str, Kpki, Vec<String>)> = vec![
         (
             "invalid IPv4",
             flags(&["--apiserver-advertise-address", "10.0.0.300"]),
@@ -649,10 +593,8 @@ fn bad_input_exits_2_with_one_line_naming_the_culprit_and_writes_nothing() {
 
     let inputs_before = snapshot(&inputs);
     let mut failures = Vec::new();
-    for (what, case_args, culprits) in &cases {
-        let mut a = vec!["init".to_string(), "--cert-dir".into(), p(&pki)];
-        a.extend(case_args.iter().cloned());
-        let res = kpki(&a);
+    for (what, case, culprits) in &cases {
+        let res = case.run();
         let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
         let lines: Vec<&str> = stderr.lines().collect();
         let mut problems = Vec::new();
@@ -676,8 +618,9 @@ fn bad_input_exits_2_with_one_line_naming_the_culprit_and_writes_nothing() {
         }
         if !problems.is_empty() {
             failures.push(format!(
-                "{what}: {}\n    args: {a:?}\n    stderr: {stderr}",
-                problems.join(", ")
+                "{what}: {}\n    args: {:?}\n    stderr: {stderr}",
+                problems.join(", "),
+                case.strings()
             ));
         }
     }
@@ -698,11 +641,11 @@ fn bad_input_exits_2_with_one_line_naming_the_culprit_and_writes_nothing() {
 fn bad_input_leaves_an_existing_tree_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     let before = snapshot(&root);
-    let mut a = args(&root, &[]);
-    a.extend(["--service-cidr".into(), "10.96.0.0/33".into()]);
-    let (code, stderr) = kpki_fail(&a);
+    let (code, stderr) = Kpki::init(&root.join("pki"))
+        .inputs(&["--service-cidr", "10.96.0.0/33"])
+        .fail();
     assert_eq!(code, 2);
     assert!(one_line(&stderr).contains("--service-cidr"));
     let after = snapshot(&root);
@@ -729,9 +672,7 @@ fn dry_run_on_an_empty_dir_writes_nothing_and_lists_every_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
     std::fs::create_dir(&root).unwrap();
-    let mut a = args(&root, &[]);
-    a.push("--dry-run".into());
-    let stdout = kpki_ok(&a);
+    let stdout = Kpki::init(&root.join("pki")).inputs(&["--dry-run"]).ok();
     assert!(
         snapshot(&root).is_empty(),
         "dry run wrote {:?}",
@@ -749,13 +690,11 @@ fn dry_run_on_an_empty_dir_writes_nothing_and_lists_every_entry() {
 fn dry_run_on_a_tree_writes_nothing_and_shows_what_would_change() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("kube");
-    kpki_ok(args(&root, &[]));
+    init_tree(&root, &[]);
     std::fs::remove_file(root.join("pki/front-proxy-client.crt")).unwrap();
     std::fs::remove_file(root.join("pki/front-proxy-client.key")).unwrap();
     let before = snapshot(&root);
-    let mut a = args(&root, &[]);
-    a.push("--dry-run".into());
-    let stdout = kpki_ok(&a);
+    let stdout = Kpki::init(&root.join("pki")).inputs(&["--dry-run"]).ok();
     let after = snapshot(&root);
     assert!(
         changed(&before, &after).is_empty(),

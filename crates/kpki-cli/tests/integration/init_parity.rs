@@ -2,16 +2,12 @@
 //! by field, and the openssl checks of whole trees (RSA, ECDSA P-256/P-384, IPv6 dual-stack).
 //! Certificates are read with x509-parser and openssl, never with the kpki library.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::util::*;
 
 /// One documented difference between the kubeadm v1.28.4 fixture and kpki. The parity test
 /// compares every field of every certificate and tolerates exactly these rows; each row must
@@ -223,17 +219,13 @@ fn ls_mode(path: &Path) -> String {
 }
 
 /// Runs `kpki init` with the fixture's kubeadm config; returns (kubeconfig dir, run window).
-fn init_like_fixture(tmp: &Path) -> (std::path::PathBuf, (i64, i64)) {
+fn init_like_fixture(tmp: &Path) -> (PathBuf, (i64, i64)) {
     let kube = tmp.join("kube");
-    let config = fixture().join("kubeadm-config.yaml");
     let t0 = unix(SystemTime::now());
-    kpki_ok([
-        "init".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--cert-dir".as_ref(),
-        kube.join("pki").as_os_str(),
-    ]);
+    Kpki::init(&kube.join("pki"))
+        .arg("--config")
+        .arg(fixture().join("kubeadm-config.yaml"))
+        .ok();
     let t1 = unix(SystemTime::now());
     (kube, (t0, t1))
 }
@@ -497,26 +489,13 @@ fn rsa_tree_verifies_with_openssl_and_every_key_matches() {
     );
 }
 
-fn init_ecdsa(tmp: &Path, alg: Alg, extra: &[&str]) -> std::path::PathBuf {
+/// A tree of `alg` keys under `<tmp>/kube` (the standard inputs changed by `extra`).
+fn init_ecdsa(tmp: &Path, alg: Alg, extra: &[&str]) -> PathBuf {
     let kube = tmp.join("kube");
-    let pki = kube.join("pki");
-    let mut args: Vec<String> = [
-        "init",
-        "--node-name",
-        "cp-1",
-        "--encryption-algorithm",
-        alg.flag(),
-        "--cert-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(pki.to_string_lossy().into_owned());
-    if !extra.contains(&"--apiserver-advertise-address") {
-        args.extend(["--apiserver-advertise-address".into(), "10.0.0.10".into()]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    kpki_ok(&args);
+    init_tree(
+        &kube,
+        &[&["--encryption-algorithm", alg.flag()], extra].concat(),
+    );
     kube
 }
 
@@ -549,7 +528,6 @@ fn ipv6_advertise_address_with_dual_stack_services() {
     );
     let pki = kube.join("pki");
     check_tree(&pki, &kube, Alg::P256);
-    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     let api = facts(&pki.join("apiserver.crt"));
     // first CIDR only (kubeadm ignores the secondary family), then the advertise address
     assert_eq!(api.ips, [ip("10.96.0.1"), ip("fd00::10")]);

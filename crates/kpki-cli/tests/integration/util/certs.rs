@@ -1,22 +1,18 @@
-//! Shared helpers for the `kpki init` acceptance tests: running the binary and openssl/kubectl
-//! (printing their stderr on failure), snapshots of a tree, and certificate facts read with
-//! x509-parser, independently of the kpki library.
+//! Certificates, keys and kubeconfigs as tools other than kpki read them: the tree kubeadm
+//! writes, openssl checks (`openssl verify -x509_strict`, key matching), certificate facts read
+//! with x509-parser, kubeconfigs read with kubectl, and whole-tree checks.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::SystemTime;
+use std::path::Path;
 
 use x509_parser::der_parser;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
+
+use super::{mode, openssl, pem_labels, report, tool, tool_ok, write_file};
 
 // ------------------------------------------------------------------ the tree kubeadm writes
 
@@ -109,137 +105,6 @@ pub const ENTRY_NAMES: &[&str] = &[
     "controller-manager.conf",
     "scheduler.conf",
 ];
-
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The kubeadm v1.28.4 reference tree.
-pub fn fixture() -> PathBuf {
-    workspace().join("fixtures/kubeadm-v1.28.4-rsa")
-}
-
-// ------------------------------------------------------------------ processes
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
-    let what = describe(&cmd);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn report(what: &str, out: &Output) -> String {
-    format!(
-        "{what}\nexit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `kpki` with `args`, whatever the outcome.
-pub fn kpki<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kpki"));
-    cmd.args(args);
-    run(cmd, None)
-}
-
-/// Runs `kpki` and requires success; returns stdout. Prints everything on failure.
-pub fn kpki_ok<I, S>(args: I) -> String
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let out = kpki(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        report(&format!("kpki {args:?} failed"), &out)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs `kpki`, requires it to fail; returns (exit code, stderr).
-pub fn kpki_fail<I, S>(args: I) -> (i32, String)
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let out = kpki(&args);
-    assert!(
-        !out.status.success(),
-        "{}",
-        report(&format!("kpki {args:?} should have failed"), &out)
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// Runs a tool, whatever the outcome.
-pub fn tool<I, S>(program: &str, args: I, stdin: Option<&[u8]>) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    run(cmd, stdin)
-}
-
-/// Runs a tool and requires success; returns stdout bytes.
-pub fn tool_ok<I, S>(program: &str, args: I, stdin: Option<&[u8]>) -> Vec<u8>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    let what = describe(&cmd);
-    let out = run(cmd, stdin);
-    assert!(
-        out.status.success(),
-        "{}",
-        report(&format!("{what} failed"), &out)
-    );
-    out.stdout
-}
-
-/// Runs openssl and requires success; returns stdout as text.
-pub fn openssl<I, S>(args: I) -> String
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    String::from_utf8(tool_ok("openssl", args, None)).unwrap()
-}
 
 // ------------------------------------------------------------------ openssl checks
 
@@ -380,124 +245,31 @@ pub fn rsa_bits(key: &Path) -> u32 {
         })
 }
 
-// ------------------------------------------------------------------ files
-
-/// The labels of the PEM blocks in a file, in order.
-pub fn pem_labels(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines()
-        .filter_map(|l| l.strip_prefix("-----BEGIN "))
-        .map(|l| l.trim_end_matches('-').to_string())
-        .collect()
-}
-
-/// Permission bits of a path.
-pub fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()))
-        .mode()
-        & 0o7777
-}
-
-/// A file or directory in a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// Contents (empty for directories).
-    pub bytes: Vec<u8>,
-    /// Permission bits.
-    pub mode: u32,
-    /// Modification time.
-    pub mtime: SystemTime,
-    /// Inode number (an atomic rename changes it).
-    pub ino: u64,
-    /// True for a directory.
-    pub dir: bool,
-}
-
-/// Every file and directory under `root` (relative paths), with contents.
-pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            let md = std::fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let node = Node {
-                bytes: if md.is_file() {
-                    std::fs::read(&p).unwrap()
-                } else {
-                    Vec::new()
-                },
-                mode: md.mode() & 0o7777,
-                mtime: md.modified().unwrap(),
-                ino: md.ino(),
-                dir: md.is_dir(),
-            };
-            out.insert(rel, node);
-            if md.is_dir() {
-                walk(root, &p, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// Paths whose presence, contents or mode differ between two snapshots.
-pub fn changed(
-    before: &BTreeMap<String, Node>,
-    after: &BTreeMap<String, Node>,
-) -> BTreeSet<String> {
-    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    keys.into_iter()
-        .filter(|k| match (before.get(*k), after.get(*k)) {
-            (Some(a), Some(b)) => a.bytes != b.bytes || a.mode != b.mode || a.dir != b.dir,
-            _ => true,
-        })
-        .cloned()
-        .collect()
-}
-
-/// Files (not directories) whose mtime or inode changed although their contents did not.
-pub fn touched(
-    before: &BTreeMap<String, Node>,
-    after: &BTreeMap<String, Node>,
-) -> BTreeSet<String> {
-    before
-        .iter()
-        .filter(|(_, a)| !a.dir)
-        .filter(|(k, a)| {
-            after
-                .get(*k)
-                .is_some_and(|b| b.bytes == a.bytes && (b.mtime != a.mtime || b.ino != a.ino))
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
-/// Relative paths of the regular files under `root`.
-pub fn files(root: &Path) -> BTreeSet<String> {
-    snapshot(root)
-        .into_iter()
-        .filter(|(_, n)| !n.dir)
-        .map(|(k, _)| k)
-        .collect()
-}
-
 // ------------------------------------------------------------------ certificates
+
+/// An IP address (SAN lists in assertions).
+pub fn ip(s: &str) -> IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} is not an IP address: {e}"))
+}
+
+/// DER of the single CERTIFICATE block of PEM bytes (x509-parser's PEM reader).
+pub fn der_of(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("-----BEGIN "))
+        .collect();
+    assert_eq!(labels, ["CERTIFICATE-----"], "not one CERTIFICATE block");
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem).unwrap_or_else(|e| panic!("bad PEM: {e:?}"));
+    p.contents
+}
 
 /// DER of the single CERTIFICATE block of a PEM file.
 pub fn cert_der(path: &Path) -> Vec<u8> {
     let labels = pem_labels(path);
     assert_eq!(labels, ["CERTIFICATE"], "{}", path.display());
-    let data = std::fs::read(path).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&data)
-        .unwrap_or_else(|e| panic!("{}: bad PEM: {e:?}", path.display()));
-    pem.contents
+    der_of(&std::fs::read(path).unwrap())
 }
 
 /// Key algorithm as kubeadm names it, from a SubjectPublicKeyInfo.
@@ -607,6 +379,18 @@ impl Facts {
     /// Validity span in seconds.
     pub fn span(&self) -> i64 {
         self.not_after - self.not_before
+    }
+
+    /// Every SAN as `DNS:name` / `IP:address`, sorted (a multiset, order of encoding ignored).
+    pub fn sans(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .dns
+            .iter()
+            .map(|d| format!("DNS:{d}"))
+            .chain(self.ips.iter().map(|i| format!("IP:{i}")))
+            .collect();
+        v.sort();
+        v
     }
 
     /// True when the extension (by name) is present.
@@ -819,10 +603,9 @@ pub fn kubeconfig_facts(path: &Path) -> KubeconfigFacts {
 }
 
 /// Writes bytes to a new file in `dir` and returns its path.
-pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
+/// DER of the client certificate of a kubeconfig's current context, as kubectl reads it.
+pub fn kubeconfig_cert(path: &Path) -> Vec<u8> {
+    der_of(&kubeconfig_facts(path).cert_pem)
 }
 
 // ------------------------------------------------------------------ whole-tree checks

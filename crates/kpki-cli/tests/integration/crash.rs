@@ -9,18 +9,14 @@
 //! Summaries are printed; see them with `-- --nocapture`. The long run is recorded in
 //! docs/reliability.md.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-mod reliability;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reliability::{
-    assert_complete, copy_tree, env_count, full_tree, kpki_cmd, run_and_kill_when, run_ok, Checker,
-    Layout, Rng, Scan, When, Window, FLAGS, FLAGS_RSA,
+use crate::util::reliability::{
+    self, assert_complete, full_tree, kpki_cmd, run_and_kill_when, run_ok, Checker, Layout, Rng,
+    Scan, When, Window,
 };
+use crate::util::{self, copy_dir, env_count, serial, set_mode, Modes, INPUTS, INPUTS_RSA};
 
 /// Files a complete `certs renew all` creates or replaces: 19 backups (7 leaf pairs, 5
 /// kubeconfigs), 7 keys, 7 certificates, 5 kubeconfigs.
@@ -98,7 +94,7 @@ impl Stats {
 
 /// This test's PRNG seed, derived from `KPKI_CRASH_SEED` (printed; set it to replay a run).
 fn seed_for(test: u64) -> u64 {
-    let s = reliability::seed();
+    let s = util::seed();
     println!("KPKI_CRASH_SEED={s}");
     s ^ test.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
@@ -212,9 +208,10 @@ fn init_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
 
 #[test]
 fn init_survives_sigkill_ecdsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     init_trials(
         "init ECDSA-P256",
-        FLAGS,
+        INPUTS,
         env_count("KPKI_CRASH_TRIALS", 20),
         1,
     );
@@ -222,9 +219,10 @@ fn init_survives_sigkill_ecdsa() {
 
 #[test]
 fn init_survives_sigkill_rsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     init_trials(
         "init RSA-2048",
-        FLAGS_RSA,
+        INPUTS_RSA,
         env_count("KPKI_CRASH_RSA_TRIALS", 2),
         2,
     );
@@ -240,7 +238,7 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
     run_ok(&base.args(&["init"], flags));
     let mut chk = Checker::default_tree();
     let base_scan = assert_complete(&mut chk, &base, flags);
-    let ca_files: Vec<String> = common::CAS
+    let ca_files: Vec<String> = util::CAS
         .iter()
         .flat_map(|c| [format!("pki/{c}.crt"), format!("pki/{c}.key")])
         .collect();
@@ -253,11 +251,11 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
     let base_cas = read_all(&base.k);
     // Files `renew all` replaces and their public keys in the base tree (kubelet.conf is the
     // kubelet's to rotate: `renew all` leaves it, as kubeadm does).
-    let renewable: Vec<String> = common::LEAVES
+    let renewable: Vec<String> = util::LEAVES
         .iter()
         .map(|l| format!("pki/{}.key", l.path))
         .chain(
-            common::KUBECONFIGS
+            util::KUBECONFIGS
                 .iter()
                 .filter(|k| **k != "kubelet.conf")
                 .map(|k| k.to_string()),
@@ -285,13 +283,13 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
             }
             .args(&["certs", "renew", "all"], flags)
         },
-        |root| copy_tree(&base.k, &root.join("k")),
+        |root| copy_dir(&base.k, &root.join("k"), Modes::Keep),
     );
     let mut st = Stats::default();
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::new(dir.path());
-        copy_tree(&base.k, &l.k);
+        copy_dir(&base.k, &l.k, Modes::Keep);
         let args = l.args(&["certs", "renew", "all"], flags);
         let mut ca_keys = BTreeMap::new();
         let kills = if rng.chance(1, 3) { 2 } else { 1 };
@@ -360,9 +358,10 @@ fn renew_trials(what: &str, flags: &[&str], trials: usize, test_id: u64) {
 
 #[test]
 fn renew_survives_sigkill_ecdsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     renew_trials(
         "certs renew all ECDSA-P256",
-        FLAGS,
+        INPUTS,
         env_count("KPKI_CRASH_TRIALS", 20),
         3,
     );
@@ -370,9 +369,10 @@ fn renew_survives_sigkill_ecdsa() {
 
 #[test]
 fn renew_survives_sigkill_rsa() {
+    let _serial = serial(); // kills timed against a calibrated run
     renew_trials(
         "certs renew all RSA-2048",
-        FLAGS_RSA,
+        INPUTS_RSA,
         env_count("KPKI_CRASH_RSA_TRIALS", 2),
         4,
     );
@@ -386,38 +386,21 @@ const NODES_B: &str = "node-a,10.2.0.1\nnode-b,10.2.0.2\nnode-c\nnode-d,10.1.0.4
 
 #[test]
 fn nodes_survives_sigkill() {
+    let _serial = serial(); // kills timed against a calibrated run
     let trials = env_count("KPKI_CRASH_NODE_TRIALS", 4);
     let seed = seed_for(5);
     let mut rng = Rng::new(seed);
     let base_dir = tempfile::tempdir().unwrap();
     let base = Layout::new(base_dir.path());
-    run_ok(&base.args(&["init"], FLAGS));
+    run_ok(&base.args(&["init"], INPUTS));
     let ca = base.pki.join("ca.crt");
-    let list_a = common::write_file(base_dir.path(), "nodes-a.txt", NODES_A.as_bytes());
-    let list_b = common::write_file(base_dir.path(), "nodes-b.txt", NODES_B.as_bytes());
-    let args = |list: &Path, out: &Path| -> Vec<String> {
-        [
-            "nodes",
-            "--cert-dir",
-            &base.pki.display().to_string(),
-            "--nodes",
-            &list.display().to_string(),
-            "--out-dir",
-            &out.display().to_string(),
-            "--serving",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--encryption-algorithm",
-            "ECDSA-P256",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let list_a = util::write_file(base_dir.path(), "nodes-a.txt", NODES_A.as_bytes());
+    let list_b = util::write_file(base_dir.path(), "nodes-b.txt", NODES_B.as_bytes());
+    let args = |list: &Path, out: &Path| base.nodes_args(list, out);
     let mkout = |root: &Path| {
         let o = root.join("out");
         std::fs::create_dir(&o).unwrap();
-        reliability::set_mode(&o, 0o755);
+        set_mode(&o, 0o755);
         o
     };
     let t = {
@@ -446,7 +429,7 @@ fn nodes_survives_sigkill() {
         let replace = trial % 2 == 1;
         let out = if replace {
             let o = dir.path().join("out");
-            copy_tree(&out_a, &o);
+            copy_dir(&out_a, &o, Modes::Keep);
             o
         } else {
             mkout(dir.path())
@@ -499,9 +482,9 @@ fn nodes_survives_sigkill() {
         for n in ["node-a", "node-b", "node-c", "node-d"] {
             v.push(out.join(n).join("kubelet.crt").display().to_string());
         }
-        common::openssl(&v);
+        util::openssl(&v);
         let want_ip = if replace { "10.2.0.1" } else { "10.1.0.1" };
-        let ips = common::facts(&out.join("node-a/kubelet.crt")).ip_set();
+        let ips = util::facts(&out.join("node-a/kubelet.crt")).ip_set();
         assert!(
             ips.contains(&want_ip.parse().unwrap()),
             "{ctx}: node-a serving IPs {ips:?}"
@@ -517,15 +500,15 @@ fn nodes_survives_sigkill() {
 fn checker_catches_broken_trees() {
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::new(dir.path());
-    run_ok(&l.args(&["init"], FLAGS));
+    run_ok(&l.args(&["init"], INPUTS));
     let mut chk = Checker::default_tree();
     let clean = scan_or_panic(&mut chk, &l.k, "clean tree");
     assert_eq!(clean.finals, full_tree());
     // A renewed apiserver pair from a copy, to stage a swap by hand.
     let other = tempfile::tempdir().unwrap();
     let lo = Layout::new(other.path());
-    copy_tree(&l.k, &lo.k);
-    run_ok(&lo.args(&["certs", "renew", "apiserver"], FLAGS));
+    copy_dir(&l.k, &lo.k, Modes::Keep);
+    run_ok(&lo.args(&["certs", "renew", "apiserver"], INPUTS));
 
     type Break = fn(&Layout, &Layout);
     let breaks: Vec<(&str, Break, &str)> = vec![
@@ -567,7 +550,7 @@ fn checker_catches_broken_trees() {
         ),
         (
             "key file 0644",
-            |l, _| reliability::set_mode(&l.pki.join("sa.key"), 0o644),
+            |l, _| set_mode(&l.pki.join("sa.key"), 0o644),
             "pki/sa.key: mode 0644",
         ),
         (
@@ -575,7 +558,7 @@ fn checker_catches_broken_trees() {
             |l, _| {
                 let p = l.pki.join(".apiserver.key.AbCdEf.kpki-tmp");
                 std::fs::write(&p, b"partial").unwrap();
-                reliability::set_mode(&p, 0o644);
+                set_mode(&p, 0o644);
             },
             "temporary file with mode 0644",
         ),
@@ -615,7 +598,7 @@ fn checker_catches_broken_trees() {
     for (what, f, want) in breaks {
         let d = tempfile::tempdir().unwrap();
         let b = Layout::new(d.path());
-        copy_tree(&l.k, &b.k);
+        copy_dir(&l.k, &b.k, Modes::Keep);
         f(&b, &lo);
         match chk.scan(&b.k) {
             Ok(s) => panic!("{what}: not detected: {s:?}"),
@@ -625,7 +608,7 @@ fn checker_catches_broken_trees() {
     // Tolerated: key swapped in, certificate still staged; and a key without its certificate.
     let d = tempfile::tempdir().unwrap();
     let b = Layout::new(d.path());
-    copy_tree(&l.k, &b.k);
+    copy_dir(&l.k, &b.k, Modes::Keep);
     std::fs::copy(lo.pki.join("apiserver.key"), b.pki.join("apiserver.key")).unwrap();
     std::fs::copy(
         lo.pki.join("apiserver.crt"),
@@ -643,6 +626,6 @@ fn checker_catches_broken_trees() {
         ["pki/etcd/server.key"]
     );
     // ... and the re-run repairs both.
-    run_ok(&b.args(&["init"], FLAGS));
-    assert_complete(&mut chk, &b, FLAGS);
+    run_ok(&b.args(&["init"], INPUTS));
+    assert_complete(&mut chk, &b, INPUTS);
 }
