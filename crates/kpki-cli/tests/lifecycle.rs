@@ -189,7 +189,7 @@ fn plan_reports_reuse_then_san_drift_with_its_origin() {
     let mut args = vec!["plan", "--cert-dir", s(&pki), "-o", "json"];
     args.extend_from_slice(BASE);
     let doc: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
-    assert_eq!(doc["apiVersion"], "kpki/v1alpha1");
+    assert_eq!(doc["apiVersion"], "kpki/v1alpha2");
     assert_eq!(doc["kind"], "Plan");
     let steps = doc["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 16);

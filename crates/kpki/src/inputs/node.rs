@@ -555,13 +555,30 @@ pub fn known_components(spec: &Spec) -> BTreeSet<String> {
 /// `None` when the node says nothing. Errors only for a directory or file named on the command
 /// line that cannot be read.
 pub fn load(spec: &Spec, args: &InputArgs, cfg: &KubeadmConfig) -> Result<Option<Node>> {
+    load_from(
+        spec,
+        args,
+        cfg,
+        Path::new(DEFAULT_MANIFESTS_DIR),
+        Path::new(DEFAULT_KUBELET_CONFIG),
+    )
+}
+
+/// [`load`] with the node's default paths given (tests point them at a scratch directory).
+pub fn load_from(
+    spec: &Spec,
+    args: &InputArgs,
+    cfg: &KubeadmConfig,
+    default_manifests: &Path,
+    default_kubelet: &Path,
+) -> Result<Option<Node>> {
     let root = Root::new(args.root.clone());
     let known = known_components(spec);
     let mut problems = Vec::new();
     let explicit = args.manifests_dir.is_some() || root.is_set();
     let dir = match &args.manifests_dir {
         Some(d) => d.clone(),
-        None => root.map(Path::new(DEFAULT_MANIFESTS_DIR)),
+        None => root.map(default_manifests),
     };
     let mut manifests = Vec::new();
     let mut manifests_dir = None;
@@ -605,7 +622,7 @@ pub fn load(spec: &Spec, args: &InputArgs, cfg: &KubeadmConfig) -> Result<Option
             Some(f.clone())
         }
         None if root.is_set() || (!explicit && node.manifests_dir.is_some()) => {
-            Some(root.map(Path::new(DEFAULT_KUBELET_CONFIG)))
+            Some(root.map(default_kubelet))
         }
         None => None,
     };
@@ -1229,6 +1246,71 @@ mod tests {
         assert!(e.contains("not a valid YAML"), "{e}");
         let e = parse_manifest(p, b"\xff\xfe", &known).unwrap_err();
         assert!(e.contains("not a text file"), "{e}");
+    }
+
+    #[test]
+    fn host_manifests_only_for_the_tree_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        std::fs::write(
+            manifests.join("kube-apiserver.yaml"),
+            "kind: Pod\nspec:\n  containers:\n  - command: [kube-apiserver, --tls-cert-file=/etc/kubernetes/pki/apiserver.crt, --advertise-address=10.0.0.10]\n",
+        )
+        .unwrap();
+        let kubelet = dir.path().join("config.yaml");
+        std::fs::write(
+            &kubelet,
+            "kind: KubeletConfiguration\nclusterDomain: corp.local\n",
+        )
+        .unwrap();
+        let spec = Spec::default_spec().unwrap();
+        let cfg = KubeadmConfig::default();
+        let load = |args: &InputArgs| load_from(&spec, args, &cfg, &manifests, &kubelet).unwrap();
+        // Nothing given: this host's node.
+        let n = load(&InputArgs::default()).expect("node");
+        assert_eq!(n.manifests.len(), 1);
+        assert!(n.kubelet.is_some());
+        // The cert dir the manifests name: still the node.
+        let same = InputArgs {
+            cert_dir: Some("/etc/kubernetes/pki".into()),
+            ..Default::default()
+        };
+        assert!(load(&same).is_some());
+        // Another tree: the node's manifests and kubelet config stay out of it.
+        let other = InputArgs {
+            cert_dir: Some(dir.path().join("pki")),
+            ..Default::default()
+        };
+        assert_eq!(load(&other), None);
+        // ... unless asked for.
+        let asked = InputArgs {
+            manifests_dir: Some(manifests.clone()),
+            ..other.clone()
+        };
+        let n = load(&asked).expect("node");
+        assert_eq!(n.manifests.len(), 1);
+        assert!(n.kubelet.is_none());
+        let (facts, notes) = facts(&spec, &n);
+        assert!(notes.is_empty());
+        let f = |i: &str| facts.iter().find(|f| f.input == i).map(|f| f.value.clone());
+        assert_eq!(f("--cert-dir").as_deref(), Some("/etc/kubernetes/pki"));
+        assert_eq!(
+            f("--apiserver-advertise-address").as_deref(),
+            Some("10.0.0.10")
+        );
+        // A missing --manifests-dir is an error naming it.
+        let missing = InputArgs {
+            manifests_dir: Some(dir.path().join("nope")),
+            ..Default::default()
+        };
+        let e = load_from(&spec, &missing, &cfg, &manifests, &kubelet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nope") && e.contains("manifests directory"),
+            "{e}"
+        );
     }
 
     #[test]
