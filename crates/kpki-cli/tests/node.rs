@@ -5,6 +5,8 @@
 //! each confirmed independently with openssl or PyYAML; bad manifests give findings, never a panic
 //! or a write.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (project rule)
+
 mod common;
 
 use std::fs;
@@ -913,7 +915,7 @@ fn bad_node_files_are_findings_never_crashes_or_writes() {
         assert_eq!(got, want, "{what}: {r:#}");
         assert_eq!(code, want_code, "{what}: {r:#}");
         // plan runs too, warns on stderr, writes nothing.
-        let out = kpki(&["plan", "--root", s(&root), "--now", NOW]);
+        let out = kpki(["plan", "--root", s(&root), "--now", NOW]);
         assert!(out.status.success(), "{what}: {out:?}");
         assert_eq!(
             changed(&before, &snapshot(&root)),

@@ -460,17 +460,24 @@ fn check_ca_flag(
         .map(|c| describe(desired, disk, c))
         .collect::<Vec<_>>()
         .join(", ");
-    let role = match (s.wire.reader.by.as_str(), signing) {
-        (_, true) => "the CA it signs certificates with".to_string(),
-        _ => "the CA that signs its clients".to_string(),
+    let consequence = if signing {
+        format!(
+            "the certificates {} signs with it are not trusted where CA {} is",
+            s.wire.reader.by, s.wire.entry
+        )
+    } else {
+        format!(
+            "{} rejects the clients CA {} signed",
+            s.wire.reader.by, s.wire.entry
+        )
     };
     out.push(
         Code::WiringWrongCa,
         s.name(),
         &s.source,
         format!(
-            "{}={} holds {holds}, not CA {} ({role}): {} rejects what CA {} signed",
-            s.flag, s.value, s.wire.entry, s.wire.reader.by, s.wire.entry
+            "{}={} holds {holds}, not CA {}: {consequence}",
+            s.flag, s.value, s.wire.entry
         ),
         format!(
             "point {} at {} (CA {})",

@@ -256,7 +256,6 @@ fn names(roles: &[Role]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::model::spec::{Spec, DEFAULT_SPEC};
 
     fn broken(edit: impl Fn(String) -> String) -> String {
