@@ -1159,3 +1159,201 @@ fn root_maps_every_path_inside() {
         );
     }
 }
+
+fn can_unshare_mounts() -> bool {
+    Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a shell script in a private mount namespace where the node's `/etc` and `/var/lib` are
+/// the fixture's (bind mounts that vanish with the namespace).
+fn on_the_node(root: &Path, script: &str) -> std::process::Output {
+    let full = format!(
+        "set -e; mount --bind {} /var/lib; mount --bind {} /etc; {script}",
+        s(&root.join("var/lib")),
+        s(&root.join("etc")),
+    );
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", &full])
+        .env("KPKI", env!("CARGO_BIN_EXE_kpki"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_with_no_flags_on_the_node_itself() {
+    if !can_unshare_mounts() {
+        eprintln!("skipped: needs unshare -m (root)");
+        return;
+    }
+    let host_had_kubernetes = Path::new("/etc/kubernetes").exists();
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path(), true);
+    // `kpki verify` and nothing else, on the node: the manifests, kubelet config and tree at
+    // their kubeadm paths.
+    let out = on_the_node(&root, &format!("exec \"$KPKI\" verify --now {NOW} -o json"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let r: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    let (v, o) = input(&r, "node_name");
+    assert_eq!(v, "cp-1");
+    assert_eq!(o["file"], "/etc/kubernetes/manifests/etcd.yaml");
+    assert_eq!(input(&r, "cert_dir").0, "/etc/kubernetes/pki");
+    assert_eq!(input(&r, "target").0, "v1.28");
+    assert_eq!(pairs(&r, "error"), vec![], "{r:#}");
+    assert_eq!(
+        pairs(&r, "warning"),
+        ski_missing_on_kubeadm_leaves(),
+        "{r:#}"
+    );
+
+    // The same node with a fault: found without any flag.
+    let manifest = root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        original.replace(
+            "--client-ca-file=/etc/kubernetes/pki/ca.crt",
+            "--client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt",
+        ),
+    )
+    .unwrap();
+    let out = on_the_node(&root, &format!("exec \"$KPKI\" verify --now {NOW}"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("/etc/kubernetes/manifests/kube-apiserver.yaml")
+                && l.contains("wiring-wrong-ca")
+        ),
+        "{text}"
+    );
+
+    // An unrelated tree checked on that node (--cert-dir elsewhere): the node's manifests and
+    // kubelet config stay out of it, so no wiring finding and no input from the node.
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let pki = other.join("pki");
+    let script = format!(
+        "\"$KPKI\" init --cert-dir {p} --node-name other-node --apiserver-advertise-address 10.9.9.9 --now {NOW} >/dev/null; \
+         exec \"$KPKI\" verify --cert-dir {p} --now {NOW} -o json",
+        p = s(&pki)
+    );
+    let out = on_the_node(&root, &script);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let r: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{r:#}");
+    assert_eq!(r["findings"], Value::Array(vec![]), "{r:#}");
+    assert_eq!(input(&r, "node_name").0, "other-node");
+    assert_eq!(input(&r, "node_name").1["source"], "tree");
+    assert!(
+        r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["origin"]["source"] != "manifest" && i["input"] != "manifests_dir"),
+        "{r:#}"
+    );
+    // Nothing of it reached the host: the bind mounts are gone with the namespace.
+    if !host_had_kubernetes {
+        assert!(!Path::new("/etc/kubernetes").exists());
+    }
+}
+
+#[test]
+fn disagreeing_sources_are_a_finding_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path(), true);
+    let others = |r: &Value| -> Vec<Value> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] != "ski-missing")
+            .cloned()
+            .collect()
+    };
+    // A flag against the manifest: the flag wins, both are named.
+    let (code, r) = run_json(&[
+        "verify",
+        "--root",
+        s(&root),
+        "--service-cidr",
+        "10.96.0.0/16",
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{r:#}");
+    let f = others(&r);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["code"], "input-disagreement");
+    assert_eq!(f[0]["entry"], "--service-cidr");
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("--service-cidr says \"10.96.0.0/16\"")
+            && m.contains("kube-apiserver.yaml --service-cluster-ip-range says \"10.96.0.0/12\""),
+        "{m}"
+    );
+    assert_eq!(input(&r, "service_cidrs").0, "10.96.0.0/16");
+
+    // The manifest against the tree: the manifest wins, both are named.
+    let manifest = root.join("etc/kubernetes/manifests/kube-controller-manager.yaml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        original.replace("--cluster-name=kubernetes", "--cluster-name=prod"),
+    )
+    .unwrap();
+    let (_, r) = verify_root(&root);
+    let f = others(&r);
+    assert!(
+        f.iter().any(|f| f["code"] == "input-disagreement"
+            && f["entry"] == "--cluster-name"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("kube-controller-manager.yaml --cluster-name says \"prod\"")
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("admin.conf: cluster name) says \"kubernetes\"")),
+        "{f:#?}"
+    );
+    assert_eq!(input(&r, "cluster_name").0, "prod");
+    fs::write(&manifest, original).unwrap();
+
+    // A node name given against the node and the tree: the tree's identity is kept unless told
+    // (input-conflict, as without a node), and the node is named too.
+    let (code, r) = run_json(&[
+        "verify",
+        "--root",
+        s(&root),
+        "--node-name",
+        "cp-2",
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = others(&r);
+    assert!(
+        f.iter()
+            .any(|f| f["code"] == "input-conflict" && f["entry"] == "--node-name"),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|f| f["code"] == "input-disagreement"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("etcd.yaml --name says \"cp-1\"")),
+        "{f:#?}"
+    );
+}

@@ -740,7 +740,7 @@ pub fn facts(spec: &Spec, node: &Node) -> (Vec<NodeFact>, Vec<Finding>) {
                     f.input,
                     (&first.value, &first.origin),
                     (&f.value, &f.origin),
-                    "the node",
+                    "the first manifest read",
                 ));
             }
             Some(_) => {}
@@ -847,7 +847,7 @@ fn disagreement(
         entry: input.to_string(),
         path,
         message: format!(
-            "{whose} disagrees about {input}: {} says {:?}, {} says {:?} (using {:?})",
+            "sources disagree about {input}: {} says {:?}, {} says {:?} (using {:?}, {whose})",
             used.1, used.0, other.1, other.0, used.0
         ),
         fix: format!("correct the one that is wrong, or give {input} explicitly"),
@@ -950,7 +950,7 @@ pub fn fill(facts: &[NodeFact], root: &Root, args: &InputArgs, cfg: &KubeadmConf
                         f.input,
                         (&g, &o),
                         (&f.value, &f.origin),
-                        "the node",
+                        "given explicitly",
                     ));
                 }
             }
@@ -1050,7 +1050,7 @@ pub fn against_tree(d: &mut Discovery, used: &[NodeFact]) -> Vec<Finding> {
                         read: t.source.clone(),
                     },
                 ),
-                "the node",
+                "the node before the tree",
             ));
         }
         false
