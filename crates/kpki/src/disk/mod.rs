@@ -213,13 +213,21 @@ pub fn read_kubeconfig_in(
     }
 }
 
-/// Reads every entry's files.
+/// Reads every entry's files, and the files the node's components are given (when the inputs
+/// came from a node).
 pub fn observe(desired: &Desired) -> Disk {
-    observe_entries(&desired.entries)
+    let mut d = observe_entries_in(&desired.entries, &desired.inputs.root);
+    d.node = node::observe(desired);
+    d
 }
 
 /// Reads the files of `entries`.
 pub fn observe_entries(list: &[Entry]) -> Disk {
+    observe_entries_in(list, &crate::inputs::root::Root::none())
+}
+
+/// [`observe_entries`] on a node under `--root` (kubeconfig references are read under it).
+pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
     let mut csr = HashMap::new();
@@ -241,9 +249,7 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
                 key: arc_key(read_key(&k.key_path)),
                 public: read_public_key(&k.pub_path),
             },
-            Entry::Kubeconfig(k) => {
-                Seen::Kubeconfig(read_kubeconfig_in(&k.path, &desired.inputs.root))
-            }
+            Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
         };
         entries.insert(e.name().to_string(), seen);
     }
@@ -251,6 +257,6 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
         entries,
         signed,
         csr,
-        node: node::observe(desired),
+        node: None,
     }
 }
