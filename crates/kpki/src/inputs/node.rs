@@ -301,6 +301,9 @@ pub fn parse_flags(args: &[String]) -> Vec<(String, String)> {
         let Some((Ok(name), value)) = arg.to_long() else {
             continue;
         };
+        if name.is_empty() {
+            continue; // `--=x`: no flag
+        }
         let flag = format!("--{name}");
         let value = match value {
             Some(v) => v.to_string_lossy().into_owned(),
@@ -322,8 +325,10 @@ pub fn parse_flags(args: &[String]) -> Vec<(String, String)> {
     out
 }
 
-/// Parses one manifest. `Ok(None)`: a Pod of a component kpki does not know (ignored).
-fn parse_manifest(
+/// Parses one manifest (YAML or JSON) of the file `file`; `known` are the components kpki reads.
+/// `Ok(None)`: a Pod of a component kpki does not know (ignored); `Err`: why the kubelet could
+/// not run it, or kpki cannot read its flags.
+pub fn parse_manifest(
     file: &Path,
     bytes: &[u8],
     known: &BTreeSet<String>,
@@ -474,7 +479,8 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
     }
 }
 
-fn parse_kubelet(file: &Path, bytes: &[u8]) -> std::result::Result<KubeletConfig, String> {
+/// Parses a KubeletConfiguration (YAML or JSON) into its scalar fields.
+pub fn parse_kubelet(file: &Path, bytes: &[u8]) -> std::result::Result<KubeletConfig, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "is not a text file".to_string())?;
     let doc: serde_json::Value = serde_saphyr::from_str_with_options(text, yaml_options())
         .map_err(|e| format!("is not valid YAML or JSON: {}", one_line(&e.to_string())))?;
@@ -1181,6 +1187,7 @@ mod tests {
             "--offset",
             "-5",
             "--empty=",
+            "--=nameless",
             "-x",
             "positional",
             "--tls-cert-file",
