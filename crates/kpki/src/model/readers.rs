@@ -27,16 +27,16 @@ pub const KUBELET: &str = "kubelet";
 pub struct Reader {
     /// The component: a static Pod's command (`kube-apiserver`, `etcd`), or [`KUBELET`].
     pub by: String,
-    /// The flag naming the certificate file ([[ca]] and [[cert]] entries).
+    /// The flag naming the certificate file (`[[ca]]` and `[[cert]]` entries).
     #[serde(default)]
     pub cert: Option<String>,
     /// The flag naming the private key file.
     #[serde(default)]
     pub key: Option<String>,
-    /// The flag naming the public key file ([[keypair]] entries).
+    /// The flag naming the public key file (`[[keypair]]` entries).
     #[serde(default, rename = "pub")]
     pub public: Option<String>,
-    /// The flag naming the kubeconfig file ([[kubeconfig]] entries).
+    /// The flag naming the kubeconfig file (`[[kubeconfig]]` entries).
     #[serde(default)]
     pub file: Option<String>,
     /// Flags of the same component whose addresses (bare IPs or URLs, comma-separated) the
