@@ -2,7 +2,7 @@
 //! that a flag of the spec's `read_by` column names in the node's manifests or kubelet config,
 //! read the way the component reads it (a CA flag may hold a bundle; a service-account key file
 //! may hold public keys, private keys or certificates, as Go's `keyutil` accepts). Reads are
-//! bounded ([`crate::inputs::node::MAX_FILE_BYTES`]) and every path goes through `--root`.
+//! bounded ([`crate::limits::MAX_NODE_FILE`]) and every path goes through `--root`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use crate::disk::read::{read_optional_capped, Observed};
 use crate::disk::{read_kubeconfig_in, KubeconfigFile};
-use crate::inputs::node::{Node, Setting, MAX_FILE_BYTES};
+use crate::inputs::node::{Node, Setting};
+use crate::limits::MAX_NODE_FILE;
 use crate::model::readers::Role;
 use crate::model::resolve::Desired;
 use crate::x509::keys::PrivateKey;
@@ -49,11 +50,10 @@ pub fn locate(node: &Node, value: &str) -> PathBuf {
 }
 
 fn read(path: &Path) -> Observed<Vec<u8>> {
-    match read_optional_capped(path, MAX_FILE_BYTES) {
+    match read_optional_capped(path, MAX_NODE_FILE) {
         Ok(None) => Observed::Missing,
         Ok(Some(b)) => Observed::Present(b),
-        Err(crate::Error::File { message, .. }) => Observed::Invalid(message),
-        Err(e) => Observed::Invalid(e.to_string()),
+        Err(e) => Observed::Invalid(crate::disk::read::error_message(&e)),
     }
 }
 
@@ -116,14 +116,8 @@ pub fn read_material(node: &Node, path: &Path, role: Role) -> Material {
             PrivateKey::from_pem(text).map(Arc::new)
         })),
         Role::Pub => Material::Public(then(read(path), public_keys)),
-        Role::File => {
-            let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_FILE_BYTES);
-            Material::Kubeconfig(Box::new(if too_big {
-                Observed::Invalid(format!("is larger than {MAX_FILE_BYTES} bytes: not read"))
-            } else {
-                read_kubeconfig_in(path, &node.root)
-            }))
-        }
+        // Bounded by the kubeconfig cap of the tree's own reader.
+        Role::File => Material::Kubeconfig(Box::new(read_kubeconfig_in(path, &node.root))),
     }
 }
 

@@ -105,44 +105,6 @@ fn dangling_ancestor(path: &Path) -> Option<std::path::PathBuf> {
     None
 }
 
-/// Like [`read_optional`], but refuses a file larger than `max` bytes without reading it whole:
-/// the files a node's configuration names could be anything (a 50 MB "manifest" must not be
-/// loaded into memory).
-pub fn read_optional_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
-        Ok(_) => {}
-    }
-    let m = match fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::file(path, e)),
-        Ok(m) => m,
-    };
-    if m.is_dir() {
-        return Err(Error::file(path, "is a directory, expected a file"));
-    }
-    if !m.is_file() {
-        return Err(Error::file(
-            path,
-            "is not a regular file (a FIFO, socket or device), expected a file",
-        ));
-    }
-    let too_big = || Error::file(path, format!("is larger than {max} bytes: not read"));
-    if m.len() > max {
-        return Err(too_big());
-    }
-    let mut out = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(max + 1).read_to_end(&mut out))
-        .map_err(|e| Error::file(path, e))?;
-    if out.len() as u64 > max {
-        return Err(too_big());
-    }
-    Ok(Some(out))
-}
-
 pub(crate) fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or(0)
 }

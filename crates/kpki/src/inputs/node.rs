@@ -4,7 +4,7 @@
 //! `/etc/kubernetes/manifests` carry the advertise address, bind port, service CIDR, etcd's name
 //! and URLs, the image tag (the Kubernetes version) and a path for every certificate, key and CA
 //! file each component reads; `/var/lib/kubelet/config.yaml` carries the cluster domain and the
-//! kubelet's client CA. This module reads them (bounded: a file over [`MAX_FILE_BYTES`] is a
+//! kubelet's client CA. This module reads them (bounded: a file over [`crate::limits::MAX_NODE_FILE`] is a
 //! finding, not a read) and turns them into inputs that come after flags and `--config` and
 //! before the existing tree ([`crate::inputs::discover`]).
 //!
@@ -47,8 +47,6 @@ use crate::model::spec::Spec;
 pub const DEFAULT_MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
 /// kubeadm's kubelet configuration file.
 pub const DEFAULT_KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
-/// The largest manifest, kubelet config or referenced file read (kubeadm's are a few KiB).
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The most files of the manifests directory looked at (sorted by name).
 pub const MAX_MANIFESTS: usize = 64;
 
@@ -393,6 +391,7 @@ fn read_manifests(dir: &Path, known: &BTreeSet<String>) -> Result<(Vec<Manifest>
     let listing = std::fs::read_dir(dir)
         .map_err(|e| Error::file(dir, format!("cannot read the manifests directory: {e}")))?;
     let mut names: Vec<OsString> = listing
+        .take(crate::limits::MAX_MANIFESTS_DIR_ENTRIES)
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
         .filter(|n| !n.to_string_lossy().starts_with('.'))
@@ -405,7 +404,7 @@ fn read_manifests(dir: &Path, known: &BTreeSet<String>) -> Result<(Vec<Manifest>
         if std::fs::metadata(&file).is_ok_and(|m| m.is_dir()) {
             continue; // the kubelet skips directories too
         }
-        let bytes = match crate::disk::read::read_optional_capped(&file, MAX_FILE_BYTES) {
+        let bytes = match crate::disk::read::read_optional_capped(&file, crate::limits::MAX_NODE_FILE) {
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {
@@ -524,7 +523,7 @@ fn read_kubelet(file: &Path, problems: &mut Vec<Finding>) -> Option<KubeletConfi
             "fix the KubeletConfiguration (kubeadm writes it with `kubeadm init phase kubelet-start`)",
         )
     };
-    match crate::disk::read::read_optional_capped(file, MAX_FILE_BYTES) {
+    match crate::disk::read::read_optional_capped(file, crate::limits::MAX_NODE_FILE) {
         Ok(None) => None,
         Err(e) => {
             problems.push(fail(error_text(&e)));

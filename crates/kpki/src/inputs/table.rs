@@ -139,15 +139,18 @@ impl Inputs {
 pub fn render(rows: &[InputValue]) -> String {
     let mut out = format!("{:<22}  {:<40}  FROM\n", "INPUT", "VALUE");
     for r in rows {
-        out.push_str(&format!(
-            "{:<22}  {:<40}  {}\n",
+        // Values and origins come from manifests and kubeconfigs: one escaped, bounded line each.
+        let row = format!(
+            "{:<22}  {:<40}  {}",
             r.input,
             r.value,
             r.origin
                 .as_ref()
                 .map(|o| o.to_string())
                 .unwrap_or_else(|| "-".into())
-        ));
+        );
+        out.push_str(&crate::text::line(&row, crate::text::MAX_LINE));
+        out.push('\n');
     }
     out.push('\n');
     out
