@@ -404,7 +404,10 @@ fn read_manifests(dir: &Path, known: &BTreeSet<String>) -> Result<(Vec<Manifest>
         if std::fs::metadata(&file).is_ok_and(|m| m.is_dir()) {
             continue; // the kubelet skips directories too
         }
-        let bytes = match crate::disk::read::read_optional_capped(&file, crate::limits::MAX_NODE_FILE) {
+        let bytes = match crate::disk::read::read_optional_capped(
+            &file,
+            crate::limits::MAX_NODE_FILE,
+        ) {
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {
