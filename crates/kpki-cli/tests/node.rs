@@ -317,6 +317,11 @@ fn fails_to_verify(ca: &Path, cert: &Path) -> bool {
         .success()
 }
 
+/// A certificate's subjectAltName extension as openssl prints it.
+fn openssl_sans(cert: &Path) -> String {
+    openssl(["x509", "-noout", "-ext", "subjectAltName", "-in", s(cert)])
+}
+
 fn admin_client_cert(root: &Path) -> PathBuf {
     let kc = kubeconfig_json(&root.join("etc/kubernetes/admin.conf"));
     let pem = b64decode(
@@ -534,6 +539,112 @@ const FAULTS: &[Fault] = &[
         },
     },
     Fault {
+        file: "etc/kubernetes/manifests/etcd.yaml",
+        from: "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+        to: "--peer-trusted-ca-file=/etc/kubernetes/pki/ca.crt",
+        code: "wiring-wrong-ca",
+        entry: "etcd --peer-trusted-ca-file",
+        confirm: |r| assert!(fails_to_verify(&pki(r, "ca.crt"), &pki(r, "etcd/peer.crt"))),
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/etcd.yaml",
+        from: "--initial-advertise-peer-urls=https://10.0.0.10:2380",
+        to: "--initial-advertise-peer-urls=https://10.0.0.12:2380",
+        code: "wiring-san-missing",
+        entry: "etcd --initial-advertise-peer-urls",
+        confirm: |r| {
+            let sans = openssl_sans(&pki(r, "etcd/peer.crt"));
+            assert!(!sans.contains("10.0.0.12"), "{sans}");
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/etcd.yaml",
+        from: "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.10:2379",
+        to: "--listen-client-urls=https://127.0.0.1:2379,https://10.0.0.13:2379",
+        code: "wiring-san-missing",
+        entry: "etcd --listen-client-urls",
+        confirm: |r| {
+            let sans = openssl_sans(&pki(r, "etcd/server.crt"));
+            assert!(!sans.contains("10.0.0.13"), "{sans}");
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/etcd.yaml",
+        from: "--key-file=/etc/kubernetes/pki/etcd/server.key",
+        to: "--key-file=/etc/kubernetes/pki/etcd/peer.key",
+        code: "wiring-key-mismatch",
+        entry: "etcd --key-file",
+        confirm: |r| {
+            assert_ne!(
+                pubkey_of_key(&pki(r, "etcd/peer.key")),
+                pubkey_of_cert(&pki(r, "etcd/server.crt"))
+            )
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/kube-apiserver.yaml",
+        from: "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+        to: "--etcd-certfile=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+        code: "wiring-wrong-issuer",
+        entry: "kube-apiserver --etcd-certfile",
+        confirm: |r| {
+            assert!(fails_to_verify(
+                &pki(r, "etcd/ca.crt"),
+                &pki(r, "apiserver-kubelet-client.crt")
+            ))
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/kube-apiserver.yaml",
+        from: "--service-account-signing-key-file=/etc/kubernetes/pki/sa.key",
+        to: "--service-account-signing-key-file=/etc/kubernetes/pki/apiserver.key",
+        code: "wiring-key-mismatch",
+        entry: "kube-apiserver --service-account-signing-key-file",
+        confirm: |r| {
+            let sa_pub = openssl(["pkey", "-pubin", "-in", s(&pki(r, "sa.pub")), "-pubout"]);
+            assert_ne!(pubkey_of_key(&pki(r, "apiserver.key")), sa_pub)
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/kube-apiserver.yaml",
+        from: "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
+        to: "--kubelet-client-key=/etc/kubernetes/pki/apiserver.key",
+        code: "wiring-key-mismatch",
+        entry: "kube-apiserver --kubelet-client-key",
+        confirm: |r| {
+            assert_ne!(
+                pubkey_of_key(&pki(r, "apiserver.key")),
+                pubkey_of_cert(&pki(r, "apiserver-kubelet-client.crt"))
+            )
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/kube-apiserver.yaml",
+        from: "--proxy-client-cert-file=/etc/kubernetes/pki/front-proxy-client.crt",
+        to: "--proxy-client-cert-file=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+        code: "wiring-wrong-issuer",
+        entry: "kube-apiserver --proxy-client-cert-file",
+        confirm: |r| {
+            assert!(fails_to_verify(
+                &pki(r, "front-proxy-ca.crt"),
+                &pki(r, "apiserver-kubelet-client.crt")
+            ))
+        },
+    },
+    Fault {
+        file: "etc/kubernetes/manifests/kube-controller-manager.yaml",
+        from: "--cluster-signing-key-file=/etc/kubernetes/pki/ca.key",
+        to: "--cluster-signing-key-file=/etc/kubernetes/pki/front-proxy-ca.key",
+        code: "wiring-key-mismatch",
+        entry: "kube-controller-manager --cluster-signing-key-file",
+        confirm: |r| {
+            assert_ne!(
+                pubkey_of_key(&pki(r, "front-proxy-ca.key")),
+                pubkey_of_cert(&pki(r, "ca.crt"))
+            )
+        },
+    },
+    Fault {
         file: "var/lib/kubelet/config.yaml",
         from: "clientCAFile: /etc/kubernetes/pki/ca.crt",
         to: "clientCAFile: /etc/kubernetes/pki/front-proxy-ca.crt",
@@ -660,6 +771,47 @@ fn wiring_fault_catalogue() {
     // Restored: clean again.
     let (code, r) = verify_root(&root);
     assert_eq!((code, pairs(&r, "warning")), (0, baseline.clone()));
+
+    // An advertise address the apiserver certificate does not cover: the wiring finding names
+    // the flag; the node's address is also the input, so the tree's certificates miss it too.
+    let api_manifest = root.join("etc/kubernetes/manifests/kube-apiserver.yaml");
+    let original = fs::read_to_string(&api_manifest).unwrap();
+    fs::write(
+        &api_manifest,
+        original.replace(
+            "--advertise-address=10.0.0.10",
+            "--advertise-address=10.0.0.99",
+        ),
+    )
+    .unwrap();
+    let sans = openssl_sans(&pki(&root, "apiserver.crt"));
+    assert!(!sans.contains("10.0.0.99"), "{sans}");
+    let (code, r) = verify_root(&root);
+    assert_eq!(code, 1, "{r:#}");
+    let e = |c: &str, en: &str| (c.to_string(), en.to_string());
+    assert_eq!(
+        pairs(&r, "error"),
+        vec![
+            e("san-missing", "apiserver"),
+            e("san-missing", "etcd-peer"),
+            e("san-missing", "etcd-server"),
+            e("wiring-san-missing", "kube-apiserver --advertise-address"),
+        ],
+        "{r:#}"
+    );
+    let w = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "wiring-san-missing")
+        .unwrap();
+    assert_eq!(w["path"], s(&api_manifest));
+    assert!(
+        w["message"].as_str().unwrap().contains("--tls-cert-file"),
+        "{w:#}"
+    );
+    assert_eq!(input(&r, "advertise_address").0, "10.0.0.99");
+    fs::write(&api_manifest, original).unwrap();
 
     // A kubeconfig that trusts another CA (a copy with the front-proxy CA embedded).
     let etc = root.join("etc/kubernetes");
@@ -973,9 +1125,33 @@ fn bad_node_files_are_findings_never_crashes_or_writes() {
         &format!("{manifests}/.kube-apiserver.yaml.swp"),
         b"\x00\x01garbage",
     );
-    check("unknown component, hidden file", &[], 0);
+    // Flags and kubelet fields kpki does not know (a newer release's): ignored, even naming a
+    // file that is not there.
+    let api_path = format!("{manifests}/kube-apiserver.yaml");
+    let api_old = fs::read_to_string(root.join(&api_path)).unwrap();
+    with_file(
+        &root,
+        &api_path,
+        api_old
+            .replace(
+                "    - --secure-port=6443\n",
+                "    - --secure-port=6443\n    - --some-future-ca-file=/etc/kubernetes/pki/nope.crt\n",
+            )
+            .as_bytes(),
+    );
+    assert_eq!(
+        pyyaml_flag(&root.join(&api_path), "--some-future-ca-file"),
+        "/etc/kubernetes/pki/nope.crt"
+    );
+    let kubelet_old = fs::read(root.join("var/lib/kubelet/config.yaml")).unwrap();
+    let mut kubelet_new = kubelet_old.clone();
+    kubelet_new.extend(b"someFutureCAFile: /etc/kubernetes/pki/nope.crt\n");
+    with_file(&root, "var/lib/kubelet/config.yaml", &kubelet_new);
+    check("unknown component, flag and field, hidden file", &[], 0);
     fs::remove_file(root.join(format!("{manifests}/kube-vip.yaml"))).unwrap();
     fs::remove_file(root.join(format!("{manifests}/.kube-apiserver.yaml.swp"))).unwrap();
+    with_file(&root, &api_path, api_old.as_bytes());
+    with_file(&root, "var/lib/kubelet/config.yaml", &kubelet_old);
 
     // A backup beside the manifest: the kubelet would run both.
     let api = fs::read(root.join(format!("{manifests}/kube-apiserver.yaml"))).unwrap();
@@ -1297,6 +1473,39 @@ fn disagreeing_sources_are_a_finding_naming_both() {
         "{m}"
     );
     assert_eq!(input(&r, "service_cidrs").0, "10.96.0.0/16");
+
+    // --config against the manifest: the config wins, both are named; a flag beats both.
+    let cfg = dir.path().join("kubeadm.yaml");
+    fs::write(
+        &cfg,
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  serviceSubnet: 10.96.0.0/16\n",
+    )
+    .unwrap();
+    let with_config = |extra: &[&str]| {
+        let mut args = vec!["verify", "--root", s(&root), "--config", s(&cfg)];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--now", NOW, "-o", "json"]);
+        run_json(&args)
+    };
+    let (code, r) = with_config(&[]);
+    assert_eq!(code, 0, "{r:#}");
+    let f = others(&r);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["code"], "input-disagreement");
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("kubeadm.yaml:4 networking.serviceSubnet says \"10.96.0.0/16\"")
+            && m.contains("kube-apiserver.yaml --service-cluster-ip-range says \"10.96.0.0/12\""),
+        "{m}"
+    );
+    let (v, o) = input(&r, "service_cidrs");
+    assert_eq!(v, "10.96.0.0/16");
+    assert_eq!(o["source"], "config", "{o}");
+    assert_eq!(o["field"], "networking.serviceSubnet", "{o}");
+    let (_, r) = with_config(&["--service-cidr", "10.96.0.0/14"]);
+    let (v, o) = input(&r, "service_cidrs");
+    assert_eq!(v, "10.96.0.0/14");
+    assert_eq!(o["source"], "flag", "{o}");
 
     // The manifest against the tree: the manifest wins, both are named.
     let manifest = root.join("etc/kubernetes/manifests/kube-controller-manager.yaml");
