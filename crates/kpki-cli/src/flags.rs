@@ -60,6 +60,18 @@ pub struct InputFlags {
     /// download-bundle).
     #[arg(long)]
     join: bool,
+    /// Read the node under DIR (a copy of a control-plane node's file system): every default path
+    /// and every absolute path read from a file (manifests, kubelet config, kubeconfigs) is taken
+    /// under DIR.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The node's static Pod manifests, read for inputs and checked for wiring (default
+    /// /etc/kubernetes/manifests, used when they name the cert dir being checked).
+    #[arg(long, value_name = "DIR")]
+    manifests_dir: Option<PathBuf>,
+    /// The node's kubelet configuration (default /var/lib/kubelet/config.yaml).
+    #[arg(long, value_name = "FILE")]
+    kubelet_config: Option<PathBuf>,
 }
 
 impl InputFlags {
@@ -94,6 +106,9 @@ impl InputFlags {
         )?;
         a.cert_validity = parsed(&self.cert_validity, "--cert-validity", parse::validity)?;
         a.ca_validity = parsed(&self.ca_validity, "--ca-validity", parse::validity)?;
+        a.root = self.root.clone();
+        a.manifests_dir = self.manifests_dir.clone();
+        a.kubelet_config = self.kubelet_config.clone();
         if self.join {
             a.role = kpki::Role::JoiningControlPlane;
         }

@@ -11,7 +11,7 @@ use crate::{run_ctx, Cli, Fail};
 pub struct PlanCmd {
     #[command(flatten)]
     inputs: InputFlags,
-    /// Output format: text or json (kpki/v1alpha1 Plan).
+    /// Output format: text or json (kpki/v1alpha2 Plan).
     #[arg(short = 'o', long = "output", default_value = "text")]
     output: String,
 }
@@ -76,53 +76,10 @@ fn print_steps(plan: &kpki::plan::Plan) {
     }
 }
 
-/// The inputs and where each came from (flag, config file line, default, detected), then the
-/// extra SANs one by one: the merge of flags and --config made visible.
+/// The inputs and where each came from (flag, config file line, the node's manifests, the tree,
+/// default, detected), then the extra SANs one by one: the merge of the sources made visible.
 fn print_inputs_table(i: &kpki::inputs::Inputs) {
-    let show = |name: &str, value: String| {
-        let origin = i
-            .origin(name)
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| "-".into());
-        outln!("{name:<22}  {value:<40}  {origin}");
-    };
-    outln!("{:<22}  {:<40}  FROM", "INPUT", "VALUE");
-    show("target", i.target.kubeadm());
-    show("cert_dir", i.cert_dir.display().to_string());
-    show("kubeconfig_dir", i.kubeconfig_dir.display().to_string());
-    show("node_name", i.node_name.clone());
-    show("advertise_address", i.advertise_address.to_string());
-    show("bind_port", i.bind_port.to_string());
-    if let Some(e) = &i.control_plane_endpoint {
-        show("control_plane_endpoint", format!("{}:{}", e.host, e.port));
-    }
-    show(
-        "service_cidrs",
-        i.service_cidrs
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    show("dns_domain", i.dns_domain.clone());
-    show("cluster_name", i.cluster_name.clone());
-    show("key_algorithm", i.key_algorithm.to_string());
-    show(
-        "cert_validity",
-        kpki::parse::format_go_duration(i.cert_validity),
-    );
-    show(
-        "ca_validity",
-        kpki::parse::format_go_duration(i.ca_validity),
-    );
-    for (san, origin) in i
-        .apiserver_extra_sans
-        .iter()
-        .zip(&i.apiserver_extra_san_origins)
-    {
-        outln!("{:<22}  {san:<40}  {origin}", "apiserver_extra_san");
-    }
-    outln!();
+    out!("{}", kpki::inputs::table::render(&i.table()));
 }
 
 /// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
@@ -132,9 +89,10 @@ pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let opts = Options::regenerating_drifted();
     let plan = kpki.plan(&opts, &run);
     crate::print_warnings(&kpki.desired.inputs);
+    crate::print_node_problems(&kpki.desired.inputs);
     match cmd.output.as_str() {
         "json" => {
-            let doc = PlanDocument::from(&plan);
+            let doc = PlanDocument::with_inputs(&plan, &kpki.desired.inputs);
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Fail(2, e.to_string()))?;
             outln!("{text}");
         }
@@ -166,6 +124,8 @@ pub fn renew(cli: &Cli, cmd: &RenewCmd) -> Result<(), Fail> {
         crate::mode(cmd.dry_run),
     )?;
     crate::print_warnings(&kpki.desired.inputs);
+    crate::print_node_problems(&kpki.desired.inputs);
+    crate::print_node_inputs(&kpki.desired.inputs);
     for s in &report.plan.steps {
         match s.action {
             Action::Renew | Action::Regenerate => {

@@ -107,6 +107,24 @@ pub fn print_warnings(inputs: &kpki::inputs::Inputs) {
     }
 }
 
+/// Prints what could not be used on the node (a manifest that does not parse, a second manifest
+/// for a component) on stderr: `verify` reports them as findings, the other commands warn.
+pub fn print_node_problems(inputs: &kpki::inputs::Inputs) {
+    if let Some(n) = &inputs.node {
+        for p in &n.problems {
+            eprintln!("WARNING: {}: {}: {}", esc(&p.path), p.code, esc(&p.message));
+        }
+    }
+}
+
+/// Prints the inputs table (`INPUT VALUE FROM`) when the inputs came from a node, so that the
+/// node name, addresses and version a command works with, and their sources, are on screen.
+pub fn print_node_inputs(inputs: &kpki::inputs::Inputs) {
+    if inputs.from_node() {
+        out!("{}", kpki::inputs::table::render(&inputs.table()));
+    }
+}
+
 /// Prints how the inputs were chosen (target kubeadm, a detected address) as `[inputs]` lines.
 pub fn print_notes(inputs: &kpki::inputs::Inputs, to_stderr: bool) {
     for n in inputs.choices() {

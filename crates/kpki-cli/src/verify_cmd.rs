@@ -11,7 +11,7 @@ use crate::{run_ctx, Cli, Fail};
 pub enum VerifyOutput {
     /// One table per severity, then a summary line.
     Text,
-    /// `kpki/v1alpha1` `VerifyReport` (see docs/findings.md).
+    /// `kpki/v1alpha2` `VerifyReport` (see docs/findings.md).
     Json,
     /// Prometheus text format, x509-certificate-exporter's series (docs/operations.md).
     Prometheus,
@@ -56,6 +56,7 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
         f => f,
     })?;
     let report = kpki.verify(&Options::default().warn_within(warn_within), &run)?;
+    let node_inputs = kpki.desired.inputs.clone();
     let audit = |report| crate::operate_cmd::Audit {
         kpki,
         report,
@@ -66,7 +67,10 @@ pub fn run(cli: &Cli, cmd: &VerifyCmd) -> Result<(), Fail> {
         return crate::operate_cmd::write_textfile(dir, &audit(report));
     }
     match cmd.output {
-        VerifyOutput::Text => out!("{}", verify::render_text(&report)),
+        VerifyOutput::Text => {
+            crate::print_node_inputs(&node_inputs);
+            out!("{}", verify::render_text(&report))
+        }
         VerifyOutput::Json => out!("{}", report.to_json()?),
         VerifyOutput::Prometheus => {
             out!("{}", crate::operate_cmd::prometheus(&audit(report.clone())))

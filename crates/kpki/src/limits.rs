@@ -22,6 +22,13 @@ pub const MAX_SPEC: u64 = 1 << 20;
 /// The kubeadm config (`--config`).
 pub const MAX_CONFIG: u64 = 4 << 20;
 
+/// A static Pod manifest, the kubelet configuration, and each certificate, key or CA bundle
+/// their flags name (kubeadm's are a few KiB; a 50 MB "manifest" is refused unread).
+pub const MAX_NODE_FILE: u64 = 1 << 20;
+
+/// Entries of the manifests directory looked at; more is not a kubeadm node.
+pub const MAX_MANIFESTS_DIR_ENTRIES: usize = 4096;
+
 /// Key-generation threads per core at most (`--jobs`): more threads than cores only add
 /// scheduling, and tens of thousands of them exhaust the machine.
 pub const JOBS_PER_CORE: usize = 4;

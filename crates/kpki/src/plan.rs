@@ -107,17 +107,25 @@ impl Step {
     }
 }
 
-/// `kpki plan -o json`: a versioned, documented contract (docs/plan.md).
+/// `kpki plan -o json`: a versioned, documented contract (docs/plan.md). `v1alpha2` made
+/// `inputs` the inputs with their origins and moved the findings about them to `inputFindings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanDocument {
-    /// `kpki/v1alpha1`.
+    /// `kpki/v1alpha2`.
     #[serde(rename = "apiVersion")]
     pub api_version: String,
     /// `Plan`.
     pub kind: String,
-    /// Findings about the inputs (an input that contradicts the tree).
+    /// Every input with its value and where it came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub inputs: Vec<Finding>,
+    pub inputs: Vec<crate::inputs::table::InputValue>,
+    /// Findings about the inputs (an input that contradicts the tree, sources that disagree).
+    #[serde(
+        rename = "inputFindings",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub input_findings: Vec<Finding>,
     /// One step per spec entry, in spec order (CAs first).
     pub steps: Vec<Step>,
 }
@@ -125,10 +133,21 @@ pub struct PlanDocument {
 impl From<&Plan> for PlanDocument {
     fn from(p: &Plan) -> Self {
         PlanDocument {
-            api_version: "kpki/v1alpha1".into(),
+            api_version: "kpki/v1alpha2".into(),
             kind: "Plan".into(),
-            inputs: p.inputs.clone(),
+            inputs: Vec::new(),
+            input_findings: p.inputs.clone(),
             steps: p.steps.clone(),
+        }
+    }
+}
+
+impl PlanDocument {
+    /// The document of a plan made from `inputs`, with the inputs table.
+    pub fn with_inputs(p: &Plan, inputs: &crate::inputs::Inputs) -> PlanDocument {
+        PlanDocument {
+            inputs: inputs.table(),
+            ..PlanDocument::from(p)
         }
     }
 }

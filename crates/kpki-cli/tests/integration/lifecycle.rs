@@ -17,7 +17,7 @@ fn plan_reports_reuse_then_san_drift_with_its_origin() {
     let pki = init_tree(dir.path(), &[]);
     let plan = Kpki::new(["plan", "-o", "json"]).cert_dir(&pki).inputs(&[]);
     let doc: serde_json::Value = serde_json::from_str(&plan.ok()).unwrap();
-    assert_eq!(doc["apiVersion"], "kpki/v1alpha1");
+    assert_eq!(doc["apiVersion"], "kpki/v1alpha2");
     assert_eq!(doc["kind"], "Plan");
     let steps = doc["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 16);

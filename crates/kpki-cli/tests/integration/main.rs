@@ -24,6 +24,7 @@ mod init_parity;
 mod kubeconfig;
 mod lifecycle;
 mod no_secrets_in_errors;
+mod node;
 mod nodes;
 mod one_judge;
 mod operate;

@@ -899,11 +899,18 @@ fn json_report_follows_the_documented_schema() {
             "time",
             "certDir",
             "kubeconfigDir",
+            "inputs",
             "summary",
             "findings"
         ])
     );
-    assert_eq!(r["apiVersion"], "kpki/v1alpha1");
+    assert_eq!(r["apiVersion"], "kpki/v1alpha2");
+    // Every input with where it came from (here: flags, the tree, defaults).
+    let inputs = r["inputs"].as_array().unwrap();
+    let row = |name: &str| inputs.iter().find(|i| i["input"] == name).unwrap();
+    assert_eq!(row("cert_dir")["value"], s(&t.pki()));
+    assert_eq!(row("cert_dir")["origin"]["source"], "flag");
+    assert_eq!(row("cert_validity")["origin"]["source"], "default");
     assert_eq!(r["kind"], "VerifyReport");
     assert_eq!(r["time"], T1_S);
     assert_eq!(r["certDir"], s(&t.pki()));

@@ -163,7 +163,35 @@ codes! {
     /// A subject CN longer than RFC 5280's upper bound of 64 characters.
     SubjectCnLong = "subject-cn-long", Warning, "RFC 5280 A.1 ub-common-name (64); Go, OpenSSL and rustls-webpki accept longer CNs, and long node names make long system:node: CNs";
     /// Two sources of an input disagree (e.g. two certificates name different nodes).
-    InputDisagreement = "input-disagreement", Warning, "kpki policy: inputs discovered from the tree must agree";
+    InputDisagreement = "input-disagreement", Warning, "kpki policy: inputs discovered from the node and the tree must agree";
+    /// A file of the manifests directory is not a usable static Pod manifest.
+    ManifestInvalid = "manifest-invalid", Error, "kubelet static Pod source: every file of the manifests directory not starting with '.' must be a Pod manifest (YAML or JSON)";
+    /// Two manifests start the same component (a backup left in the manifests directory).
+    ManifestDuplicate = "manifest-duplicate", Warning, "kubelet static Pod source: every file of the directory is run, so a backup there starts a second copy";
+    /// The kubelet configuration file cannot be read as a KubeletConfiguration.
+    KubeletConfigInvalid = "kubelet-config-invalid", Error, "kubelet --config: a kubelet.config.k8s.io KubeletConfiguration (YAML or JSON)";
+    /// A component is not given a file the spec's read_by column says it reads (or gets an empty value).
+    WiringFlagAbsent = "wiring-flag-absent", Warning, "spec read_by (the Kubernetes documentation's certificate paths table): the component reads the file through this flag";
+    /// A flag names a file that does not exist.
+    WiringFileMissing = "wiring-file-missing", Error, "a component stops at start-up when a certificate, key or kubeconfig file it is given cannot be loaded";
+    /// A flag names a file that is not of its kind (certificate, private key, public key, kubeconfig).
+    WiringFileInvalid = "wiring-file-invalid", Error, "the flag's loader: PEM certificates (certutil), a PEM private key (keyutil), PEM public keys, a client-go kubeconfig";
+    /// A key flag does not hold the key of its certificate, or a service-account public key does not match a signing key.
+    WiringKeyMismatch = "wiring-key-mismatch", Error, "tls.X509KeyPair; kube-apiserver verifies service-account tokens with --service-account-key-file only";
+    /// A CA flag does not hold the CA that signs the component's clients.
+    WiringWrongCa = "wiring-wrong-ca", Error, "RFC 5280 6.1: a peer's certificate verifies only against the CA that signed it (spec read_by: the CA entry the flag reads)";
+    /// A certificate flag's certificate is not signed by the CA the component's peers trust.
+    WiringWrongIssuer = "wiring-wrong-issuer", Error, "RFC 5280 6.1: peers verify the certificate against the spec CA of the entry the flag reads";
+    /// `--requestheader-allowed-names` does not contain the front-proxy client's CN.
+    WiringAllowedNames = "wiring-allowed-names", Error, "kube-apiserver --requestheader-allowed-names: the proxy client's CN must be listed (empty allows any)";
+    /// A serving certificate does not cover an address the component listens on or advertises.
+    WiringSanMissing = "wiring-san-missing", Error, "RFC 6125 6.4 / Go crypto/tls: clients check the serving certificate against the address they dial";
+    /// A kubeconfig a component uses does not trust the cluster CA (or its client certificate is not signed by it).
+    WiringKubeconfigUntrusted = "wiring-kubeconfig-untrusted", Error, "kubeadm validateKubeConfig: certificate-authority-data must be the cluster CA, the client certificate signed by it";
+    /// A flag names a file other than the tree's: kpki's renewals never reach it.
+    WiringNotManaged = "wiring-not-managed", Warning, "kpki renews the tree's files in place; a component reading another file keeps the old certificate";
+    /// The kubelet does not rotate its client certificate.
+    KubeletRotationOff = "kubelet-rotation-off", Warning, "KubeletConfiguration rotateCertificates (default false; kubeadm sets true): without it kubelet.conf's certificate expires after a year";
 }
 
 impl Code {

@@ -10,6 +10,7 @@
 //! certificate; fields are read with x509-parser ([`crate::x509::inspect::info`]).
 
 pub mod codes;
+pub mod wiring;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -166,6 +167,9 @@ pub struct Assessment {
     pub entries: Vec<EntryAssessment>,
     /// Findings about the inputs themselves (an input that contradicts the tree).
     pub inputs: Vec<Finding>,
+    /// Findings about the node's wiring (manifests, kubelet config: [`wiring`]); reported, never
+    /// acted on by `plan`.
+    pub node: Vec<Finding>,
 }
 
 impl Assessment {
@@ -174,11 +178,12 @@ impl Assessment {
         self.entries.iter().find(|e| e.entry == entry)
     }
 
-    /// Every finding: the inputs' first, then each entry's.
+    /// Every finding: the inputs' first, then each entry's, then the node's wiring.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.inputs
             .iter()
             .chain(self.entries.iter().flat_map(|e| e.findings.iter()))
+            .chain(self.node.iter())
     }
 }
 
@@ -202,6 +207,7 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
     Assessment {
         entries,
         inputs: notes,
+        node: wiring::assess(desired, disk),
     }
 }
 

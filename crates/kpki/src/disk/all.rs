@@ -79,6 +79,14 @@ pub fn read_all_certs(path: &Path) -> Observed<Vec<Vec<u8>>> {
 /// client certificate. Entries without a certificate (token users) are left out; a file that
 /// yields none at all is invalid ("no certificate found"), as the exporter reports it.
 pub fn read_kubeconfig_certs(path: &Path) -> Observed<Vec<Embedded>> {
+    read_kubeconfig_certs_in(path, &crate::inputs::root::Root::none())
+}
+
+/// [`read_kubeconfig_certs`] for a node under `--root`: referenced files are read under it.
+pub fn read_kubeconfig_certs_in(
+    path: &Path,
+    root: &crate::inputs::root::Root,
+) -> Observed<Vec<Embedded>> {
     let bytes = match read::read_optional(path) {
         Ok(None) => return Observed::Missing,
         Ok(Some(b)) => b,
@@ -96,7 +104,7 @@ pub fn read_kubeconfig_certs(path: &Path) -> Observed<Vec<Embedded>> {
                 "certificate-authority",
                 &c.cluster.certificate_authority,
             );
-            if let Some(e) = embedded(EmbeddedKind::Cluster, &c.name, field, base)? {
+            if let Some(e) = embedded(EmbeddedKind::Cluster, &c.name, field, base, root)? {
                 out.push(e);
             }
         }
@@ -107,7 +115,7 @@ pub fn read_kubeconfig_certs(path: &Path) -> Observed<Vec<Embedded>> {
                 "client-certificate",
                 &u.user.client_certificate,
             );
-            if let Some(e) = embedded(EmbeddedKind::User, &u.name, field, base)? {
+            if let Some(e) = embedded(EmbeddedKind::User, &u.name, field, base, root)? {
                 out.push(e);
             }
         }
@@ -129,6 +137,7 @@ fn embedded(
     name: &str,
     (data_key, data, path_key, file): Field<'_>,
     base: &Path,
+    root: &crate::inputs::root::Root,
 ) -> Result<Option<Embedded>, String> {
     let at = |key: &str| format!("{} {name:?} {key}", kind.as_str());
     let (pem, file) = match (data.as_deref(), file.as_deref()) {
@@ -139,7 +148,7 @@ fn embedded(
             (pem, None)
         }
         (_, Some(f)) if !f.is_empty() => {
-            let p = base.join(f);
+            let p = root.resolve(base, Path::new(f));
             let pem = match read::read_optional(&p) {
                 Ok(Some(b)) => b,
                 Ok(None) => {

@@ -2,6 +2,7 @@
 //! read; the planner itself is pure.
 
 pub mod all;
+pub mod node;
 pub mod read;
 
 use std::collections::HashMap;
@@ -93,6 +94,8 @@ pub struct Disk {
     /// Entry name -> whether its `generate-csr` request file exists (anything at that name,
     /// a dangling link included).
     pub csr: HashMap<String, bool>,
+    /// The files the node's components are given (when the inputs came from a node).
+    pub node: Option<node::NodeFiles>,
 }
 
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
@@ -105,6 +108,15 @@ fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
 
 /// Reads a kubeconfig file and decodes its current context.
 pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
+    read_kubeconfig_in(path, &crate::inputs::root::Root::none())
+}
+
+/// [`read_kubeconfig`] for a node under `--root`: the paths it references are read under the
+/// root ([`crate::inputs::root::Root::resolve`]).
+pub fn read_kubeconfig_in(
+    path: &Path,
+    root: &crate::inputs::root::Root,
+) -> Observed<KubeconfigFile> {
     use std::os::unix::fs::MetadataExt;
     let bytes = match read_optional(path) {
         Ok(None) => return Observed::Missing,
@@ -141,14 +153,9 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
             .transpose()?
             .map(Arc::new);
         let reference = |written: &String| -> Reference {
-            let p = Path::new(written);
             Reference {
                 written: written.clone(),
-                path: if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    base.join(p)
-                },
+                path: root.resolve(base, Path::new(written)),
                 problem: None,
             }
         };
@@ -206,13 +213,21 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
     }
 }
 
-/// Reads every entry's files.
+/// Reads every entry's files, and the files the node's components are given (when the inputs
+/// came from a node).
 pub fn observe(desired: &Desired) -> Disk {
-    observe_entries(&desired.entries)
+    let mut d = observe_entries_in(&desired.entries, &desired.inputs.root);
+    d.node = node::observe(desired);
+    d
 }
 
 /// Reads the files of `entries`.
 pub fn observe_entries(list: &[Entry]) -> Disk {
+    observe_entries_in(list, &crate::inputs::root::Root::none())
+}
+
+/// [`observe_entries`] on a node under `--root` (kubeconfig references are read under it).
+pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
     let mut csr = HashMap::new();
@@ -234,7 +249,7 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
                 key: arc_key(read_key(&k.key_path)),
                 public: read_public_key(&k.pub_path),
             },
-            Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig(&k.path)),
+            Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
         };
         entries.insert(e.name().to_string(), seen);
     }
@@ -242,5 +257,6 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
         entries,
         signed,
         csr,
+        node: None,
     }
 }

@@ -18,8 +18,9 @@ use std::path::Path;
 
 use crate::assess::{Code, Finding, Remedy};
 use crate::disk::read::{read_cert, Observed};
-use crate::disk::read_kubeconfig;
+use crate::disk::read_kubeconfig_in;
 use crate::inputs::kubeadm_config::KubeadmConfig;
+use crate::inputs::root::Root;
 use crate::inputs::InputArgs;
 use crate::model::spec::{Piece, Spec, Template, SCALAR_VARS};
 use crate::x509::inspect;
@@ -120,9 +121,9 @@ fn split_url(url: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-/// Reads what the tree under `cert_dir` / `kubeconfig_dir` says about the inputs. Missing or
-/// unreadable files say nothing (the assessment reports them).
-pub fn discover(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path) -> Discovery {
+/// Reads what the tree under `cert_dir` / `kubeconfig_dir` says about the inputs, on a node under
+/// `--root` (paths the kubeconfigs reference are read under it).
+pub fn discover_in(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path, root: &Root) -> Discovery {
     let mut d = Discovery::default();
     // Leaf certificates: the CN and the SANs read back through their templates.
     for c in &spec.certs {
@@ -164,7 +165,7 @@ pub fn discover(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path) -> Discover
         let Some(file) = spec_path(&k.file) else {
             continue;
         };
-        let Observed::Present(kc) = read_kubeconfig(&kubeconfig_dir.join(&file)) else {
+        let Observed::Present(kc) = read_kubeconfig_in(&kubeconfig_dir.join(&file), root) else {
             continue;
         };
         if let Some(info) = kc.cert_der.as_ref().and_then(|der| inspect::info(der).ok()) {
@@ -183,7 +184,10 @@ pub fn discover(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path) -> Discover
             value: kc.cluster_name.clone(),
             source: format!("{file}: cluster name"),
         });
-        if let Some((host, port)) = split_url(&kc.server) {
+        // A kubeconfig whose server depends on the kubeadm version (kubelet.conf) says nothing
+        // sure about either endpoint.
+        let server_varies = k.variants.iter().any(|v| v.server.is_some());
+        if let Some((host, port)) = split_url(&kc.server).filter(|_| !server_varies) {
             let slot = if k.server == "local" {
                 &mut local
             } else {

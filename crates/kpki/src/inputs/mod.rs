@@ -13,7 +13,10 @@ pub mod config;
 pub(crate) mod detect;
 pub(crate) mod discover;
 pub(crate) mod duration;
+pub(crate) mod node;
 pub(crate) mod origin;
+pub(crate) mod root;
+pub mod table;
 pub(crate) mod version;
 
 pub use discover::Fact;
@@ -85,6 +88,14 @@ pub struct InputArgs {
     pub ca_validity: Option<Duration>,
     /// `--join`: which control-plane node this is.
     pub role: Role,
+    /// `--root`: the node's `/` is this directory (a copied node, audited offline): every default
+    /// path and every absolute path read from a file is taken under it.
+    pub root: Option<PathBuf>,
+    /// `--manifests-dir`: the node's static Pod manifests (default `/etc/kubernetes/manifests`).
+    pub manifests_dir: Option<PathBuf>,
+    /// `--kubelet-config`: the node's kubelet configuration (default
+    /// `/var/lib/kubelet/config.yaml`).
+    pub kubelet_config: Option<PathBuf>,
 }
 
 /// Which control-plane node a tree is for.
@@ -198,6 +209,12 @@ pub struct Inputs {
     /// Where each scalar input came from, keyed by input name (`node_name`, `advertise_address`,
     /// `cert_dir`, `kubeconfig_dir`, `target`, ...).
     pub origins: BTreeMap<String, Origin>,
+    /// `--root`: every path the node's files name is read under it.
+    pub root: root::Root,
+    /// The node's manifests and kubelet config, when the inputs came from a node (the wiring
+    /// checks read them).
+    #[serde(skip)]
+    pub node: Option<std::sync::Arc<node::Node>>,
     /// The detection result when the advertise address was detected.
     pub detected: Option<Detected>,
     /// Warnings for the operator (kubeadm's validity warnings, fields of another API version,
@@ -218,6 +235,11 @@ impl Inputs {
     /// and URLs, so the command runs on a tree without its cluster config.
     pub fn names_only(args: &InputArgs) -> Result<Inputs> {
         let cfg = load_config(args.config.as_deref())?;
+        Inputs::names_only_with(args, &cfg)
+    }
+
+    /// [`Inputs::names_only`] with an already parsed config.
+    pub fn names_only_with(args: &InputArgs, cfg: &KubeadmConfig) -> Result<Inputs> {
         let mut args = args.clone();
         let unset_cfg = cfg
             .advertise_address
@@ -226,10 +248,13 @@ impl Inputs {
         if args.advertise_address.is_none_or(|ip| ip.is_unspecified()) && unset_cfg {
             args.advertise_address = Some(IpAddr::from([192, 0, 2, 1]));
         }
-        if args.node_name.is_none() && cfg.node_name.is_none() && hostname().is_none() {
+        if args.node_name.is_none()
+            && cfg.node_name.is_none()
+            && (args.root.is_some() || hostname().is_none())
+        {
             args.node_name = Some("node".into());
         }
-        Inputs::resolve_naming_config(&args, &cfg)
+        Inputs::resolve_naming_config(&args, cfg)
     }
 
     /// [`Inputs::resolve`], with errors in config fields also naming the config file and line.
@@ -290,10 +315,13 @@ impl Inputs {
             },
         );
 
+        // Paths given on the command line are this host's; defaults and paths read from a file
+        // are the node's, taken under --root.
+        let root = root::Root::new(args.root.clone());
         let (cert_dir, o) = match (&args.cert_dir, &cfg.certificates_dir) {
             (Some(d), _) => (d.clone(), Origin::flag("--cert-dir")),
-            (None, Some(d)) => (PathBuf::from(d), from_cfg("certificatesDir")),
-            (None, None) => (PathBuf::from("/etc/kubernetes/pki"), Origin::Default),
+            (None, Some(d)) => (root.map(Path::new(d)), from_cfg("certificatesDir")),
+            (None, None) => (root.map(Path::new("/etc/kubernetes/pki")), Origin::Default),
         };
         origins.insert("cert_dir".into(), o);
         // kubeadm writes kubeconfigs to /etc/kubernetes whatever certificatesDir says; kpki's
@@ -307,7 +335,7 @@ impl Inputs {
                 },
                 Origin::flag("--cert-dir"),
             ),
-            (None, None) => (PathBuf::from(DEFAULT_KUBECONFIG_DIR), Origin::Default),
+            (None, None) => (root.map(Path::new(DEFAULT_KUBECONFIG_DIR)), Origin::Default),
         };
         origins.insert("kubeconfig_dir".into(), o);
 
@@ -321,6 +349,13 @@ impl Inputs {
             Some(n) => {
                 origins.insert("node_name".into(), origin_of(node_field, &from_cfg));
                 n.trim().to_lowercase()
+            }
+            None if root.is_set() => {
+                // The host's name is not the copied node's.
+                return Err(Error::input(
+                    "--node-name",
+                    "not given, and neither the node's manifests (etcd --name) nor the tree under --root name the node",
+                ));
             }
             None => {
                 origins.insert("node_name".into(), Origin::Hostname);
@@ -352,6 +387,13 @@ impl Inputs {
             Some(ip) if !ip.is_unspecified() => {
                 origins.insert("advertise_address".into(), origin_of(adv_field, &from_cfg));
                 ip
+            }
+            _ if root.is_set() => {
+                // This host's network says nothing about a copied node.
+                return Err(Error::input(
+                    "--apiserver-advertise-address",
+                    "not given, and neither the node's manifests (kube-apiserver --advertise-address) nor the tree under --root give it",
+                ));
             }
             _ => {
                 let why_detect = match given {
@@ -614,44 +656,70 @@ impl Inputs {
             discovered: Vec::new(),
             target,
             origins,
+            root,
+            node: None,
             detected,
             warnings,
         })
     }
 
-    /// Resolves flags over the config over what the existing tree says (see `discover`),
-    /// applying kubeadm's defaults last. Input conflicts with the tree's identity and
-    /// disagreeing sources are kept as findings ([`Inputs::findings`]).
+    /// Resolves flags over the config over the node's manifests and kubelet config (see
+    /// `node`) over what the existing tree says (see `discover`), applying kubeadm's defaults
+    /// last. Input conflicts with the tree's identity and disagreeing sources are kept as
+    /// findings ([`Inputs::findings`]).
     pub fn discovered_from_tree(
         spec: &crate::model::spec::Spec,
         args: &InputArgs,
     ) -> Result<Inputs> {
         let cfg = load_config(args.config.as_deref())?;
+        let root = root::Root::new(args.root.clone());
+        // The node first: it says where the tree is.
+        let node = node::load(spec, args, &cfg)?;
+        let (facts, mut notes) = match &node {
+            Some(n) => node::facts(spec, n),
+            None => (Vec::new(), Vec::new()),
+        };
+        let filled_node = node::fill(&facts, &root, args, &cfg);
+        notes.extend(filled_node.notes);
+        let cfg = filled_node.cfg;
         // Where the tree is: the directories do not depend on anything the tree says.
-        let probe = Inputs::names_only(args)?;
-        let found = discover::discover(spec, &probe.cert_dir, &probe.kubeconfig_dir);
-        let (filled, used, notes) = discover::fill(&found, args, &cfg);
+        let probe = Inputs::names_only_with(&filled_node.args, &cfg)?;
+        let mut found = discover::discover_in(spec, &probe.cert_dir, &probe.kubeconfig_dir, &root);
+        notes.extend(node::against_tree(&mut found, &filled_node.used));
+        let (filled, used, tree_notes) = discover::fill(&found, &filled_node.args, &cfg);
+        notes.extend(tree_notes);
         let mut inputs = Inputs::resolve_naming_config(&filled, &cfg)?;
+        for f in &filled_node.used {
+            if let Some(key) = node::origin_key(f.input) {
+                inputs.origins.insert(key.into(), f.origin.clone());
+                if key == "kubernetes_version" && args.kubeadm_version.is_none() {
+                    inputs.origins.insert("target".into(), f.origin.clone());
+                }
+            }
+        }
+        if let Some(o @ Origin::Config { .. }) = inputs.origins.get("target").cloned() {
+            // kubernetesVersion of the config (the target may still be --kubeadm-version's).
+            inputs
+                .origins
+                .entry("kubernetes_version".into())
+                .or_insert(o);
+        }
         for f in &used {
-            let key = match f.input {
-                "--node-name" => "node_name",
-                "--apiserver-advertise-address" => "advertise_address",
-                "--apiserver-bind-port" => "bind_port",
-                "--control-plane-endpoint" => "control_plane_endpoint",
-                "--service-dns-domain" => "dns_domain",
-                "--cluster-name" => "cluster_name",
-                "--encryption-algorithm" => "key_algorithm",
-                _ => continue,
-            };
-            inputs.origins.insert(
-                key.into(),
-                Origin::Tree {
-                    read: f.source.clone(),
-                },
-            );
+            if let Some(key) = node::origin_key(f.input) {
+                inputs.origins.insert(
+                    key.into(),
+                    Origin::Tree {
+                        read: f.source.clone(),
+                    },
+                );
+            }
         }
         inputs.notes.extend(notes);
         inputs.discovered = used;
+        if node.is_some() {
+            node::keep_tree_sans(spec, &mut inputs, args, &cfg);
+        }
+        inputs.node = node.map(std::sync::Arc::new);
         Ok(inputs)
     }
 
@@ -702,7 +770,7 @@ impl Inputs {
             self.target.kubeadm(),
             match (&self.target.reason, self.origins.get("target")) {
                 (version::TargetReason::Flag, _) => "--kubeadm-version".to_string(),
-                (_, Some(o @ Origin::Config { .. })) => format!(
+                (_, Some(o @ (Origin::Config { .. } | Origin::Manifest { .. }))) => format!(
                     "kubernetesVersion {} from {o}",
                     self.target.kubernetes_version.clone().unwrap_or_default()
                 ),

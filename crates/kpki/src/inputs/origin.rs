@@ -3,14 +3,14 @@
 //! kubeadm refuses `--config` together with most flags ("can not mix '--config' with arguments",
 //! `ValidateMixedArguments` in validation.go); kpki allows the mix and defines the merge (flags
 //! override scalars, `--apiserver-cert-extra-sans` adds to `apiServer.certSANs`), which is why every
-//! input records its source. New sources (the node's static Pod manifests, the existing tree) become
-//! new variants; the enum is non-exhaustive.
+//! input records its source: flags, the config, the node's static Pod manifests and kubelet
+//! config, the existing tree, defaults, detection. The enum is non-exhaustive.
 
 use std::fmt;
 use std::path::PathBuf;
 
 /// The source of one input value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "source", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Origin {
@@ -42,6 +42,21 @@ pub enum Origin {
         /// The interface holding the address.
         interface: String,
     },
+    /// A flag (or the image) of one of the node's static Pod manifests (see
+    /// [`crate::inputs::node`]).
+    Manifest {
+        /// The manifest file, as read.
+        file: PathBuf,
+        /// The flag (`--advertise-address`), or `image` for the image tag.
+        flag: String,
+    },
+    /// A field of the node's kubelet configuration file.
+    KubeletConfig {
+        /// The file, as read.
+        file: PathBuf,
+        /// The field path (`clusterDomain`).
+        field: String,
+    },
 }
 
 impl Origin {
@@ -51,6 +66,12 @@ impl Origin {
             flag: flag.to_string(),
         }
     }
+}
+
+fn file_name(file: &std::path::Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
 }
 
 impl fmt::Display for Origin {
@@ -73,6 +94,10 @@ impl fmt::Display for Origin {
             Origin::Tree { read } => write!(f, "the tree ({read})"),
             Origin::Detected { interface } => {
                 write!(f, "detected on {interface}, the default-route interface")
+            }
+            Origin::Manifest { file, flag } => write!(f, "{} {flag}", file_name(file)),
+            Origin::KubeletConfig { file, field } => {
+                write!(f, "kubelet {} {field}", file_name(file))
             }
         }
     }

@@ -3,5 +3,6 @@
 
 pub mod condition;
 pub mod layout;
+pub mod readers;
 pub mod resolve;
 pub mod spec;

@@ -203,6 +203,9 @@ pub struct Desired {
     pub modes: Modes,
     /// The inputs the entries were resolved from.
     pub inputs: Inputs,
+    /// Which component reads which entry through which flags (the spec's `read_by` rows of the
+    /// entries present).
+    pub readers: Vec<crate::model::readers::Wire>,
 }
 
 impl Desired {
@@ -683,6 +686,7 @@ pub fn resolve(spec: &Spec, inputs: &Inputs) -> Result<Desired> {
         }
     }
     let desired = Desired {
+        readers: crate::model::readers::for_entries(spec, &entries),
         entries,
         modes,
         inputs: inputs.clone(),

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::model::condition::Condition;
+use crate::model::readers::Reader;
 use crate::x509::keys::KeyAlgorithm;
 
 /// The spec compiled into the binary: the repository's `certs-spec.toml`.
@@ -190,6 +191,10 @@ pub struct CertSpec {
     /// Version- or feature-dependent values, applied in order where their `when` holds.
     #[serde(default, rename = "variant")]
     pub variants: Vec<Variant>,
+    /// Which component reads the certificate and key, through which flags (see
+    /// [`crate::model::readers`]).
+    #[serde(default)]
+    pub read_by: Vec<Reader>,
 }
 
 /// A variant of an entry: values that replace the entry's where `when` holds (e.g. the O
@@ -236,6 +241,9 @@ pub struct KeyPairSpec {
     /// Travels in the control-plane join bundle (both files).
     #[serde(default)]
     pub bundle: bool,
+    /// Which component reads the public and private key, through which flags.
+    #[serde(default)]
+    pub read_by: Vec<Reader>,
 }
 
 /// A kubeconfig with an embedded client certificate.
@@ -277,6 +285,9 @@ pub struct KubeconfigSpec {
     /// Version- or feature-dependent values, applied in order where their `when` holds.
     #[serde(default, rename = "variant")]
     pub variants: Vec<Variant>,
+    /// Which component reads the kubeconfig, through which flags.
+    #[serde(default)]
+    pub read_by: Vec<Reader>,
 }
 
 /// Per-node credentials (`kpki nodes`). `{node_name}` and `{node_ips}` are the node's own values.
@@ -643,7 +654,33 @@ impl Spec {
                 claim(&mut node_files, &s.name, &format!("{}.key", s.path))?;
             }
         }
+        self.check_readers()?;
         self.check_ca_graph()
+    }
+
+    /// The `read_by` rows: well-formed, and no flag naming two files.
+    fn check_readers(&self) -> std::result::Result<(), (String, String)> {
+        use crate::model::readers::{check, Kind};
+        let mut seen = BTreeMap::new();
+        let rows = self
+            .cas
+            .iter()
+            .map(|c| (&c.name, Kind::Ca, &c.read_by))
+            .chain(self.certs.iter().map(|c| (&c.name, Kind::Leaf, &c.read_by)))
+            .chain(
+                self.keypairs
+                    .iter()
+                    .map(|k| (&k.name, Kind::KeyPair, &k.read_by)),
+            )
+            .chain(
+                self.kubeconfigs
+                    .iter()
+                    .map(|k| (&k.name, Kind::Kubeconfig, &k.read_by)),
+            );
+        for (name, kind, read_by) in rows {
+            check(name, kind, read_by, &mut seen).map_err(|m| (name.clone(), m))?;
+        }
+        Ok(())
     }
 
     fn check_cert(

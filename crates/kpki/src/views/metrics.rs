@@ -29,7 +29,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::X509Name;
 
 use crate::apply::write::{write_atomic, Replace};
-use crate::disk::all::{read_all_certs, read_kubeconfig_certs, Embedded};
+use crate::disk::all::{read_all_certs, Embedded};
 use crate::disk::read::Observed;
 use crate::error::Result;
 use crate::model::resolve::{Desired, Entry};
@@ -300,7 +300,7 @@ pub fn collect(desired: &Desired, report: &Report, now: OffsetDateTime) -> Expos
     for w in watched(desired) {
         if w.kubeconfig {
             let owned: std::result::Result<Vec<Embedded>, String> =
-                match read_kubeconfig_certs(w.path) {
+                match crate::disk::all::read_kubeconfig_certs_in(w.path, &desired.inputs.root) {
                     Observed::Present(v) => Ok(v),
                     Observed::Missing => Err("missing".into()),
                     Observed::Invalid(m) => Err(m),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
 use crate::assess::{Finding, Severity};
-use crate::disk::all::{read_kubeconfig_certs, EmbeddedKind};
+use crate::disk::all::EmbeddedKind;
 use crate::disk::read::Observed;
 use crate::disk::{Disk, Seen};
 use crate::error::Result;
@@ -360,7 +360,7 @@ pub fn read_node_credentials(
             _ => None,
         });
         let mut item = Item::new(&n.name, Kind::NodeKubeconfig, &k.path);
-        match read_kubeconfig_certs(&k.path) {
+        match crate::disk::all::read_kubeconfig_certs_in(&k.path, &inputs.root) {
             Observed::Present(list) => {
                 let der = list
                     .iter()

@@ -14,8 +14,8 @@ use crate::disk::Disk;
 use crate::error::{Error, Result};
 use crate::model::resolve::{Desired, Entry};
 
-/// `apiVersion` of the JSON report.
-pub const API_VERSION: &str = "kpki/v1alpha1";
+/// `apiVersion` of the JSON report (`v1alpha2` added `inputs`).
+pub const API_VERSION: &str = "kpki/v1alpha2";
 /// `kind` of the JSON report.
 pub const KIND: &str = "VerifyReport";
 
@@ -44,7 +44,7 @@ pub struct Summary {
     pub info: usize,
 }
 
-/// The whole audit (`kpki/v1alpha1` `VerifyReport`).
+/// The whole audit (`kpki/v1alpha2` `VerifyReport`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
@@ -61,6 +61,9 @@ pub struct Report {
     /// The kubeconfig directory.
     #[serde(rename = "kubeconfigDir")]
     pub kubeconfig_dir: String,
+    /// Every input the tree was checked against, with where it came from.
+    #[serde(default)]
+    pub inputs: Vec<crate::inputs::table::InputValue>,
     /// Counts.
     pub summary: Summary,
     /// Every finding, in entry order.
@@ -130,6 +133,7 @@ pub fn report(desired: &Desired, a: &crate::assess::Assessment, now: OffsetDateT
         time: fmt_time(now),
         cert_dir: disp(&desired.inputs.cert_dir),
         kubeconfig_dir: disp(&desired.inputs.kubeconfig_dir),
+        inputs: desired.inputs.table(),
         summary,
         findings,
     }

@@ -248,6 +248,7 @@ impl NodeIssuer {
         let assessment = Assessment {
             entries: found.clone(),
             inputs: Vec::new(),
+            node: Vec::new(),
         };
         let p = plan::plan_assessed(&self.cas, &assessment, now, &nodes_options());
         if let Some(s) = p.errors().next() {
@@ -305,10 +306,12 @@ impl NodeIssuer {
                 .collect(),
             modes: self.cas.modes,
             inputs: self.inputs.clone(),
+            readers: Vec::new(),
         };
         let a = Assessment {
             entries: assessed,
             inputs: Vec::new(),
+            node: Vec::new(),
         };
         let p = plan::plan_assessed(&desired, &a, now, &nodes_options());
         let steps: Vec<Step> = p.steps[self.cas.entries.len()..].to_vec();
@@ -453,6 +456,7 @@ impl NodeIssuer {
             entries: self.cas.entries.clone(),
             modes: self.cas.modes,
             inputs: self.inputs.clone(),
+            readers: Vec::new(),
         };
         let mut disk = self.ca_disk.clone();
         let mut steps = ca_plan.steps.clone();
