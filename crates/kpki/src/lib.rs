@@ -61,6 +61,7 @@ pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod plan;
+pub mod rotate;
 pub mod text;
 pub mod views;
 pub mod x509;

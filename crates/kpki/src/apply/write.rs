@@ -3,7 +3,9 @@
 //! Every write goes to a temporary file in the target directory that is created with its final
 //! mode (a key is never readable by others, not even for a moment), is fsynced, then renamed over
 //! the final name; the directory is fsynced after. A CA key is written with a no-clobber rename, so
-//! no flag and no race can replace an existing CA key.
+//! no flag and no race can replace an existing CA key. The one exception is CA rotation
+//! ([`Replace::CaKeyAfterArchive`]): a live CA key (or `sa.key`) is replaced only when an archive
+//! holding its exact bytes is on disk and flushed, checked at the moment of the rename.
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +21,11 @@ pub enum Replace {
     Allow,
     /// Fail if the file exists (CA keys).
     Never,
+    /// `kpki ca rotate` only: replace a live CA key (or `sa.key`). The write must be staged with
+    /// [`stage_key_replacement`], which names the archive; [`Pending::commit`] then re-reads the
+    /// live key and the archive, refuses unless they are byte-identical, flushes the archive and
+    /// its directory, and only then renames. Nothing else may replace a CA key.
+    CaKeyAfterArchive,
 }
 
 /// Creates `dir` and missing parents with exactly `mode` (umask notwithstanding).
@@ -44,6 +51,8 @@ pub struct Pending {
     tmp: tempfile::NamedTempFile,
     path: PathBuf,
     replace: Replace,
+    /// For [`Replace::CaKeyAfterArchive`]: the archive that must hold the live key's bytes.
+    archive: Option<PathBuf>,
 }
 
 /// Writes `data` to a temporary file beside `path` (same checks as [`write_atomic`]) without
@@ -87,7 +96,57 @@ pub fn stage(
         tmp,
         path: path.to_path_buf(),
         replace,
+        archive: None,
     })
+}
+
+/// Stages the replacement of a live CA key (or `sa.key`) by `kpki ca rotate`: committed only if
+/// `archive` then holds exactly the bytes of the key being replaced (see
+/// [`Replace::CaKeyAfterArchive`]).
+pub fn stage_key_replacement(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    dir_mode: u32,
+    archive: &Path,
+) -> Result<Pending> {
+    let mut p = stage(path, data, mode, dir_mode, Replace::CaKeyAfterArchive)?;
+    p.archive = Some(archive.to_path_buf());
+    Ok(p)
+}
+
+/// Checks that `archive` holds exactly the bytes of `live` (a CA key about to be replaced) and
+/// makes the archive durable (file and directory flushed). The check that stands between a
+/// rotation and the loss of a CA key.
+pub fn verify_archive(archive: &Path, live: &Path) -> Result<()> {
+    let kept = match crate::disk::read::read_optional(archive)? {
+        Some(b) => b,
+        None => {
+            return Err(Error::file(
+                archive,
+                format!(
+                    "does not exist: {} is replaced only after it is archived",
+                    live.display()
+                ),
+            ))
+        }
+    };
+    if let Some(current) = crate::disk::read::read_optional(live)? {
+        if current != kept {
+            return Err(Error::file(
+                archive,
+                format!(
+                    "does not hold the key in {} (it changed since it was archived); the key is not replaced",
+                    live.display()
+                ),
+            ));
+        }
+    }
+    let f = fs::File::open(archive).map_err(|e| Error::file(archive, e))?;
+    f.sync_all().map_err(|e| Error::file(archive, e))?;
+    let dir = parent_dir(archive);
+    let d = fs::File::open(&dir).map_err(|e| Error::file(&dir, e))?;
+    d.sync_all().map_err(|e| Error::file(&dir, e))
 }
 
 impl Pending {
@@ -109,6 +168,13 @@ impl Pending {
         let path = self.path;
         match self.replace {
             Replace::Allow => self.tmp.persist(&path).map(|_| ()).map_err(|e| Error::file(&path, e.error)),
+            Replace::CaKeyAfterArchive => {
+                let Some(archive) = &self.archive else {
+                    return Err(Error::file(&path, "a CA key is replaced only with an archive of it (internal: none named)"));
+                };
+                verify_archive(archive, &path)?;
+                self.tmp.persist(&path).map(|_| ()).map_err(|e| Error::file(&path, e.error))
+            }
             Replace::Never => self.tmp.persist_noclobber(&path).map(|_| ()).map_err(|e| {
                 if e.error.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::file(&path, "exists already; kpki never overwrites it (CA keys and backups are written no-clobber)")

@@ -10,6 +10,7 @@
 //! certificate; fields are read with x509-parser ([`crate::x509::inspect::info`]).
 
 pub mod codes;
+pub mod rotation;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -186,7 +187,9 @@ impl Assessment {
 /// order), so each entry is judged against its CA as found.
 pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Assessment {
     let notes = desired.inputs.findings();
-    let mut a = Assessor::new(now, opts.clone()).with_input_conflicts(&notes);
+    let mut a = Assessor::new(now, opts.clone())
+        .with_input_conflicts(&notes)
+        .with_rotations(rotation::derive(desired, disk));
     let entries = desired
         .entries
         .iter()
@@ -266,6 +269,8 @@ pub struct Assessor {
     ca_keys: Vec<(String, Vec<u8>)>,
     /// Inputs that contradict the tree (flag name -> the fix to give instead of a re-issue).
     conflicts: HashMap<String, String>,
+    /// CA rotations in progress: what each entry is judged against during a rotation.
+    rotations: std::collections::BTreeMap<String, rotation::Rotation>,
 }
 
 /// Collects one entry's findings.
@@ -395,7 +400,22 @@ impl Assessor {
             cas: HashMap::new(),
             ca_keys: Vec::new(),
             conflicts: HashMap::new(),
+            rotations: Default::default(),
         }
+    }
+
+    /// Tells the judge which CAs are being rotated and in which phase ([`rotation::derive`]).
+    pub fn with_rotations(
+        mut self,
+        rotations: std::collections::BTreeMap<String, rotation::Rotation>,
+    ) -> Assessor {
+        self.rotations = rotations;
+        self
+    }
+
+    /// The rotations in progress this judge knows.
+    pub fn rotations(&self) -> &std::collections::BTreeMap<String, rotation::Rotation> {
+        &self.rotations
     }
 
     /// Tells the judge which inputs contradict the tree, so findings they cause say so instead
@@ -493,6 +513,7 @@ impl Assessor {
             Entry::Kubeconfig(k) => Some(k.ca.as_str()),
             _ => None,
         };
+        rotation::review(&self.rotations, e, seen, &mut out);
         if self.ca_external(ca) && out.state != State::SignedElsewhere {
             for f in &mut out.findings {
                 if f.remedy == Remedy::Reissue {

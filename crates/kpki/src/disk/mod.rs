@@ -3,6 +3,7 @@
 
 pub mod all;
 pub mod read;
+pub mod rotation;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub struct KubeconfigFile {
     pub context_name: String,
     /// DER of the CA certificate (embedded, or read from its referenced file).
     pub ca_der: Option<Vec<u8>>,
+    /// DER of the further certificates of the CA data: a bundle (during a CA rotation the old
+    /// and the new CA, the signer first).
+    pub ca_chain: Vec<Vec<u8>>,
     /// DER of the client certificate (embedded, or read from its referenced file).
     pub cert_der: Option<Vec<u8>>,
     /// The client key (embedded, or read from its referenced file).
@@ -93,6 +97,8 @@ pub struct Disk {
     /// Entry name -> whether its `generate-csr` request file exists (anything at that name,
     /// a dangling link included).
     pub csr: HashMap<String, bool>,
+    /// The CA rotations in progress (`<cert dir>/rotation`, `kpki ca rotate`).
+    pub rotation: rotation::RotationDisk,
 }
 
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
@@ -117,17 +123,18 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
         let text = std::str::from_utf8(&bytes).map_err(|_| "not a text file".to_string())?;
         let config = Kubeconfig::from_yaml(text)?;
         let cur = config.current()?;
-        let cert = |what: &str, pem: &Option<Vec<u8>>| -> Result<Option<Vec<u8>>, String> {
+        type Certs = Option<(Vec<u8>, Vec<Vec<u8>>)>;
+        let certs = |what: &str, pem: &Option<Vec<u8>>| -> Result<Certs, String> {
             pem.as_ref()
-                .map(|p| {
-                    crate::disk::read::parse_cert_pem(p)
-                        .map(|(der, _)| der)
-                        .map_err(|m| format!("{what}: {m}"))
-                })
+                .map(|p| crate::disk::read::parse_cert_pem(p).map_err(|m| format!("{what}: {m}")))
                 .transpose()
         };
-        let mut ca_der = cert("certificate-authority-data", &cur.ca_pem)?;
-        let mut cert_der = cert("client-certificate-data", &cur.client_cert_pem)?;
+        let (mut ca_der, mut ca_chain) = match certs("certificate-authority-data", &cur.ca_pem)? {
+            Some((der, chain)) => (Some(der), chain),
+            None => (None, Vec::new()),
+        };
+        let mut cert_der =
+            certs("client-certificate-data", &cur.client_cert_pem)?.map(|(der, _)| der);
         let mut key = cur
             .client_key_pem
             .as_ref()
@@ -157,7 +164,10 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
         if let (None, Some(f)) = (&ca_der, &cur.ca_file) {
             let mut r = reference(f);
             match read_cert(&r.path) {
-                Observed::Present(c) => ca_der = Some(c.der),
+                Observed::Present(c) => {
+                    ca_der = Some(c.der);
+                    ca_chain = c.chain;
+                }
                 Observed::Missing => r.problem = Some("does not exist".into()),
                 Observed::Invalid(m) => r.problem = Some(m),
             }
@@ -190,6 +200,7 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
             context_name: config.current_context.clone(),
             config,
             ca_der,
+            ca_chain,
             cert_der,
             key,
             ca_ref,
@@ -208,7 +219,9 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
 
 /// Reads every entry's files.
 pub fn observe(desired: &Desired) -> Disk {
-    observe_entries(&desired.entries)
+    let mut d = observe_entries(&desired.entries);
+    d.rotation = rotation::observe(desired);
+    d
 }
 
 /// Reads the files of `entries`.
@@ -242,5 +255,6 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
         entries,
         signed,
         csr,
+        rotation: rotation::RotationDisk::default(),
     }
 }
