@@ -117,6 +117,9 @@ fn phase_name(p: Option<kpki::rotate::Phase>) -> &'static str {
 
 fn print_report(phase: Phase, r: &kpki::rotate::Report) {
     let p = &r.plan;
+    if p.entries.is_empty() {
+        println!("[rotate] {}: no rotation in progress", phase.name());
+    }
     for e in &p.entries {
         println!(
             "[rotate] {} {}: {} -> {}: {}",

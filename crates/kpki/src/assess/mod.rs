@@ -267,6 +267,8 @@ pub struct Assessor {
     cas: HashMap<String, CaView>,
     /// Public keys of the CAs seen so far: a leaf must not reuse one.
     ca_keys: Vec<(String, Vec<u8>)>,
+    /// Every certificate of each CA's file (a bundle during a rotation), by CA name.
+    ca_bundles: HashMap<String, Vec<Vec<u8>>>,
     /// Inputs that contradict the tree (flag name -> the fix to give instead of a re-issue).
     conflicts: HashMap<String, String>,
     /// CA rotations in progress: what each entry is judged against during a rotation.
@@ -399,6 +401,7 @@ impl Assessor {
             opts,
             cas: HashMap::new(),
             ca_keys: Vec::new(),
+            ca_bundles: HashMap::new(),
             conflicts: HashMap::new(),
             rotations: Default::default(),
         }
@@ -1172,6 +1175,12 @@ impl Assessor {
             }
             Observed::Present(cf) => {
                 self.check_cert_mode(&mut s, &c.cert_path, cf.mode);
+                self.ca_bundles.insert(
+                    c.name.clone(),
+                    std::iter::once(cf.der.clone())
+                        .chain(cf.chain.iter().cloned())
+                        .collect(),
+                );
                 match self.check_cert(&mut s, &x, &cf.der) {
                     Some(info) if !s.has(Code::TlsRejected) => {
                         not_after = Some(info.not_after);
@@ -1653,6 +1662,33 @@ impl Assessor {
                     k.name
                 ),
             ),
+            // A bundle may trust less than the CA file (kubeadm embeds only the first
+            // certificate), never a certificate the CA file no longer holds: an old CA left
+            // behind after a rotation's finish would still be trusted.
+            (Some(embedded), Some(ca)) if embedded == ca && kc.ca_ref.is_none() => {
+                let file = self.ca_bundles.get(&k.ca);
+                let extra: Vec<String> = kc
+                    .ca_chain
+                    .iter()
+                    .filter(|c| file.is_some_and(|f| !f.contains(c)))
+                    .map(|c| inspect::info(c).map(|i| i.subject).unwrap_or_else(|m| m))
+                    .collect();
+                if !extra.is_empty() {
+                    s.push(
+                        Code::KubeconfigCaMismatch,
+                        &k.path,
+                        format!(
+                            "its certificate-authority-data also trusts {} which the file of CA {} does not hold (an old CA left from a rotation?)",
+                            extra.join(", "),
+                            k.ca
+                        ),
+                        format!(
+                            "run `kpki certs renew {}` (it rewrites the CA data)",
+                            k.name
+                        ),
+                    );
+                }
+            }
             _ => {}
         }
 

@@ -26,12 +26,14 @@ pub enum Phase {
     /// `prepare` has not completed: the folder lacks the new or the archived old CA.
     Preparing,
     /// New CA staged, old one archived; nothing live has changed.
+    #[serde(rename = "prepare")]
     Prepared,
     /// Every trust point holds the old and the new CA; the old one signs.
     Trust,
     /// The new CA signs; trust points hold the new and the old CA, the new one first.
     Issue,
     /// Trust points hold only the new CA; the folder is archived by `finish`.
+    #[serde(rename = "finish")]
     Finished,
 }
 
