@@ -453,7 +453,7 @@ fn every_phase_keeps_old_and_new_clients_working_and_finish_drops_the_old_ca() {
     common::kpki_ok(&nodes_args);
     let node_conf = out.join("node-a/kubelet.conf");
     let (nca, ncert) = kubeconfig(&node_conf);
-    assert_eq!(nca, [o.clone()]);
+    assert_eq!(nca, std::slice::from_ref(&o));
     assert!(signed_by(&ncert, &o));
 
     // ---- trust: [old, new] everywhere, the old CA signs
@@ -599,7 +599,7 @@ fn every_phase_keeps_old_and_new_clients_working_and_finish_drops_the_old_ca() {
         assert!(!t.rot(name).exists());
     }
     for kc in common::KUBECONFIGS {
-        assert_eq!(kubeconfig(&t.k.join(kc)).0, [n.clone()], "{kc}");
+        assert_eq!(kubeconfig(&t.k.join(kc)).0, std::slice::from_ref(&n), "{kc}");
     }
     assert_eq!(pubs(&t.pki.join("sa.pub")), sa_new);
     let archives: Vec<PathBuf> = std::fs::read_dir(t.rot("archive"))
@@ -640,7 +640,7 @@ fn every_phase_keeps_old_and_new_clients_working_and_finish_drops_the_old_ca() {
     assert!(common::changed(&s, &common::snapshot(&t.k)).is_empty());
     kept.insert("finish", keep_phase(&t, "finish"));
     common::kpki_ok(&nodes_args);
-    assert_eq!(kubeconfig(&node_conf).0, [n.clone()]);
+    assert_eq!(kubeconfig(&node_conf).0, std::slice::from_ref(&n));
 
     // ---- real clients: every phase's apiserver against every phase's admin.conf
     let signer = |p: &str| {
