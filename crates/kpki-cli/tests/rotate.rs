@@ -599,7 +599,11 @@ fn every_phase_keeps_old_and_new_clients_working_and_finish_drops_the_old_ca() {
         assert!(!t.rot(name).exists());
     }
     for kc in common::KUBECONFIGS {
-        assert_eq!(kubeconfig(&t.k.join(kc)).0, std::slice::from_ref(&n), "{kc}");
+        assert_eq!(
+            kubeconfig(&t.k.join(kc)).0,
+            std::slice::from_ref(&n),
+            "{kc}"
+        );
     }
     assert_eq!(pubs(&t.pki.join("sa.pub")), sa_new);
     let archives: Vec<PathBuf> = std::fs::read_dir(t.rot("archive"))
@@ -813,6 +817,19 @@ fn phases_refuse_to_run_out_of_order_and_verify_names_what_is_inconsistent() {
     t.rotate("trust", &[]);
     assert_eq!(std::fs::read(&admin).unwrap(), trusted);
     t.assert_verify_clean("trust repaired");
+
+    // The live CA key is replaced only over a byte copy in the archive: a changed archive
+    // stops issue before anything is written.
+    let archive = t.rot("ca/old.key");
+    let kept = std::fs::read(&archive).unwrap();
+    let mut other = kept.clone();
+    other.extend_from_slice(b"\n");
+    std::fs::write(&archive, &other).unwrap();
+    let s = common::snapshot(&t.k);
+    let err = t.rotate_fails("issue", &[]);
+    assert!(err.contains("is not a byte copy"), "{err}");
+    assert!(common::changed(&s, &common::snapshot(&t.k)).is_empty());
+    std::fs::write(&archive, &kept).unwrap();
 
     // issue, then an old-signed apiserver pair put back: finish refuses, issue completes it.
     t.rotate("issue", &[]);

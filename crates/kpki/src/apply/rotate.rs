@@ -230,10 +230,18 @@ fn check_archive_first(outs: &[Out]) -> Result<()> {
                 "a CA key is replaced only with an archive of it (internal: none named)",
             ));
         };
+        let live_bytes = std::fs::read(&o.path).ok();
         let archived = outs[..i].iter().any(|p| {
             &p.path == archive
-                && (p.verify_of.as_deref() == Some(o.path.as_path())
-                    || (p.replace == Replace::Never && p.rename_from.is_none()))
+                && match &p.verify_of {
+                    Some(of) => of == &o.path,
+                    // A fresh no-clobber copy of the live key's current bytes.
+                    None => {
+                        p.replace == Replace::Never
+                            && p.rename_from.is_none()
+                            && live_bytes.as_deref() == Some(p.data.as_slice())
+                    }
+                }
         });
         if !archived {
             return Err(Error::file(
@@ -246,4 +254,66 @@ fn check_archive_first(outs: &[Out]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(path: &str, replace: Replace) -> Out {
+        Out::write("ca", Path::new(path), b"k".to_vec(), 0o600, 0o700, replace)
+    }
+
+    #[test]
+    fn a_key_replacement_needs_an_earlier_archive_step_for_that_key() {
+        let replace = || Out {
+            key_archive: Some(PathBuf::from("/t/rotation/ca/old.key")),
+            ..out("/t/ca.key", Replace::CaKeyAfterArchive)
+        };
+        // Alone, or with the archive step after it, or archiving another key: refused.
+        assert!(check_archive_first(&[replace()]).is_err());
+        let verify = Out {
+            verify_of: Some(PathBuf::from("/t/ca.key")),
+            ..out("/t/rotation/ca/old.key", Replace::Never)
+        };
+        assert!(check_archive_first(&[replace(), verify]).is_err());
+        let other = Out {
+            verify_of: Some(PathBuf::from("/t/sa.key")),
+            ..out("/t/rotation/ca/old.key", Replace::Never)
+        };
+        assert!(check_archive_first(&[other, replace()]).is_err());
+        let unnamed = out("/t/ca.key", Replace::CaKeyAfterArchive);
+        assert!(check_archive_first(&[unnamed]).is_err());
+        // Verified (or freshly written no-clobber) before: accepted.
+        let verify = Out {
+            verify_of: Some(PathBuf::from("/t/ca.key")),
+            ..out("/t/rotation/ca/old.key", Replace::Never)
+        };
+        assert!(check_archive_first(&[verify, replace()]).is_ok());
+        let dir = tempfile::tempdir().expect("tmp");
+        let live = dir.path().join("ca.key");
+        std::fs::write(&live, b"k").expect("write");
+        let replace_live = || Out {
+            key_archive: Some(PathBuf::from("/t/rotation/ca/old.key")),
+            ..Out::write(
+                "ca",
+                &live,
+                b"new".to_vec(),
+                0o600,
+                0o700,
+                Replace::CaKeyAfterArchive,
+            )
+        };
+        let copy = out("/t/rotation/ca/old.key", Replace::Never);
+        assert!(check_archive_first(&[copy, replace_live()]).is_ok());
+        let wrong = Out::write(
+            "ca",
+            Path::new("/t/rotation/ca/old.key"),
+            b"x".to_vec(),
+            0o600,
+            0o700,
+            Replace::Never,
+        );
+        assert!(check_archive_first(&[wrong, replace_live()]).is_err());
+    }
 }

@@ -677,6 +677,41 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_key_is_replaced_only_over_a_byte_identical_flushed_archive() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let live = dir.path().join("ca.key");
+        let archive = dir.path().join("rotation/ca/old.key");
+        write_atomic(&live, b"old key", 0o600, 0o755, Replace::Never).expect("live");
+        // No archive: refused, the live key untouched.
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        let e = p.commit().expect_err("no archive");
+        assert!(
+            e.to_string()
+                .contains("is replaced only after it is archived"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&live).expect("read"), b"old key");
+        // An archive with other bytes: refused.
+        write_atomic(&archive, b"old key\n", 0o600, 0o700, Replace::Never).expect("archive");
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        let e = p.commit().expect_err("different archive");
+        assert!(e.to_string().contains("does not hold the key"), "{e}");
+        assert_eq!(fs::read(&live).expect("read"), b"old key");
+        // A byte copy: replaced, the archive kept.
+        fs::remove_file(&archive).expect("rm");
+        write_atomic(&archive, b"old key", 0o600, 0o700, Replace::Never).expect("archive");
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        p.commit().expect("replaced");
+        assert_eq!(fs::read(&live).expect("read"), b"new key");
+        assert_eq!(fs::read(&archive).expect("read"), b"old key");
+        assert_eq!(mode_of(&live), 0o600);
+        // The mode alone, without the archive, is refused too (no other path replaces a key).
+        let p = stage(&live, b"other", 0o600, 0o755, Replace::CaKeyAfterArchive).expect("stage");
+        assert!(p.commit().is_err());
+        assert_eq!(fs::read(&live).expect("read"), b"new key");
+    }
+
+    #[test]
     fn refuses_symlinks() {
         let dir = tempfile::tempdir().expect("tmp");
         let target = dir.path().join("target");

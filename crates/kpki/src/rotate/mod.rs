@@ -166,6 +166,15 @@ impl Kpki {
         let _lock = if dry_run {
             None
         } else {
+            if !self.allow_insecure_dir {
+                // Whoever can write in the rotation folder can swap the key issue installs.
+                apply::write::check_dir_secure(&layout.root)?;
+                if let Ok(rd) = std::fs::read_dir(&layout.root) {
+                    for d in rd.flatten().filter(|d| d.path().is_dir()) {
+                        apply::write::check_dir_secure(&d.path())?;
+                    }
+                }
+            }
             let lock = self.prepare_write(self.desired.modes.dir)?;
             apply::recover_pending(&self.desired)?;
             apply::rotate::recover(&layout)?;

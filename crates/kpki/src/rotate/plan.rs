@@ -782,7 +782,11 @@ fn prepare(b: &mut Builder<'_>, t: &str) -> Result<()> {
                     t,
                     Some(p),
                     Some(p),
-                    format!("already prepared (phase {p}): nothing to do"),
+                    if p == Phase::Prepared {
+                        "already prepared: nothing to do".to_string()
+                    } else {
+                        format!("a rotation is in progress (phase {p}): nothing to prepare; `kpki ca rotate status` shows what comes next")
+                    },
                 );
                 return Ok(());
             }
@@ -1147,6 +1151,33 @@ fn issue(b: &mut Builder<'_>, cas: &[Rotation]) -> Result<(Plan, Disk)> {
         let want: [&[u8]; 2] = [n, o];
         let key_new = r.live_key_new == Some(true);
         if !key_new {
+            // Refuse before anything is written when the archive is not a byte copy of the
+            // live key (the writer checks again at the rename).
+            let live_key = match inp.disk.entries.get(&r.entry) {
+                Some(Seen::Cert {
+                    key: Observed::Present(k),
+                    ..
+                })
+                | Some(Seen::KeyPair {
+                    key: Observed::Present(k),
+                    ..
+                }) => Some(k.key.pem().as_bytes().to_vec()),
+                _ => None,
+            };
+            let archived = match staged.map(|s| &s.old.key) {
+                Some(Observed::Present(k)) => Some(k.key.pem().as_bytes().to_vec()),
+                _ => None,
+            };
+            if live_key.is_none() || live_key != archived {
+                return Err(conflict(
+                    &r.entry,
+                    &archive,
+                    format!(
+                        "is not a byte copy of {}: the live key is not replaced without its archive (restore the archive, or `kpki ca rotate abort`)",
+                        disp(&key_path)
+                    ),
+                ));
+            }
             b.step(
                 &r.entry,
                 StepAction::VerifyArchive,
