@@ -189,6 +189,11 @@ fn print_report(phase: Phase, r: &kpki::rotate::Report) {
             println!("{l}");
         }
     }
+    if let Some(ci) = &r.cluster_info {
+        println!();
+        println!("# kube-public/cluster-info for this phase (also: kpki ca rotate status --cluster-info):");
+        print!("{ci}");
+    }
 }
 
 fn status(cli: &Cli, a: &StatusArgs) -> Result<(), Fail> {

@@ -1196,3 +1196,126 @@ fn etcd_keeps_serving_through_an_etcd_ca_rotation_with_rolling_restarts() {
     );
     println!("{}", timings.join("\n"));
 }
+
+/// A kubelet.conf that points at the kubelet's own rotated client certificate (kubeadm after
+/// kubelet-finalize): each phase rewrites only its CA data; its client certificate is the
+/// kubelet's, so `issue` leaves it, `verify` names it and `finish` waits until the kubelet has
+/// one from the new CA.
+#[test]
+fn kubelet_conf_by_reference_gets_the_bundle_and_keeps_its_certificate() {
+    let t = Tree::new("cp-1");
+    let kubelet = t.k.join("kubelet.conf");
+    let v = common::kubeconfig_json(&kubelet);
+    let b64 =
+        |p: &str| -> Vec<u8> { common::b64decode(v.pointer(p).and_then(|x| x.as_str()).unwrap()) };
+    let current = t
+        .root
+        .join("var-lib-kubelet/pki/kubelet-client-current.pem");
+    let mut pem = b64("/users/0/user/client-certificate-data");
+    pem.extend(b64("/users/0/user/client-key-data"));
+    std::fs::create_dir_all(current.parent().unwrap()).unwrap();
+    std::fs::write(&current, &pem).unwrap();
+    reliability::set_mode(&current, 0o600);
+    let conf = format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {}\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: system:node:cp-1\n  name: system:node:cp-1@kubernetes\ncurrent-context: system:node:cp-1@kubernetes\nkind: Config\npreferences: {{}}\nusers:\n- name: system:node:cp-1\n  user:\n    client-certificate: {p}\n    client-key: {p}\n",
+        v.pointer("/clusters/0/cluster/certificate-authority-data").and_then(|x| x.as_str()).unwrap(),
+        v.pointer("/clusters/0/cluster/server").and_then(|x| x.as_str()).unwrap(),
+        p = current.display()
+    );
+    std::fs::write(&kubelet, conf).unwrap();
+    reliability::set_mode(&kubelet, 0o600);
+    t.assert_verify_clean("by reference");
+    t.rotate("prepare", &["--ca", "ca"]);
+    t.rotate("trust", &[]);
+    let o = one_cert(&t.rot("ca/old.crt"));
+    let n = one_cert(&t.rot("ca/new.crt"));
+    let facts = |p: &Path| common::kubeconfig_json(p);
+    let user = |p: &Path| facts(p)["users"][0]["user"].clone();
+    assert_eq!(kubeconfig_ca(&kubelet), [o.clone(), n.clone()]);
+    assert_eq!(
+        user(&kubelet)["client-certificate"],
+        current.display().to_string()
+    );
+    t.rotate("issue", &[]);
+    assert_eq!(kubeconfig_ca(&kubelet), [n.clone(), o.clone()]);
+    assert_eq!(
+        user(&kubelet)["client-certificate"],
+        current.display().to_string()
+    );
+    assert!(user(&kubelet).get("client-certificate-data").is_none());
+    assert_eq!(
+        std::fs::read(&current).unwrap(),
+        pem,
+        "the kubelet's certificate was touched"
+    );
+    let (code, f) = t.verify();
+    assert_eq!(code, 1);
+    assert!(
+        f.iter()
+            .any(|(c, p)| c == "rotation-signer-unexpected" && p == &kubelet.display().to_string()),
+        "{f:?}"
+    );
+    let err = t.rotate_fails("finish", &[]);
+    assert!(err.contains("kubelet"), "{err}");
+    // The kubelet gets a certificate from the new CA (as the controller-manager would sign its
+    // CSR); finish then goes through.
+    let dir = t.root.join("csr");
+    std::fs::create_dir(&dir).unwrap();
+    let key = dir.join("kubelet.key");
+    std::fs::write(&key, b64("/users/0/user/client-key-data")).unwrap();
+    let ext = common::write_file(
+        &dir,
+        "ext.cnf",
+        b"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    );
+    let csr = dir.join("kubelet.csr");
+    let crt = dir.join("kubelet.crt");
+    common::openssl([
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:nodes/CN=system:node:cp-1",
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    common::openssl([
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        t.rot("ca/new.crt").to_str().unwrap(),
+        "-CAkey",
+        t.rot("ca/new.key").to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    let mut renewed = std::fs::read(&crt).unwrap();
+    renewed.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&current, renewed).unwrap();
+    t.rotate("finish", &[]);
+    assert_eq!(kubeconfig_ca(&kubelet), std::slice::from_ref(&n));
+    assert_eq!(
+        user(&kubelet)["client-certificate"],
+        current.display().to_string()
+    );
+    let (code, f) = t.verify();
+    assert_eq!(code, 0, "{f:?}");
+}
+
+/// kubectl's view of a kubeconfig's CA data (every certificate), whatever its credentials.
+fn kubeconfig_ca(path: &Path) -> Vec<Vec<u8>> {
+    let v = common::kubeconfig_json(path);
+    let ca = v["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap();
+    blocks_of(&common::b64decode(ca), "CERTIFICATE")
+}

@@ -150,8 +150,22 @@ pub(crate) fn lines(cmd: Command, f: &Facts<'_>) -> Vec<String> {
                     "  1. etcd members, one at a time (new server and peer certificates)".into(),
                 );
             }
-            out.push("  2. kube-apiserver, one at a time (serving, kubelet-client, etcd-client and front-proxy-client certificates; sa.key signs new tokens)".into());
-            out.push("  3. kube-controller-manager (controller-manager.conf; it signs CSRs with the new CA)".into());
+            out.push(format!(
+                "  2. kube-apiserver, one at a time (its certificates from the new CAs{})",
+                if has("sa") {
+                    "; sa.key signs new service-account tokens"
+                } else {
+                    ""
+                }
+            ));
+            out.push(format!(
+                "  3. kube-controller-manager (controller-manager.conf{})",
+                if has("ca") {
+                    "; it signs CSRs with the new CA"
+                } else {
+                    ""
+                }
+            ));
             out.push("  4. kube-scheduler (scheduler.conf)".into());
             out.push("  5. kubelets (kubelet.conf); worker nodes: re-run `kpki nodes` (it re-issues node credentials under the new CA) and deploy them; a kubelet.conf that points at the kubelet's own rotated certificate needs a new one from the kubelet (docs/rotation.md)".into());
             if has("sa") {

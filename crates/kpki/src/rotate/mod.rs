@@ -88,6 +88,10 @@ pub struct Report {
     pub dry_run: bool,
     /// What the operator does next: flags, restart order, cluster-info, discovery hash.
     pub guide: Vec<String>,
+    /// The `kube-public/cluster-info` ConfigMap to apply after this phase (YAML), when the
+    /// phase changed what the cluster CA's trust points hold (trust, finish, abort).
+    #[serde(rename = "clusterInfo", skip_serializing_if = "Option::is_none")]
+    pub cluster_info: Option<String>,
 }
 
 /// One CA or key pair in `kpki ca rotate status`.
@@ -203,11 +207,21 @@ impl Kpki {
             apply::rotate::apply(&self.desired, &disk, &p, &ctx)?
         };
         let guide = self.guide(cmd, &p, &rotations, &layout);
+        let ca_changed = p.entries.iter().any(|e| e.entry == "ca" && e.from != e.to);
+        let cluster_info = if !dry_run
+            && ca_changed
+            && matches!(cmd, Command::Trust | Command::Finish | Command::Abort)
+        {
+            Some(self.cluster_info()?)
+        } else {
+            None
+        };
         Ok(Report {
             plan: p,
             written,
             dry_run,
             guide,
+            cluster_info,
         })
     }
 
@@ -338,12 +352,14 @@ impl Kpki {
                     ..Default::default()
                 },
                 name: String::new(),
+                extra: Default::default(),
             }],
             contexts: vec![],
             current_context: String::new(),
             kind: "Config".into(),
-            preferences: Preferences {},
+            preferences: Preferences::default(),
             users: vec![],
+            extra: Default::default(),
         };
         let inner = kc.to_yaml().map_err(|m| Error::file(&ca.cert_path, m))?;
         let cm = ConfigMap {
