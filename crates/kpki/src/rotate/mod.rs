@@ -85,6 +85,7 @@ pub struct Report {
     /// Files written, in order (empty for a dry run).
     pub written: Vec<apply::Written>,
     /// Nothing was written.
+    #[serde(rename = "dryRun")]
     pub dry_run: bool,
     /// What the operator does next: flags, restart order, cluster-info, discovery hash.
     pub guide: Vec<String>,
