@@ -192,7 +192,7 @@ fn outs(
     }
     if let (Some(tree), Some(vdisk)) = (&plan.reissue, &plan.reissue_disk) {
         if !tree.is_noop() {
-            outs.extend(build(desired, vdisk, tree, ctx, true)?);
+            outs.extend(build(desired, &vdisk.0, tree, ctx, true)?);
         }
     }
     let _ = disk;

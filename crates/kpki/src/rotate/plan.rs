@@ -47,8 +47,9 @@ pub enum StepAction {
     Manual,
 }
 
-/// How a step is carried out (not part of the printed plan).
-#[derive(Debug, Clone)]
+/// How a step is carried out (not part of the printed plan). Its bytes can be private keys, so
+/// its `Debug` shows only their length.
+#[derive(Clone)]
 pub(crate) enum Op {
     /// Write these bytes (backing the old file up first when `backup`).
     Write {
@@ -75,6 +76,26 @@ pub(crate) enum Op {
     Rename { from: PathBuf },
     /// No write.
     None,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Write { data, mode, .. } => write!(f, "Write({} bytes, {mode:04o})", data.len()),
+            Op::NewKey { alg } => write!(f, "NewKey({alg})"),
+            Op::NewCaCert { key, .. } => write!(f, "NewCaCert(key {})", key.display()),
+            Op::NewPub { key } => write!(f, "NewPub(key {})", key.display()),
+            Op::VerifyArchive { live } => write!(f, "VerifyArchive(of {})", live.display()),
+            Op::ReplaceKey { data, archive } => write!(
+                f,
+                "ReplaceKey({} bytes, after {})",
+                data.len(),
+                archive.display()
+            ),
+            Op::Rename { from } => write!(f, "Rename(from {})", from.display()),
+            Op::None => f.write_str("None"),
+        }
+    }
 }
 
 /// One file step.
@@ -105,6 +126,16 @@ pub struct EntryPlan {
     pub note: String,
 }
 
+/// A value left out of `Debug` output (the disk holds kubeconfigs with their client keys).
+#[derive(Clone)]
+pub(crate) struct Unprinted<T>(pub T);
+
+impl<T> std::fmt::Debug for Unprinted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
 /// The plan of one `kpki ca rotate` command.
 #[derive(Debug, Clone, Serialize)]
 pub struct RotationPlan {
@@ -119,7 +150,7 @@ pub struct RotationPlan {
     pub reissue: Option<Plan>,
     /// `issue`: the disk as the re-issue sees it (the new CA in place of the old).
     #[serde(skip)]
-    pub(crate) reissue_disk: Option<Disk>,
+    pub(crate) reissue_disk: Option<Unprinted<Disk>>,
 }
 
 impl RotationPlan {
@@ -555,7 +586,7 @@ pub(crate) fn plan(inp: &Input<'_>, cmd: Command, targets: &[String]) -> Result<
             if !cas.is_empty() {
                 let (p, d) = issue(&mut b, &cas)?;
                 reissue = Some(p);
-                reissue_disk = Some(d);
+                reissue_disk = Some(Unprinted(d));
             }
         }
         Command::Finish => {
@@ -718,15 +749,12 @@ fn ready(b: &mut Builder<'_>, t: &str, cmd: Command) -> Result<Option<Rotation>>
         (Command::Abort, _) => err(format!(
             "phase {phase}: the new CA already signs, abort is only possible before issue; complete the rotation with `kpki ca rotate finish`"
         )),
-        (Command::Prepare, _) => unreachable_prepare(t),
+        // Prepare is planned by `prepare`, never through here.
+        (Command::Prepare, _) => Err(Error::input(
+            "ca rotate",
+            format!("{t}: internal: prepare is planned separately"),
+        )),
     }
-}
-
-fn unreachable_prepare(t: &str) -> Result<Option<Rotation>> {
-    Err(Error::input(
-        "ca rotate",
-        format!("{t}: internal: prepare is planned separately"),
-    ))
 }
 
 /// Trust points of `r` that do not hold what its phase wants (the rotation findings on them).
