@@ -35,7 +35,7 @@ enum PhaseCmd {
     /// Every trust point holds the old and the new CA (bundles, the old one first); the old CA
     /// keeps signing.
     Trust(PhaseArgs),
-    /// The new CA signs: its key replaces the archived old one and every certificate the old CA
+    /// The new CA signs: its key replaces the old one (once archived) and every certificate the old CA
     /// signed is re-issued under it (backups as certs renew makes).
     Issue(PhaseArgs),
     /// Trust points keep only the new CA; the rotation folder (both CA keys) moves to
