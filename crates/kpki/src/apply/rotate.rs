@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::write::Replace;
+use super::write::{PlannedWrite, Replace, WriteKind, WritePolicy};
 use super::{build, generate_keys, push_backups, write_all, Context, Out, Written};
 use crate::disk::rotation::Layout;
 use crate::disk::Disk;
@@ -38,26 +38,49 @@ pub(crate) fn recover(layout: &Layout) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Carries `plan` out; returns the files written, in order.
+/// Carries `plan` out; returns the files written, in order. Every write passes the rotation's
+/// [`WritePolicy`] (the tree's path check, plus the one exception: a live CA key replaced after
+/// its archive) before the first byte is written.
 pub(crate) fn apply(
     desired: &Desired,
     disk: &Disk,
     plan: &RotationPlan,
     ctx: &Context<'_>,
+    allow_insecure_dir: bool,
 ) -> Result<Vec<Written>> {
-    let outs = outs(desired, disk, plan, ctx)?;
+    let outs = outs(desired, plan, ctx)?;
     if outs.is_empty() {
         return Ok(Vec::new());
     }
+    let mut policy = WritePolicy::for_rotation(desired, allow_insecure_dir);
+    policy.protect_ca_keys_on_disk(disk, desired);
+    policy.check(&planned(&outs))?;
     write_all(outs)
 }
 
-fn outs(
-    desired: &Desired,
-    disk: &Disk,
-    plan: &RotationPlan,
-    ctx: &Context<'_>,
-) -> Result<Vec<Out>> {
+/// What each output does to its path, for the policy.
+fn planned(outs: &[Out]) -> Vec<PlannedWrite<'_>> {
+    outs.iter()
+        .map(|o| PlannedWrite {
+            entry: &o.entry,
+            path: &o.path,
+            kind: if o.chmod_only {
+                WriteKind::Mode
+            } else if o.rename_from.is_some() {
+                WriteKind::Rename
+            } else if let Some(of) = &o.verify_of {
+                WriteKind::KeyArchive { of }
+            } else if let (Replace::CaKeyAfterArchive, Some(archive)) = (o.replace, &o.key_archive)
+            {
+                WriteKind::CaKeyAfterArchive { archive }
+            } else {
+                WriteKind::Contents
+            },
+        })
+        .collect()
+}
+
+fn outs(desired: &Desired, plan: &RotationPlan, ctx: &Context<'_>) -> Result<Vec<Out>> {
     let modes = desired.modes;
     let layout = Layout::of(&desired.inputs.cert_dir);
     let dir_mode = |p: &Path| {
@@ -195,24 +218,7 @@ fn outs(
             outs.extend(build(desired, &vdisk.0, tree, ctx, true)?);
         }
     }
-    let _ = disk;
     check_archive_first(&outs)?;
-    for o in &outs {
-        if o.rename_from.is_some() {
-            continue;
-        }
-        if let Ok(m) = std::fs::symlink_metadata(&o.path) {
-            if m.file_type().is_symlink() {
-                return Err(Error::file(
-                    &o.path,
-                    "is a symbolic link; kpki does not write through links",
-                ));
-            }
-            if m.is_dir() {
-                return Err(Error::file(&o.path, "is a directory, expected a file"));
-            }
-        }
-    }
     Ok(outs)
 }
 

@@ -331,13 +331,27 @@ fn check_owner(dir: &Path, uid: u32) -> Result<()> {
 
 /// What a planned write does to its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
+pub enum WriteKind<'a> {
     /// New contents: a temporary file renamed over the path.
     Contents,
     /// A file already written under another name (a staged certificate) moved onto the path.
     Rename,
     /// Only the mode of the existing file (a `repair` step).
     Mode,
+    /// A rotation's archive of the live key `of`: the path (inside the rotation folder) is
+    /// written no-clobber with the key's bytes, or, when it exists, checked to hold them and
+    /// flushed.
+    KeyArchive {
+        /// The live key archived.
+        of: &'a Path,
+    },
+    /// `kpki ca rotate issue` only: new contents for a live CA key (or the service-account
+    /// key). Refused unless the policy was made by [`WritePolicy::for_rotation`] and an earlier
+    /// write of the same batch is the [`WriteKind::KeyArchive`] of this key at `archive`.
+    CaKeyAfterArchive {
+        /// The archive that holds the key being replaced.
+        archive: &'a Path,
+    },
 }
 
 /// One write a command plans, checked with every other before the first byte is written.
@@ -348,7 +362,7 @@ pub struct PlannedWrite<'a> {
     /// The path written.
     pub path: &'a Path,
     /// What the write does.
-    pub kind: WriteKind,
+    pub kind: WriteKind<'a>,
 }
 
 /// Where a command may write and what it must never write over: the one path check every
@@ -377,6 +391,11 @@ pub struct WritePolicy {
     /// Refuse to replace an existing file that holds a private key unless it is one of the
     /// writing entry's own files (for output outside the tree: `--out`).
     pub protect_key_files: bool,
+    /// The rotation folder (`<cert dir>/rotation`), set only by [`WritePolicy::for_rotation`]:
+    /// the one policy under which an existing CA key may be replaced
+    /// ([`WriteKind::CaKeyAfterArchive`], its archive inside this folder). Not public: no caller
+    /// outside the crate can grant the exception.
+    pub(crate) rotation: Option<PathBuf>,
 }
 
 impl WritePolicy {
@@ -481,6 +500,45 @@ impl WritePolicy {
         }
     }
 
+    /// The policy of `kpki ca rotate`: the tree's ([`WritePolicy::for_tree`]), with the
+    /// service-account key and every key in the rotation folder (the staged and the archived CA
+    /// keys) protected like a CA key, and the one exception to the never-overwrite rule: a live
+    /// CA key (or the service-account key) may be replaced by a [`WriteKind::CaKeyAfterArchive`]
+    /// write whose archive, inside the rotation folder, an earlier write of the same batch makes
+    /// or checks.
+    pub fn for_rotation(
+        desired: &crate::model::resolve::Desired,
+        allow_insecure_dir: bool,
+    ) -> Self {
+        use crate::model::layout::normalize;
+        use crate::model::resolve::Entry;
+        let mut p = WritePolicy::for_tree(desired, allow_insecure_dir);
+        for e in &desired.entries {
+            if let Entry::KeyPair(k) = e {
+                p.ca_keys
+                    .push((normalize(&k.key_path), format!("key pair {}", k.name)));
+            }
+        }
+        let root = normalize(&crate::disk::rotation::Layout::of(&desired.inputs.cert_dir).root);
+        // The staged and archived keys of rotations in progress.
+        if let Ok(rd) = fs::read_dir(&root) {
+            for d in rd.flatten() {
+                for side in ["old", "new"] {
+                    let k = d.path().join(format!("{side}.key"));
+                    if fs::symlink_metadata(&k).is_ok() {
+                        let what = format!(
+                            "the rotation of {} ({side})",
+                            d.file_name().to_string_lossy()
+                        );
+                        p.ca_keys.push((normalize(&k), what));
+                    }
+                }
+            }
+        }
+        p.rotation = Some(root);
+        p
+    }
+
     /// Checks the roots and their ancestors ([`check_dir_secure`]) unless `--allow-insecure-dir`.
     /// Run before anything is created.
     pub fn check_roots(&self) -> Result<()> {
@@ -496,7 +554,7 @@ impl WritePolicy {
     pub fn check(&self, writes: &[PlannedWrite<'_>]) -> Result<()> {
         use crate::model::layout::normalize;
         let mut seen = std::collections::HashSet::new();
-        for w in writes {
+        for (i, w) in writes.iter().enumerate() {
             if w.path
                 .components()
                 .any(|c| c == std::path::Component::ParentDir)
@@ -531,7 +589,16 @@ impl WritePolicy {
                     ),
                 ));
             };
-            if let Some((_, ca)) = self.ca_keys.iter().find(|(k, _)| *k == p) {
+            if let WriteKind::CaKeyAfterArchive { archive } = w.kind {
+                self.check_key_replacement(w, &p, archive, &writes[..i])?;
+            } else if let WriteKind::KeyArchive { .. } = w.kind {
+                if !self.rotation.as_ref().is_some_and(|r| p.starts_with(r)) {
+                    return Err(Error::file(
+                        w.path,
+                        "is not inside the rotation folder; kpki archives a CA key only there",
+                    ));
+                }
+            } else if let Some((_, ca)) = self.ca_keys.iter().find(|(k, _)| *k == p) {
                 if w.kind != WriteKind::Mode && fs::symlink_metadata(&p).is_ok() {
                     return Err(Error::Conflict {
                         entry: w.entry.to_string(),
@@ -565,6 +632,47 @@ impl WritePolicy {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The one exception to the never-overwrite rule (see [`WriteKind::CaKeyAfterArchive`]):
+    /// only a rotation's policy, only over a CA key it knows, and only when an earlier write of
+    /// the batch archives that very key at the named path inside the rotation folder.
+    fn check_key_replacement(
+        &self,
+        w: &PlannedWrite<'_>,
+        p: &Path,
+        archive: &Path,
+        earlier: &[PlannedWrite<'_>],
+    ) -> Result<()> {
+        use crate::model::layout::normalize;
+        let refuse = |why: &str| {
+            Err(Error::Conflict {
+                entry: w.entry.to_string(),
+                path: w.path.to_path_buf(),
+                message: format!("is not replaced: {why}"),
+            })
+        };
+        let Some(root) = &self.rotation else {
+            return refuse("only `kpki ca rotate` replaces a CA key");
+        };
+        if !self.ca_keys.iter().any(|(k, _)| k == p) || p.starts_with(root) {
+            return refuse("it is not a live CA key; nothing else is replaced this way");
+        }
+        let archive = normalize(archive);
+        if !archive.starts_with(root) {
+            return refuse("its archive is not inside the rotation folder");
+        }
+        let archived = earlier.iter().any(|e| {
+            normalize(e.path) == archive
+                && matches!(e.kind, WriteKind::KeyArchive { of } if normalize(of) == p)
+        });
+        if !archived {
+            return refuse(&format!(
+                "no earlier step of this run archives it to {}",
+                archive.display()
+            ));
         }
         Ok(())
     }
@@ -638,6 +746,84 @@ fn check_target(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::disk::read::mode_of;
+
+    #[test]
+    fn only_a_rotation_policy_replaces_a_ca_key_and_only_after_archiving_that_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = crate::model::layout::normalize(dir.path());
+        let key = root.join("ca.key");
+        let sa = root.join("sa.key");
+        let leaf = root.join("apiserver.key");
+        let archive = root.join("rotation/ca/old.key");
+        let elsewhere = root.join("old-ca.key");
+        for f in [&key, &sa, &leaf, &archive] {
+            write_atomic(f, b"k", 0o600, 0o700, Replace::Never).expect("write");
+        }
+        let tree = WritePolicy {
+            roots: vec![root.clone()],
+            ca_keys: vec![
+                (key.clone(), "CA ca".into()),
+                (sa.clone(), "key pair sa".into()),
+            ],
+            allow_insecure_dir: true,
+            ..Default::default()
+        };
+        let rotation = WritePolicy {
+            rotation: Some(root.join("rotation")),
+            ..tree.clone()
+        };
+        let w = |path: &'static Path, kind| PlannedWrite {
+            entry: "ca",
+            path,
+            kind,
+        };
+        let leak = |p: &PathBuf| -> &'static Path { Box::leak(p.clone().into_boxed_path()) };
+        let (key, sa, leaf, archive, elsewhere) = (
+            leak(&key),
+            leak(&sa),
+            leak(&leaf),
+            leak(&archive),
+            leak(&elsewhere),
+        );
+        let archived = w(archive, WriteKind::KeyArchive { of: key });
+        let replace = w(key, WriteKind::CaKeyAfterArchive { archive });
+        let refused = |p: &WritePolicy, ws: &[PlannedWrite<'_>]| {
+            let e = p.check(ws).expect_err("refused");
+            e.to_string()
+        };
+        // Plain contents over a CA key: refused by every policy.
+        assert!(
+            refused(&tree, &[w(key, WriteKind::Contents)]).contains("never overwrites a CA key")
+        );
+        assert!(refused(&rotation, &[w(key, WriteKind::Contents)])
+            .contains("never overwrites a CA key"));
+        // The exception, outside a rotation's policy: refused even after the archive step.
+        assert!(refused(&tree, &[archived, replace]).contains("not inside the rotation folder"));
+        assert!(refused(&tree, &[replace]).contains("only `kpki ca rotate`"));
+        // A rotation's policy: no archive step, or the step after the replacement, refused.
+        assert!(refused(&rotation, &[replace]).contains("no earlier step"));
+        assert!(refused(&rotation, &[replace, archived]).contains("no earlier step"));
+        // The archive of another key, or at another path, does not count.
+        let of_sa = w(archive, WriteKind::KeyArchive { of: sa });
+        assert!(refused(&rotation, &[of_sa, replace]).contains("no earlier step"));
+        // An archive outside the rotation folder: refused.
+        let outside = w(elsewhere, WriteKind::KeyArchive { of: key });
+        assert!(refused(&rotation, &[outside]).contains("not inside the rotation folder"));
+        let to_outside = w(key, WriteKind::CaKeyAfterArchive { archive: elsewhere });
+        assert!(refused(&rotation, &[to_outside]).contains("not inside the rotation folder"));
+        // A file that is not a CA key (a leaf's key, the archive itself) is not replaced this way.
+        let leaf_archive = w(archive, WriteKind::KeyArchive { of: leaf });
+        let on_leaf = w(leaf, WriteKind::CaKeyAfterArchive { archive });
+        assert!(refused(&rotation, &[leaf_archive, on_leaf]).contains("not a live CA key"));
+        // Archived first, then replaced, under a rotation's policy: accepted (CA and SA key).
+        rotation.check(&[archived, replace]).expect("accepted");
+        let sa_archive = w(archive, WriteKind::KeyArchive { of: sa });
+        let sa_replace = PlannedWrite {
+            entry: "sa",
+            ..w(sa, WriteKind::CaKeyAfterArchive { archive })
+        };
+        rotation.check(&[sa_archive, sa_replace]).expect("accepted");
+    }
 
     #[test]
     fn atomic_write_sets_exact_mode_and_refuses_clobber() {

@@ -205,7 +205,7 @@ impl Kpki {
                 entropy: run.entropy,
                 jobs: run.jobs,
             };
-            apply::rotate::apply(&self.desired, &disk, &p, &ctx)?
+            apply::rotate::apply(&self.desired, &disk, &p, &ctx, self.allow_insecure_dir)?
         };
         let guide = self.guide(cmd, &p, &rotations, &layout);
         let ca_changed = p.entries.iter().any(|e| e.entry == "ca" && e.from != e.to);
