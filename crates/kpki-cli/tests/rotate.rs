@@ -1319,3 +1319,145 @@ fn kubeconfig_ca(path: &Path) -> Vec<Vec<u8>> {
         .unwrap();
     blocks_of(&common::b64decode(ca), "CERTIFICATE")
 }
+
+// ------------------------------------------------------------------ dry runs, lock, path check
+
+/// The CA certificates of the kubeconfig inside `kpki ca rotate status --cluster-info` (PyYAML
+/// reads the ConfigMap, kubectl the kubeconfig in it).
+fn cluster_info_cas(t: &Tree) -> Vec<Vec<u8>> {
+    let cm = common::kpki_ok(t.args(&["ca", "rotate", "status", "--cluster-info"]));
+    let cm_json = common::tool_ok(
+        "python3",
+        [
+            "-c",
+            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+        ],
+        Some(cm.as_bytes()),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&cm_json).unwrap();
+    assert_eq!(v["metadata"]["name"], "cluster-info");
+    let ci = t.root.join("cluster-info.conf");
+    std::fs::write(&ci, v["data"]["kubeconfig"].as_str().unwrap()).unwrap();
+    kubeconfig_ca(&ci)
+}
+
+/// `--dry-run -o json` of a phase: nothing changes on disk, the report says so, and every step
+/// names its file and gives a reason.
+fn assert_dry_run(t: &Tree, phase: &str) {
+    let before = common::snapshot(&t.k);
+    let out = common::kpki_ok(t.args(&["ca", "rotate", phase, "--dry-run", "-o", "json"]));
+    assert!(
+        common::changed(&before, &common::snapshot(&t.k)).is_empty(),
+        "{phase} --dry-run wrote"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dryRun"], true, "{phase}");
+    assert_eq!(v["written"].as_array().map(Vec::len), Some(0), "{phase}");
+    let steps = v["plan"]["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{phase}: no steps\n{out}");
+    for s in steps {
+        assert!(
+            !s["path"].as_str().unwrap().is_empty() && s["reason"].as_str().unwrap().len() > 10,
+            "{phase}: a step without a path or a reason: {s}"
+        );
+    }
+}
+
+/// Every phase has a dry run that writes nothing and gives a reason per step; a held tree lock
+/// stops a phase (exit 2, nothing written) while a dry run still reads; a rotation's writes go
+/// through the one path check (a linked directory on the way is refused before anything is
+/// written); trust prints the restart order; cluster-info follows the phases (bundle, then the
+/// new CA only); finish keeps backups of the trust files it rewrites.
+#[test]
+fn every_phase_dry_runs_takes_the_lock_and_writes_only_through_the_path_check() {
+    let t = Tree::new("cp-1");
+    let ca_before = certs(&t.pki.join("ca.crt"));
+    assert_dry_run(&t, "prepare");
+    t.rotate("prepare", &["--ca", "ca,etcd-ca"]);
+    let o = one_cert(&t.rot("ca/old.crt"));
+    let n = one_cert(&t.rot("ca/new.crt"));
+    assert_eq!(ca_before, std::slice::from_ref(&o));
+    assert_dry_run(&t, "trust");
+    assert_dry_run(&t, "abort");
+
+    // The tree lock (the flock every writing kpki takes on the cert dir), held by the test.
+    let holder = std::fs::File::open(&t.pki).unwrap();
+    holder.lock().unwrap();
+    let before = common::snapshot(&t.k);
+    let mut args = vec!["--lock-timeout".to_string(), "0s".to_string()];
+    args.extend(t.args(&["ca", "rotate", "trust"]));
+    let (code, err) = common::kpki_fail(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("another kpki process") && err.contains(&t.pki.display().to_string()),
+        "{err}"
+    );
+    assert!(common::changed(&before, &common::snapshot(&t.k)).is_empty());
+    let mut dry = vec!["--lock-timeout".to_string(), "0s".to_string()];
+    dry.extend(t.args(&["ca", "rotate", "trust", "--dry-run"]));
+    common::kpki_ok(&dry);
+    holder.unlock().unwrap();
+
+    // pki/etcd replaced by a link to a directory elsewhere: trust would write etcd/ca.crt
+    // through it; the path check refuses before any file (kubeconfigs, ca.crt) is written.
+    let real = t.root.join("etcd-elsewhere");
+    std::fs::rename(t.pki.join("etcd"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, t.pki.join("etcd")).unwrap();
+    let before = common::snapshot(&t.root);
+    let err = t.rotate_fails("trust", &[]);
+    assert!(
+        err.contains("symbolic link") && err.contains("linked directories"),
+        "{err}"
+    );
+    assert!(common::changed(&before, &common::snapshot(&t.root)).is_empty());
+    std::fs::remove_file(t.pki.join("etcd")).unwrap();
+    std::fs::rename(&real, t.pki.join("etcd")).unwrap();
+
+    let text = t.rotate("trust", &[]);
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s:?} not in:\n{text}"))
+    };
+    let order = [
+        at("1. kube-controller-manager"),
+        at("2. workloads that use the in-cluster config"),
+        at("3. kube-apiserver"),
+        at("4. kube-scheduler"),
+        at("5. kubelets"),
+        at("6. etcd members"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} (one certificate: the CA that signs): kube-controller-manager --cluster-signing-cert-file and --client-ca-file",
+            t.rot("signer/ca.crt").display()
+        )),
+        "{text}"
+    );
+    assert_eq!(cluster_info_cas(&t), [o.clone(), n.clone()]);
+
+    assert_dry_run(&t, "issue");
+    t.rotate("issue", &[]);
+    assert_eq!(cluster_info_cas(&t), [n.clone(), o.clone()]);
+    assert_dry_run(&t, "finish");
+    let backups_before = common::files(&t.pki)
+        .into_iter()
+        .filter(|f| f.starts_with("ca.crt.bak-"))
+        .count();
+    let text = t.rotate("finish", &[]);
+    assert!(text.contains("kubectl apply -f -"), "{text}");
+    assert_eq!(cluster_info_cas(&t), std::slice::from_ref(&n));
+    // finish rewrote ca.crt ([new, old] -> [new]) and kept what it replaced.
+    let bak: Vec<String> = common::files(&t.pki)
+        .into_iter()
+        .filter(|f| f.starts_with("ca.crt.bak-"))
+        .collect();
+    assert_eq!(bak.len(), backups_before + 1, "{bak:?}");
+    assert!(
+        bak.iter()
+            .any(|b| certs(&t.pki.join(b)) == [n.clone(), o.clone()]),
+        "{bak:?}"
+    );
+    let (code, f) = t.verify();
+    assert_eq!(code, 0, "{f:?}");
+}
