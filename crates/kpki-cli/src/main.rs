@@ -33,6 +33,7 @@ mod lifecycle_cmd;
 mod nodes_cmd;
 mod operate_cmd;
 mod renew_due_cmd;
+mod rotate_cmd;
 mod verify_cmd;
 
 #[derive(Parser)]
@@ -78,6 +79,8 @@ enum Command {
     Verify(Box<verify_cmd::VerifyCmd>),
     /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key, upload-bundle, download-bundle.
     Certs(certs_cmd::CertsCmd),
+    /// CA commands: rotate the cluster, front-proxy and etcd CAs and the service-account key.
+    Ca(Box<rotate_cmd::CaCmd>),
     /// Print the embedded default spec.
     Spec,
     /// Draw the hierarchy (CA -> leaves -> kubeconfigs -> node credentials) with each
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => nodes_cmd::run_token(&cli, cmd),
         Command::Verify(cmd) => verify_cmd::run(&cli, cmd),
         Command::Certs(cmd) => certs_cmd::run(&cli, cmd),
+        Command::Ca(cmd) => rotate_cmd::run(&cli, cmd),
         Command::Spec => {
             out!("{}", kpki::DEFAULT_SPEC);
             Ok(())

@@ -403,6 +403,21 @@ impl Kubeconfig {
         })
     }
 
+    /// Replaces the current cluster's CA data (PEM, one certificate or a bundle), keeping the
+    /// rest of the file: what a CA rotation changes in a kubeconfig.
+    pub fn set_ca_data(&mut self, ca_pem: &str) -> Result<(), String> {
+        let cur = self.current()?;
+        if let Some(c) = self
+            .clusters
+            .iter_mut()
+            .find(|c| c.name == cur.cluster_name)
+        {
+            c.cluster.certificate_authority_data = Some(B64.encode(ca_pem));
+            c.cluster.certificate_authority = None;
+        }
+        Ok(())
+    }
+
     /// Replaces the current user's client certificate and key, and the current cluster's CA.
     pub fn set_credentials(
         &mut self,

@@ -53,6 +53,7 @@ mod error;
 pub mod inputs;
 pub mod parse;
 pub mod plan;
+pub mod rotate;
 pub mod text;
 
 use internal::{apply, assess, disk, entropy, kubeconfig, limits, model, ops, views, x509};

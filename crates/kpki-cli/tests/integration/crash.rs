@@ -629,3 +629,246 @@ fn checker_catches_broken_trees() {
     run_ok(&b.args(&["init"], INPUTS));
     assert_complete(&mut chk, &b, INPUTS);
 }
+
+// ------------------------------------------------------------------ ca rotate
+
+/// The rotation phases, each killed on a copy of a tree completed up to the phase before.
+const ROTATE_PHASES: [&str; 4] = ["prepare", "trust", "issue", "finish"];
+
+/// Every certificate of a PEM file (nothing when unreadable: the scan reports that).
+fn certs_in(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| reliability::parse_certs_pem(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Relative path -> bytes of every CA and service-account private key of the tree: the live
+/// ones and those in the rotation folder (staged, archived).
+fn ca_key_files(k: &Path) -> BTreeMap<String, Vec<u8>> {
+    let live = [
+        "pki/ca.key",
+        "pki/front-proxy-ca.key",
+        "pki/etcd/ca.key",
+        "pki/sa.key",
+    ];
+    crate::util::files(k)
+        .into_iter()
+        .filter(|f| {
+            live.contains(&f.as_str()) || (f.starts_with("pki/rotation/") && f.ends_with(".key"))
+        })
+        .map(|f| {
+            let b = std::fs::read(k.join(&f)).unwrap();
+            (f, b)
+        })
+        .collect()
+}
+
+/// What must hold at any instant of a rotation phase, even right after a SIGKILL: every file
+/// parses completely with its mode (bundles allowed), every CA key seen so far is still on disk,
+/// every leaf is signed by a certificate of its live CA file, every kubeconfig accepts the
+/// apiserver certificate and the apiserver's client-CA file (`ca.crt`) accepts every
+/// kubeconfig's client certificate, and `sa.key` is one of the keys in `sa.pub`.
+fn rotation_invariants(
+    chk: &mut Checker,
+    l: &Layout,
+    keys: &mut std::collections::BTreeSet<Vec<u8>>,
+    ctx: &str,
+) -> Scan {
+    let scan = scan_or_panic(chk, &l.k, ctx);
+    let now = ca_key_files(&l.k);
+    for k in keys.iter() {
+        assert!(
+            now.values().any(|v| v == k),
+            "{ctx}: a CA key seen before is on disk no more: {:?}",
+            now.keys()
+        );
+    }
+    keys.extend(now.into_values());
+    for leaf in crate::util::LEAVES {
+        let crt = l.pki.join(format!("{}.crt", leaf.path));
+        let der = reliability::parse_cert_pem(&std::fs::read(&crt).unwrap()).unwrap();
+        let cas = certs_in(&l.pki.join(format!("{}.crt", leaf.ca)));
+        assert!(
+            cas.iter().any(|c| reliability::signed_by(&der, c).is_ok()),
+            "{ctx}: {} is signed by no certificate of {}.crt",
+            leaf.path,
+            leaf.ca
+        );
+    }
+    let server =
+        reliability::parse_cert_pem(&std::fs::read(l.pki.join("apiserver.crt")).unwrap()).unwrap();
+    let client_cas = certs_in(&l.pki.join("ca.crt"));
+    for kc in crate::util::KUBECONFIGS {
+        let c = chk
+            .conf(&l.k.join(kc))
+            .unwrap_or_else(|e| panic!("{ctx}: {kc}: {e}"));
+        assert!(
+            c.ca_all
+                .iter()
+                .any(|ca| reliability::signed_by(&server, ca).is_ok()),
+            "{ctx}: {kc} does not accept the apiserver certificate"
+        );
+        assert!(
+            client_cas
+                .iter()
+                .any(|ca| reliability::signed_by(&c.cert_der, ca).is_ok()),
+            "{ctx}: ca.crt does not accept {kc}'s client certificate"
+        );
+    }
+    scan
+}
+
+/// Files under final names (temporary files left out) that are new or replaced since `start`:
+/// the writes that landed, so that kills spread over the renames, not the staging.
+fn finals_changed(root: &Path, start: &std::collections::HashMap<String, u64>) -> usize {
+    reliability::inodes(root)
+        .iter()
+        .filter(|(k, _)| !k.ends_with(".kpki-tmp"))
+        .filter(|(k, ino)| start.get(*k) != Some(ino))
+        .count()
+}
+
+/// `kpki ca rotate status -o json`: entry -> phase (`-` for none).
+fn rotation_phases(l: &Layout) -> BTreeMap<String, String> {
+    let out = crate::util::kpki(l.args(&["ca", "rotate", "status", "-o", "json"], INPUTS));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "status: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["entry"].as_str().unwrap().to_string(),
+                e["phase"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ca_rotate_phases_survive_sigkill() {
+    let trials = env_count("KPKI_CRASH_ROTATE_TRIALS", 6);
+    let seed = seed_for(6);
+    let mut rng = Rng::new(seed);
+    // Base trees: init, then each phase completed in turn; bases[i] is the tree before phase i.
+    let base_dir = tempfile::tempdir().unwrap();
+    let base = Layout::new(base_dir.path());
+    run_ok(&base.args(&["init"], INPUTS));
+    let original_keys = ca_key_files(&base.k);
+    let mut bases = Vec::new();
+    for phase in ROTATE_PHASES {
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(&base.k, &d.path().join("k"), Modes::Keep);
+        bases.push(d);
+        run_ok(&base.args(&["ca", "rotate", phase], INPUTS));
+    }
+    let mut chk = Checker::default();
+    chk.allow_bundles = true;
+    for (i, phase) in ROTATE_PHASES.iter().enumerate() {
+        let from = bases[i].path().join("k");
+        let args = |root: &Path| {
+            Layout {
+                k: root.join("k"),
+                pki: root.join("k/pki"),
+            }
+            .args(&["ca", "rotate", phase], INPUTS)
+        };
+        let t = calibrate(args, |root| copy_dir(&from, &root.join("k"), Modes::Keep));
+        // How many files a complete run creates or replaces (the progress range of the kills).
+        let changes = {
+            let d = tempfile::tempdir().unwrap();
+            copy_dir(&from, &d.path().join("k"), Modes::Keep);
+            let start = reliability::inodes(&d.path().join("k"));
+            run_ok(&args(d.path()));
+            finals_changed(&d.path().join("k"), &start)
+        };
+        let want = match *phase {
+            "prepare" => "prepare",
+            "trust" => "trust",
+            "issue" => "issue",
+            _ => "-",
+        };
+        let mut st = Stats::default();
+        for trial in 0..trials {
+            let dir = tempfile::tempdir().unwrap();
+            let l = Layout::new(dir.path());
+            copy_dir(&from, &l.k, Modes::Keep);
+            let a = args(dir.path());
+            let mut keys: std::collections::BTreeSet<Vec<u8>> =
+                ca_key_files(&l.k).into_values().collect();
+            let kills = if rng.chance(1, 3) { 2 } else { 1 };
+            st.trials += 1;
+            st.double_kills += usize::from(kills == 2);
+            for k in 0..kills {
+                let d = When::pick(&mut rng, t, changes);
+                let ctx = format!("ca rotate {phase} seed={seed} trial={trial} kill={k} {d}");
+                let start = reliability::inodes(&l.k);
+                let t0 = std::time::Instant::now();
+                let r = run_and_kill_when(kpki_cmd(&a), d, &|| finals_changed(&l.k, &start));
+                st.t_runs += t0.elapsed();
+                if r.killed {
+                    st.killed += 1;
+                } else {
+                    st.finished_first += 1;
+                    assert_eq!(r.code, Some(0), "{ctx}: {}", r.stderr);
+                }
+                let t1 = std::time::Instant::now();
+                let scan = rotation_invariants(&mut chk, &l, &mut keys, &ctx);
+                st.t_checks += t1.elapsed();
+                if k == 0 {
+                    *st.progress.entry(finals_changed(&l.k, &start)).or_default() += 1;
+                }
+                st.saw(&scan);
+            }
+            // The next run of the same phase completes it.
+            let ctx = format!("ca rotate {phase} seed={seed} trial={trial} re-run");
+            st.t_runs += run_ok(&a);
+            let t1 = std::time::Instant::now();
+            let scan = rotation_invariants(&mut chk, &l, &mut keys, &ctx);
+            assert!(
+                scan.staged.is_empty() && scan.staged_swaps.is_empty() && scan.key_only.is_empty(),
+                "{ctx}: {scan:?}"
+            );
+            st.temps_after_rerun += usize::from(!scan.temps.is_empty());
+            let out = crate::util::kpki(l.args(&["verify"], INPUTS));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{ctx}: kpki verify:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let phases = rotation_phases(&l);
+            assert!(phases.values().all(|p| p == want), "{ctx}: {phases:?}");
+            if matches!(*phase, "issue" | "finish") {
+                // Everything is signed by the new CA, which is the first of each CA file.
+                for leaf in crate::util::LEAVES {
+                    let der = reliability::parse_cert_pem(
+                        &std::fs::read(l.pki.join(format!("{}.crt", leaf.path))).unwrap(),
+                    )
+                    .unwrap();
+                    let ca = certs_in(&l.pki.join(format!("{}.crt", leaf.ca)));
+                    reliability::signed_by(&der, &ca[0])
+                        .unwrap_or_else(|e| panic!("{ctx}: {}: {e}", leaf.path));
+                }
+            }
+            // The CA keys of the tree before the rotation are never lost.
+            let now = ca_key_files(&l.k);
+            for (p, k) in &original_keys {
+                assert!(
+                    now.values().any(|v| v == k),
+                    "{ctx}: the original {p} is gone"
+                );
+            }
+            st.t_checks += t1.elapsed();
+        }
+        st.print(&format!("ca rotate {phase}"), seed, 6, t);
+        assert_eq!(st.mismatches, 0);
+    }
+}

@@ -28,5 +28,6 @@ mod node;
 mod nodes;
 mod one_judge;
 mod operate;
+mod rotate;
 mod token;
 mod verify;

@@ -4,6 +4,7 @@
 //! CAs first); only when every entry is ready are files written, key before certificate. A failure
 //! before the write phase leaves the tree untouched.
 
+pub(crate) mod rotate;
 pub mod write;
 
 use std::collections::HashMap;
@@ -57,6 +58,12 @@ struct Out {
     rename_from: Option<PathBuf>,
     /// Only set the mode of the existing file (a `repair` step).
     chmod_only: bool,
+    /// A rotation's replacement of a live CA key: the archive that must hold its bytes
+    /// ([`Replace::CaKeyAfterArchive`]).
+    key_archive: Option<PathBuf>,
+    /// Write nothing: `path` (an archive) must hold exactly the bytes of this live key, and is
+    /// flushed (a rotation's archive step before a key replacement).
+    verify_of: Option<PathBuf>,
 }
 
 impl Out {
@@ -77,6 +84,8 @@ impl Out {
             replace,
             rename_from: None,
             chmod_only: false,
+            key_archive: None,
+            verify_of: None,
         }
     }
 }
@@ -357,7 +366,9 @@ fn build(
 
     // 2. signatures in entry order (CAs come first, parents before children)
     let mut ca_material: HashMap<String, (Vec<u8>, Arc<PrivateKey>)> = HashMap::new();
-    let mut ca_certs: HashMap<String, Vec<u8>> = HashMap::new();
+    // CA name -> the PEM a kubeconfig trusts: every certificate of the CA file (during a
+    // rotation a bundle of the old and the new CA, the signer first).
+    let mut ca_certs: HashMap<String, String> = HashMap::new();
     let mut outs: Vec<Out> = Vec::new();
     let existing_key = |name: &str| -> Option<Arc<PrivateKey>> {
         match disk.entries.get(name) {
@@ -369,6 +380,20 @@ fn build(
                 key: Observed::Present(k),
                 ..
             }) => PrivateKey::from_pem(k.key.pem()).ok().map(Arc::new),
+            _ => None,
+        }
+    };
+    let existing_bundle = |name: &str| -> Option<String> {
+        match disk.entries.get(name) {
+            Some(Seen::Cert {
+                cert: Observed::Present(c),
+                ..
+            }) => Some(
+                std::iter::once(&c.der)
+                    .chain(&c.chain)
+                    .map(|d| cert_pem(d))
+                    .collect(),
+            ),
             _ => None,
         }
     };
@@ -430,11 +455,13 @@ fn build(
                     });
                 }
                 if let Entry::Ca(c) = e {
-                    if let Some(der) = existing_cert(&c.name) {
+                    if let (Some(der), Some(pem)) =
+                        (existing_cert(&c.name), existing_bundle(&c.name))
+                    {
                         if let Some(key) = existing_key(&c.name) {
-                            ca_material.insert(c.name.clone(), (der.clone(), key));
+                            ca_material.insert(c.name.clone(), (der, key));
                         }
-                        ca_certs.insert(c.name.clone(), der);
+                        ca_certs.insert(c.name.clone(), pem);
                     }
                 }
             }
@@ -498,11 +525,11 @@ fn build(
                 ));
             }
             (Entry::Ca(c), Action::Reuse | Action::SkipExternal) => {
-                if let Some(der) = existing_cert(&c.name) {
+                if let (Some(der), Some(pem)) = (existing_cert(&c.name), existing_bundle(&c.name)) {
                     if let Some(key) = existing_key(&c.name) {
-                        ca_material.insert(c.name.clone(), (der.clone(), key));
+                        ca_material.insert(c.name.clone(), (der, key));
                     }
-                    ca_certs.insert(c.name.clone(), der);
+                    ca_certs.insert(c.name.clone(), pem);
                 }
             }
             (Entry::Kubeconfig(k), Action::Create) if s.keep_key => {
@@ -510,7 +537,7 @@ fn build(
                 let (
                     Some(Seen::Kubeconfig(Observed::Present(existing))),
                     Some(Observed::Present(signed)),
-                    Some(ca_der),
+                    Some(ca_pem),
                 ) = (
                     disk.entries.get(&k.name),
                     disk.signed.get(&k.name),
@@ -527,7 +554,7 @@ fn build(
                     .as_ref()
                     .ok_or_else(|| Error::file(&k.path, "has no client key"))?;
                 let mut cfg = existing.config.clone();
-                cfg.set_credentials(Some(&cert_pem(ca_der)), &cert_pem(&signed.der), key.pem())
+                cfg.set_credentials(Some(ca_pem), &cert_pem(&signed.der), key.pem())
                     .map_err(|m| Error::file(&k.path, m))?;
                 let yaml = cfg.to_yaml().map_err(|m| Error::file(&k.path, m))?;
                 outs.push(Out::write(
@@ -567,7 +594,7 @@ fn build(
                     modes.dir,
                     Replace::Allow,
                 ));
-                ca_certs.insert(c.name.clone(), der.clone());
+                ca_certs.insert(c.name.clone(), cert_pem(&der));
                 ca_material.insert(c.name.clone(), (der, key));
             }
             (Entry::Leaf(c), Action::Create | Action::Renew | Action::Regenerate) => {
@@ -657,13 +684,13 @@ fn build(
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate)
                 if k.token.is_some() =>
             {
-                let ca_der = ca_certs.get(&k.ca).ok_or_else(|| {
+                let ca_pem = ca_certs.get(&k.ca).ok_or_else(|| {
                     Error::crypto(k.name.clone(), format!("CA {} is not available", k.ca))
                 })?;
                 let cfg = Kubeconfig::single(Single {
                     cluster_name: &k.cluster_name,
                     server: &k.server,
-                    ca_pem: Some(&cert_pem(ca_der)),
+                    ca_pem: Some(ca_pem),
                     user: &k.user,
                     auth: crate::kubeconfig::AuthInfo {
                         token: k.token.clone(),
@@ -697,7 +724,10 @@ fn build(
                     }),
                     issuance(k.validity)?,
                 )?;
-                let ca_pem = cert_pem(ca_der);
+                let ca_pem = ca_certs
+                    .get(&k.ca)
+                    .cloned()
+                    .unwrap_or_else(|| cert_pem(ca_der));
                 let cert_pem_text = cert_pem(&der);
                 // Client certificate and key kept as files in the tree: renew those files in
                 // place (backups, staged certificate, key swap), the kubeconfig stays as it is.
@@ -766,9 +796,13 @@ fn build(
 fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
     let mut pending = Vec::with_capacity(outs.len());
     for o in &outs {
-        pending.push(match (&o.rename_from, o.chmod_only) {
-            (Some(_), _) | (None, true) => None,
-            (None, false) => Some(crate::apply::write::stage(
+        let moves = o.rename_from.is_some() || o.chmod_only || o.verify_of.is_some();
+        pending.push(match (moves, &o.key_archive) {
+            (true, _) => None,
+            (false, Some(archive)) => Some(crate::apply::write::stage_key_replacement(
+                &o.path, &o.data, o.mode, o.dir_mode, archive,
+            )?),
+            (false, None) => Some(crate::apply::write::stage(
                 &o.path, &o.data, o.mode, o.dir_mode, o.replace,
             )?),
         });
@@ -797,10 +831,23 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
         match (p, &o.rename_from) {
             (Some(p), _) => p.commit()?,
             (None, Some(from)) => {
-                std::fs::rename(from, &o.path).map_err(|e| Error::io(&o.path, e))?
+                // A rotation moves a whole folder into its archive: the parent may be new.
+                if let Some(d) = o.path.parent() {
+                    crate::apply::write::ensure_dir(d, o.dir_mode)?;
+                }
+                std::fs::rename(from, &o.path).map_err(|e| Error::io(&o.path, e))?;
+                if let Some(d) = from.parent() {
+                    if !dirs.iter().any(|x| x == d) {
+                        dirs.push(d.to_path_buf());
+                    }
+                }
             }
             (None, None) if o.chmod_only => crate::apply::write::set_mode(&o.path, o.mode)?,
-            (None, None) => {}
+            (None, None) => {
+                if let Some(live) = &o.verify_of {
+                    crate::apply::write::verify_archive(&o.path, live)?;
+                }
+            }
         }
         if let Some(d) = o.path.parent() {
             if !dirs.iter().any(|x| x == d) {

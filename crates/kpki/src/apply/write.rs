@@ -3,7 +3,9 @@
 //! Every write goes to a temporary file in the target directory that is created with its final
 //! mode (a key is never readable by others, not even for a moment), is fsynced, then renamed over
 //! the final name; the directory is fsynced after. A CA key is written with a no-clobber rename, so
-//! no flag and no race can replace an existing CA key.
+//! no flag and no race can replace an existing CA key. The one exception is CA rotation
+//! ([`Replace::CaKeyAfterArchive`]): a live CA key (or `sa.key`) is replaced only when an archive
+//! holding its exact bytes is on disk and flushed, checked at the moment of the rename.
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +21,11 @@ pub enum Replace {
     Allow,
     /// Fail if the file exists (CA keys).
     Never,
+    /// `kpki ca rotate` only: replace a live CA key (or `sa.key`). The write must be staged with
+    /// [`stage_key_replacement`], which names the archive; [`Pending::commit`] then re-reads the
+    /// live key and the archive, refuses unless they are byte-identical, flushes the archive and
+    /// its directory, and only then renames. Nothing else may replace a CA key.
+    CaKeyAfterArchive,
 }
 
 /// Creates `dir` and missing parents with exactly `mode` (umask notwithstanding).
@@ -44,6 +51,8 @@ pub struct Pending {
     tmp: tempfile::NamedTempFile,
     path: PathBuf,
     replace: Replace,
+    /// For [`Replace::CaKeyAfterArchive`]: the archive that must hold the live key's bytes.
+    archive: Option<PathBuf>,
 }
 
 /// Writes `data` to a temporary file beside `path` (same checks as [`write_atomic`]) without
@@ -87,7 +96,57 @@ pub fn stage(
         tmp,
         path: path.to_path_buf(),
         replace,
+        archive: None,
     })
+}
+
+/// Stages the replacement of a live CA key (or `sa.key`) by `kpki ca rotate`: committed only if
+/// `archive` then holds exactly the bytes of the key being replaced (see
+/// [`Replace::CaKeyAfterArchive`]).
+pub fn stage_key_replacement(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    dir_mode: u32,
+    archive: &Path,
+) -> Result<Pending> {
+    let mut p = stage(path, data, mode, dir_mode, Replace::CaKeyAfterArchive)?;
+    p.archive = Some(archive.to_path_buf());
+    Ok(p)
+}
+
+/// Checks that `archive` holds exactly the bytes of `live` (a CA key about to be replaced) and
+/// makes the archive durable (file and directory flushed). The check that stands between a
+/// rotation and the loss of a CA key.
+pub fn verify_archive(archive: &Path, live: &Path) -> Result<()> {
+    let kept = match crate::disk::read::read_optional(archive)? {
+        Some(b) => b,
+        None => {
+            return Err(Error::file(
+                archive,
+                format!(
+                    "does not exist: {} is replaced only after it is archived",
+                    live.display()
+                ),
+            ))
+        }
+    };
+    if let Some(current) = crate::disk::read::read_optional(live)? {
+        if current != kept {
+            return Err(Error::file(
+                archive,
+                format!(
+                    "does not hold the key in {} (it changed since it was archived); the key is not replaced",
+                    live.display()
+                ),
+            ));
+        }
+    }
+    let f = fs::File::open(archive).map_err(|e| Error::file(archive, e))?;
+    f.sync_all().map_err(|e| Error::file(archive, e))?;
+    let dir = parent_dir(archive);
+    let d = fs::File::open(&dir).map_err(|e| Error::file(&dir, e))?;
+    d.sync_all().map_err(|e| Error::file(&dir, e))
 }
 
 impl Pending {
@@ -104,6 +163,13 @@ impl Pending {
         let path = self.path;
         match self.replace {
             Replace::Allow => self.tmp.persist(&path).map(|_| ()).map_err(|e| Error::file(&path, e.error)),
+            Replace::CaKeyAfterArchive => {
+                let Some(archive) = &self.archive else {
+                    return Err(Error::file(&path, "a CA key is replaced only with an archive of it (internal: none named)"));
+                };
+                verify_archive(archive, &path)?;
+                self.tmp.persist(&path).map(|_| ()).map_err(|e| Error::file(&path, e.error))
+            }
             Replace::Never => self.tmp.persist_noclobber(&path).map(|_| ()).map_err(|e| {
                 if e.error.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::file(&path, "exists already; kpki never overwrites it (CA keys and backups are written no-clobber)")
@@ -260,13 +326,27 @@ fn check_owner(dir: &Path, uid: u32) -> Result<()> {
 
 /// What a planned write does to its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
+pub enum WriteKind<'a> {
     /// New contents: a temporary file renamed over the path.
     Contents,
     /// A file already written under another name (a staged certificate) moved onto the path.
     Rename,
     /// Only the mode of the existing file (a `repair` step).
     Mode,
+    /// A rotation's archive of the live key `of`: the path (inside the rotation folder) is
+    /// written no-clobber with the key's bytes, or, when it exists, checked to hold them and
+    /// flushed.
+    KeyArchive {
+        /// The live key archived.
+        of: &'a Path,
+    },
+    /// `kpki ca rotate issue` only: new contents for a live CA key (or the service-account
+    /// key). Refused unless the policy was made by [`WritePolicy::for_rotation`] and an earlier
+    /// write of the same batch is the [`WriteKind::KeyArchive`] of this key at `archive`.
+    CaKeyAfterArchive {
+        /// The archive that holds the key being replaced.
+        archive: &'a Path,
+    },
 }
 
 /// One write a command plans, checked with every other before the first byte is written.
@@ -277,7 +357,7 @@ pub struct PlannedWrite<'a> {
     /// The path written.
     pub path: &'a Path,
     /// What the write does.
-    pub kind: WriteKind,
+    pub kind: WriteKind<'a>,
 }
 
 /// Where a command may write and what it must never write over: the one path check every
@@ -306,6 +386,11 @@ pub struct WritePolicy {
     /// Refuse to replace an existing file that holds a private key unless it is one of the
     /// writing entry's own files (for output outside the tree: `--out`).
     pub protect_key_files: bool,
+    /// The rotation folder (`<cert dir>/rotation`), set only by [`WritePolicy::for_rotation`]:
+    /// the one policy under which an existing CA key may be replaced
+    /// ([`WriteKind::CaKeyAfterArchive`], its archive inside this folder). Not public: no caller
+    /// outside the crate can grant the exception.
+    pub(crate) rotation: Option<PathBuf>,
 }
 
 impl WritePolicy {
@@ -410,11 +495,50 @@ impl WritePolicy {
         }
     }
 
+    /// The policy of `kpki ca rotate`: the tree's ([`WritePolicy::for_tree`]), with the
+    /// service-account key and every key in the rotation folder (the staged and the archived CA
+    /// keys) protected like a CA key, and the one exception to the never-overwrite rule: a live
+    /// CA key (or the service-account key) may be replaced by a [`WriteKind::CaKeyAfterArchive`]
+    /// write whose archive, inside the rotation folder, an earlier write of the same batch makes
+    /// or checks.
+    pub fn for_rotation(
+        desired: &crate::model::resolve::Desired,
+        allow_insecure_dir: bool,
+    ) -> Self {
+        use crate::model::layout::normalize;
+        use crate::model::resolve::Entry;
+        let mut p = WritePolicy::for_tree(desired, allow_insecure_dir);
+        for e in &desired.entries {
+            if let Entry::KeyPair(k) = e {
+                p.ca_keys
+                    .push((normalize(&k.key_path), format!("key pair {}", k.name)));
+            }
+        }
+        let root = normalize(&crate::disk::rotation::Layout::of(&desired.inputs.cert_dir).root);
+        // The staged and archived keys of rotations in progress.
+        if let Ok(rd) = fs::read_dir(&root) {
+            for d in rd.flatten() {
+                for side in ["old", "new"] {
+                    let k = d.path().join(format!("{side}.key"));
+                    if fs::symlink_metadata(&k).is_ok() {
+                        let what = format!(
+                            "the rotation of {} ({side})",
+                            d.file_name().to_string_lossy()
+                        );
+                        p.ca_keys.push((normalize(&k), what));
+                    }
+                }
+            }
+        }
+        p.rotation = Some(root);
+        p
+    }
+
     /// Checks every planned write (see [`WritePolicy`]); the first problem is the error.
     pub fn check(&self, writes: &[PlannedWrite<'_>]) -> Result<()> {
         use crate::model::layout::normalize;
         let mut seen = std::collections::HashSet::new();
-        for w in writes {
+        for (i, w) in writes.iter().enumerate() {
             if w.path
                 .components()
                 .any(|c| c == std::path::Component::ParentDir)
@@ -449,7 +573,16 @@ impl WritePolicy {
                     ),
                 ));
             };
-            if let Some((_, ca)) = self.ca_keys.iter().find(|(k, _)| *k == p) {
+            if let WriteKind::CaKeyAfterArchive { archive } = w.kind {
+                self.check_key_replacement(w, &p, archive, &writes[..i])?;
+            } else if let WriteKind::KeyArchive { .. } = w.kind {
+                if !self.rotation.as_ref().is_some_and(|r| p.starts_with(r)) {
+                    return Err(Error::file(
+                        w.path,
+                        "is not inside the rotation folder; kpki archives a CA key only there",
+                    ));
+                }
+            } else if let Some((_, ca)) = self.ca_keys.iter().find(|(k, _)| *k == p) {
                 if w.kind != WriteKind::Mode && fs::symlink_metadata(&p).is_ok() {
                     return Err(Error::Conflict {
                         entry: w.entry.to_string(),
@@ -483,6 +616,47 @@ impl WritePolicy {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The one exception to the never-overwrite rule (see [`WriteKind::CaKeyAfterArchive`]):
+    /// only a rotation's policy, only over a CA key it knows, and only when an earlier write of
+    /// the batch archives that very key at the named path inside the rotation folder.
+    fn check_key_replacement(
+        &self,
+        w: &PlannedWrite<'_>,
+        p: &Path,
+        archive: &Path,
+        earlier: &[PlannedWrite<'_>],
+    ) -> Result<()> {
+        use crate::model::layout::normalize;
+        let refuse = |why: &str| {
+            Err(Error::Conflict {
+                entry: w.entry.to_string(),
+                path: w.path.to_path_buf(),
+                message: format!("is not replaced: {why}"),
+            })
+        };
+        let Some(root) = &self.rotation else {
+            return refuse("only `kpki ca rotate` replaces a CA key");
+        };
+        if !self.ca_keys.iter().any(|(k, _)| k == p) || p.starts_with(root) {
+            return refuse("it is not a live CA key; nothing else is replaced this way");
+        }
+        let archive = normalize(archive);
+        if !archive.starts_with(root) {
+            return refuse("its archive is not inside the rotation folder");
+        }
+        let archived = earlier.iter().any(|e| {
+            normalize(e.path) == archive
+                && matches!(e.kind, WriteKind::KeyArchive { of } if normalize(of) == p)
+        });
+        if !archived {
+            return refuse(&format!(
+                "no earlier step of this run archives it to {}",
+                archive.display()
+            ));
         }
         Ok(())
     }
@@ -558,6 +732,84 @@ mod tests {
     use crate::disk::read::mode_of;
 
     #[test]
+    fn only_a_rotation_policy_replaces_a_ca_key_and_only_after_archiving_that_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = crate::model::layout::normalize(dir.path());
+        let key = root.join("ca.key");
+        let sa = root.join("sa.key");
+        let leaf = root.join("apiserver.key");
+        let archive = root.join("rotation/ca/old.key");
+        let elsewhere = root.join("old-ca.key");
+        for f in [&key, &sa, &leaf, &archive] {
+            write_atomic(f, b"k", 0o600, 0o700, Replace::Never).expect("write");
+        }
+        let tree = WritePolicy {
+            roots: vec![root.clone()],
+            ca_keys: vec![
+                (key.clone(), "CA ca".into()),
+                (sa.clone(), "key pair sa".into()),
+            ],
+            allow_insecure_dir: true,
+            ..Default::default()
+        };
+        let rotation = WritePolicy {
+            rotation: Some(root.join("rotation")),
+            ..tree.clone()
+        };
+        let w = |path: &'static Path, kind| PlannedWrite {
+            entry: "ca",
+            path,
+            kind,
+        };
+        let leak = |p: &PathBuf| -> &'static Path { Box::leak(p.clone().into_boxed_path()) };
+        let (key, sa, leaf, archive, elsewhere) = (
+            leak(&key),
+            leak(&sa),
+            leak(&leaf),
+            leak(&archive),
+            leak(&elsewhere),
+        );
+        let archived = w(archive, WriteKind::KeyArchive { of: key });
+        let replace = w(key, WriteKind::CaKeyAfterArchive { archive });
+        let refused = |p: &WritePolicy, ws: &[PlannedWrite<'_>]| {
+            let e = p.check(ws).expect_err("refused");
+            e.to_string()
+        };
+        // Plain contents over a CA key: refused by every policy.
+        assert!(
+            refused(&tree, &[w(key, WriteKind::Contents)]).contains("never overwrites a CA key")
+        );
+        assert!(refused(&rotation, &[w(key, WriteKind::Contents)])
+            .contains("never overwrites a CA key"));
+        // The exception, outside a rotation's policy: refused even after the archive step.
+        assert!(refused(&tree, &[archived, replace]).contains("not inside the rotation folder"));
+        assert!(refused(&tree, &[replace]).contains("only `kpki ca rotate`"));
+        // A rotation's policy: no archive step, or the step after the replacement, refused.
+        assert!(refused(&rotation, &[replace]).contains("no earlier step"));
+        assert!(refused(&rotation, &[replace, archived]).contains("no earlier step"));
+        // The archive of another key, or at another path, does not count.
+        let of_sa = w(archive, WriteKind::KeyArchive { of: sa });
+        assert!(refused(&rotation, &[of_sa, replace]).contains("no earlier step"));
+        // An archive outside the rotation folder: refused.
+        let outside = w(elsewhere, WriteKind::KeyArchive { of: key });
+        assert!(refused(&rotation, &[outside]).contains("not inside the rotation folder"));
+        let to_outside = w(key, WriteKind::CaKeyAfterArchive { archive: elsewhere });
+        assert!(refused(&rotation, &[to_outside]).contains("not inside the rotation folder"));
+        // A file that is not a CA key (a leaf's key, the archive itself) is not replaced this way.
+        let leaf_archive = w(archive, WriteKind::KeyArchive { of: leaf });
+        let on_leaf = w(leaf, WriteKind::CaKeyAfterArchive { archive });
+        assert!(refused(&rotation, &[leaf_archive, on_leaf]).contains("not a live CA key"));
+        // Archived first, then replaced, under a rotation's policy: accepted (CA and SA key).
+        rotation.check(&[archived, replace]).expect("accepted");
+        let sa_archive = w(archive, WriteKind::KeyArchive { of: sa });
+        let sa_replace = PlannedWrite {
+            entry: "sa",
+            ..w(sa, WriteKind::CaKeyAfterArchive { archive })
+        };
+        rotation.check(&[sa_archive, sa_replace]).expect("accepted");
+    }
+
+    #[test]
     fn atomic_write_sets_exact_mode_and_refuses_clobber() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("a/b/key");
@@ -592,6 +844,41 @@ mod tests {
         assert!(check_dir_secure(&open.join("pki/etcd")).is_err());
         fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).expect("chmod");
         assert!(check_dir_secure(&open.join("pki/etcd")).is_ok());
+    }
+
+    #[test]
+    fn a_ca_key_is_replaced_only_over_a_byte_identical_flushed_archive() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let live = dir.path().join("ca.key");
+        let archive = dir.path().join("rotation/ca/old.key");
+        write_atomic(&live, b"old key", 0o600, 0o755, Replace::Never).expect("live");
+        // No archive: refused, the live key untouched.
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        let e = p.commit().expect_err("no archive");
+        assert!(
+            e.to_string()
+                .contains("is replaced only after it is archived"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&live).expect("read"), b"old key");
+        // An archive with other bytes: refused.
+        write_atomic(&archive, b"old key\n", 0o600, 0o700, Replace::Never).expect("archive");
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        let e = p.commit().expect_err("different archive");
+        assert!(e.to_string().contains("does not hold the key"), "{e}");
+        assert_eq!(fs::read(&live).expect("read"), b"old key");
+        // A byte copy: replaced, the archive kept.
+        fs::remove_file(&archive).expect("rm");
+        write_atomic(&archive, b"old key", 0o600, 0o700, Replace::Never).expect("archive");
+        let p = stage_key_replacement(&live, b"new key", 0o600, 0o700, &archive).expect("stage");
+        p.commit().expect("replaced");
+        assert_eq!(fs::read(&live).expect("read"), b"new key");
+        assert_eq!(fs::read(&archive).expect("read"), b"old key");
+        assert_eq!(mode_of(&live), 0o600);
+        // The mode alone, without the archive, is refused too (no other path replaces a key).
+        let p = stage(&live, b"other", 0o600, 0o755, Replace::CaKeyAfterArchive).expect("stage");
+        assert!(p.commit().is_err());
+        assert_eq!(fs::read(&live).expect("read"), b"new key");
     }
 
     #[test]

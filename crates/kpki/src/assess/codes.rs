@@ -192,6 +192,18 @@ codes! {
     WiringNotManaged = "wiring-not-managed", Warning, "kpki renews the tree's files in place; a component reading another file keeps the old certificate";
     /// The kubelet does not rotate its client certificate.
     KubeletRotationOff = "kubelet-rotation-off", Warning, "KubeletConfiguration rotateCertificates (default false; kubeadm sets true): without it kubelet.conf's certificate expires after a year";
+    /// A CA (or the service-account key) is being rotated (`kpki ca rotate`): the phase.
+    RotationInProgress = "rotation-in-progress", Info, "docs/rotation.md: the phase is read from the rotation folder, the live key and the live CA file";
+    /// A rotation's `prepare` has not completed (the new or the archived old CA is missing).
+    RotationIncomplete = "rotation-incomplete", Warning, "docs/rotation.md: prepare stages the new CA and archives the old one before anything live changes";
+    /// The rotation folder and the live files form no phase of a rotation.
+    RotationStateInvalid = "rotation-state-invalid", Error, "docs/rotation.md: a rotation's files must match one of its phases";
+    /// A trust point lacks a CA (or public key) the rotation's phase requires.
+    RotationTrustMissing = "rotation-trust-missing", Error, "Manual Rotation of CA Certificates: every trust point holds the old and the new CA before the new one signs";
+    /// Trust points, signer copy or keys of one rotating CA are in different phases.
+    RotationPhaseMixed = "rotation-phase-mixed", Error, "docs/rotation.md: a phase is complete only when every trust point and signer holds what it prescribes (signer first)";
+    /// A certificate is signed by the rotating CA's old key where the phase wants the new one (or the reverse).
+    RotationSignerUnexpected = "rotation-signer-unexpected", Error, "docs/rotation.md: the old CA signs until issue, the new CA from issue on; finish trusts only the new CA";
 }
 
 impl Code {

@@ -10,6 +10,7 @@
 //! certificate; fields are read with x509-parser ([`crate::x509::inspect::info`]).
 
 pub mod codes;
+pub mod rotation;
 pub mod wiring;
 
 use std::collections::{BTreeSet, HashMap};
@@ -191,7 +192,9 @@ impl Assessment {
 /// order), so each entry is judged against its CA as found.
 pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Assessment {
     let notes = desired.inputs.findings();
-    let mut a = Assessor::new(now, opts.clone()).with_input_conflicts(&notes);
+    let mut a = Assessor::new(now, opts.clone())
+        .with_input_conflicts(&notes)
+        .with_rotations(rotation::derive(desired, disk));
     let entries = desired
         .entries
         .iter()
@@ -270,8 +273,12 @@ pub struct Assessor {
     cas: HashMap<String, CaView>,
     /// Public keys of the CAs seen so far: a leaf must not reuse one.
     ca_keys: Vec<(String, Vec<u8>)>,
+    /// Every certificate of each CA's file (a bundle during a rotation), by CA name.
+    ca_bundles: HashMap<String, Vec<Vec<u8>>>,
     /// Inputs that contradict the tree (flag name -> the fix to give instead of a re-issue).
     conflicts: HashMap<String, String>,
+    /// CA rotations in progress: what each entry is judged against during a rotation.
+    rotations: std::collections::BTreeMap<String, rotation::Rotation>,
 }
 
 /// Collects one entry's findings.
@@ -400,8 +407,24 @@ impl Assessor {
             opts,
             cas: HashMap::new(),
             ca_keys: Vec::new(),
+            ca_bundles: HashMap::new(),
             conflicts: HashMap::new(),
+            rotations: Default::default(),
         }
+    }
+
+    /// Tells the judge which CAs are being rotated and in which phase ([`rotation::derive`]).
+    pub fn with_rotations(
+        mut self,
+        rotations: std::collections::BTreeMap<String, rotation::Rotation>,
+    ) -> Assessor {
+        self.rotations = rotations;
+        self
+    }
+
+    /// The rotations in progress this judge knows.
+    pub fn rotations(&self) -> &std::collections::BTreeMap<String, rotation::Rotation> {
+        &self.rotations
     }
 
     /// Tells the judge which inputs contradict the tree, so findings they cause say so instead
@@ -494,6 +517,7 @@ impl Assessor {
             Entry::Kubeconfig(k) => Some(k.ca.as_str()),
             _ => None,
         };
+        rotation::review(&self.rotations, e, seen, &mut out);
         if self.ca_external(ca) && out.state != State::SignedElsewhere {
             for f in &mut out.findings {
                 if f.remedy == Remedy::Reissue {
@@ -1152,6 +1176,12 @@ impl Assessor {
             }
             Observed::Present(cf) => {
                 self.check_cert_mode(&mut s, &c.cert_path, cf.mode);
+                self.ca_bundles.insert(
+                    c.name.clone(),
+                    std::iter::once(cf.der.clone())
+                        .chain(cf.chain.iter().cloned())
+                        .collect(),
+                );
                 match self.check_cert(&mut s, &x, &cf.der) {
                     Some(info) if !s.has(Code::TlsRejected) => {
                         not_after = Some(info.not_after);
@@ -1633,6 +1663,33 @@ impl Assessor {
                     k.name
                 ),
             ),
+            // A bundle may trust less than the CA file (kubeadm embeds only the first
+            // certificate), never a certificate the CA file no longer holds: an old CA left
+            // behind after a rotation's finish would still be trusted.
+            (Some(embedded), Some(ca)) if embedded == ca && kc.ca_ref.is_none() => {
+                let file = self.ca_bundles.get(&k.ca);
+                let extra: Vec<String> = kc
+                    .ca_chain
+                    .iter()
+                    .filter(|c| file.is_some_and(|f| !f.contains(c)))
+                    .map(|c| inspect::info(c).map(|i| i.subject).unwrap_or_else(|m| m))
+                    .collect();
+                if !extra.is_empty() {
+                    s.push(
+                        Code::KubeconfigCaMismatch,
+                        &k.path,
+                        format!(
+                            "its certificate-authority-data also trusts {} which the file of CA {} does not hold (an old CA left from a rotation?)",
+                            extra.join(", "),
+                            k.ca
+                        ),
+                        format!(
+                            "run `kpki certs renew {}` (it rewrites the CA data)",
+                            k.name
+                        ),
+                    );
+                }
+            }
             _ => {}
         }
 

@@ -4,6 +4,7 @@
 pub mod all;
 pub mod node;
 pub mod read;
+pub mod rotation;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ pub struct KubeconfigFile {
     pub context_name: String,
     /// DER of the CA certificate (embedded, or read from its referenced file).
     pub ca_der: Option<Vec<u8>>,
+    /// DER of the further certificates of the CA data: a bundle (during a CA rotation the old
+    /// and the new CA, the signer first).
+    pub ca_chain: Vec<Vec<u8>>,
     /// DER of the client certificate (embedded, or read from its referenced file).
     pub cert_der: Option<Vec<u8>>,
     /// The client key (embedded, or read from its referenced file).
@@ -96,6 +100,8 @@ pub struct Disk {
     pub csr: HashMap<String, bool>,
     /// The files the node's components are given (when the inputs came from a node).
     pub node: Option<node::NodeFiles>,
+    /// The CA rotations in progress (`<cert dir>/rotation`, `kpki ca rotate`).
+    pub rotation: rotation::RotationDisk,
 }
 
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
@@ -129,17 +135,18 @@ pub fn read_kubeconfig_in(
         let text = std::str::from_utf8(&bytes).map_err(|_| "not a text file".to_string())?;
         let config = Kubeconfig::from_yaml(text)?;
         let cur = config.current()?;
-        let cert = |what: &str, pem: &Option<Vec<u8>>| -> Result<Option<Vec<u8>>, String> {
+        type Certs = Option<(Vec<u8>, Vec<Vec<u8>>)>;
+        let certs = |what: &str, pem: &Option<Vec<u8>>| -> Result<Certs, String> {
             pem.as_ref()
-                .map(|p| {
-                    crate::disk::read::parse_cert_pem(p)
-                        .map(|(der, _)| der)
-                        .map_err(|m| format!("{what}: {m}"))
-                })
+                .map(|p| crate::disk::read::parse_cert_pem(p).map_err(|m| format!("{what}: {m}")))
                 .transpose()
         };
-        let mut ca_der = cert("certificate-authority-data", &cur.ca_pem)?;
-        let mut cert_der = cert("client-certificate-data", &cur.client_cert_pem)?;
+        let (mut ca_der, mut ca_chain) = match certs("certificate-authority-data", &cur.ca_pem)? {
+            Some((der, chain)) => (Some(der), chain),
+            None => (None, Vec::new()),
+        };
+        let mut cert_der =
+            certs("client-certificate-data", &cur.client_cert_pem)?.map(|(der, _)| der);
         let mut key = cur
             .client_key_pem
             .as_ref()
@@ -164,7 +171,10 @@ pub fn read_kubeconfig_in(
         if let (None, Some(f)) = (&ca_der, &cur.ca_file) {
             let mut r = reference(f);
             match read_cert(&r.path) {
-                Observed::Present(c) => ca_der = Some(c.der),
+                Observed::Present(c) => {
+                    ca_der = Some(c.der);
+                    ca_chain = c.chain;
+                }
                 Observed::Missing => r.problem = Some("does not exist".into()),
                 Observed::Invalid(m) => r.problem = Some(m),
             }
@@ -197,6 +207,7 @@ pub fn read_kubeconfig_in(
             context_name: config.current_context.clone(),
             config,
             ca_der,
+            ca_chain,
             cert_der,
             key,
             ca_ref,
@@ -218,6 +229,7 @@ pub fn read_kubeconfig_in(
 pub fn observe(desired: &Desired) -> Disk {
     let mut d = observe_entries_in(&desired.entries, &desired.inputs.root);
     d.node = node::observe(desired);
+    d.rotation = rotation::observe(desired);
     d
 }
 
@@ -258,5 +270,6 @@ pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> D
         signed,
         csr,
         node: None,
+        rotation: rotation::RotationDisk::default(),
     }
 }

@@ -418,6 +418,10 @@ pub struct Checker {
     /// Record an unexplained key/certificate mismatch in [`Scan::mismatches`] instead of
     /// failing (for writers without a staged swap, to measure how often it is seen).
     pub tolerate_mismatch: bool,
+    /// Certificate files, kubeconfig CA data and `.pub` files may hold several certificates or
+    /// keys (a CA rotation's bundles); a key matches its certificate file's first certificate,
+    /// and a `.pub` file when any of its keys is the key's.
+    pub allow_bundles: bool,
 }
 
 /// What a kubeconfig holds, decoded.
@@ -425,13 +429,15 @@ pub struct Checker {
 pub struct Conf {
     /// certificate-authority-data (DER of the first certificate).
     pub ca_der: Vec<u8>,
+    /// certificate-authority-data: every certificate (a bundle during a CA rotation).
+    pub ca_all: Vec<Vec<u8>>,
     /// client-certificate-data (DER).
     pub cert_der: Vec<u8>,
     /// SPKI of client-key-data, per openssl.
     pub key_spki: Vec<u8>,
 }
 
-type ConfRaw = Result<(Vec<u8>, Vec<u8>, Vec<u8>), String>;
+type ConfRaw = Result<(Vec<Vec<u8>>, Vec<u8>, Vec<u8>), String>;
 
 /// Runs commands concurrently (each with its stdin) and returns their outputs in order.
 fn run_all(cmds: Vec<(Command, Option<Vec<u8>>)>) -> Vec<std::process::Output> {
@@ -487,10 +493,46 @@ fn decode_conf(out: &std::process::Output) -> ConfRaw {
             .decode(v.as_str().ok_or("field missing")?)
             .map_err(|e| e.to_string())
     };
-    let ca_der = parse_cert_pem(&b64(&cluster["cluster"]["certificate-authority-data"])?)?;
+    let ca_all = parse_certs_pem(&b64(&cluster["cluster"]["certificate-authority-data"])?)?;
     let cert_der = parse_cert_pem(&b64(&user["user"]["client-certificate-data"])?)?;
     let key_pem = b64(&user["user"]["client-key-data"])?;
-    Ok((ca_der, cert_der, key_pem))
+    Ok((ca_all, cert_der, key_pem))
+}
+
+/// DER of every CERTIFICATE block of PEM bytes (one or more, nothing else), each parsed
+/// completely: a CA file or kubeconfig CA data during a CA rotation.
+pub fn parse_certs_pem(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 PEM".to_string())?;
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("-----BEGIN "))
+        .collect();
+    if labels.is_empty() || labels.iter().any(|l| *l != "CERTIFICATE-----") {
+        return Err(format!(
+            "PEM blocks {labels:?}, expected CERTIFICATE blocks"
+        ));
+    }
+    if !text.trim_end().ends_with("-----END CERTIFICATE-----") {
+        return Err("truncated PEM".into());
+    }
+    let mut out = Vec::new();
+    for p in x509_parser::pem::Pem::iter_from_buffer(bytes) {
+        let p = p.map_err(|e| format!("bad PEM: {e:?}"))?;
+        let (rest, _) =
+            X509Certificate::from_der(&p.contents).map_err(|e| format!("bad certificate: {e}"))?;
+        if !rest.is_empty() {
+            return Err("trailing bytes after a certificate's DER".into());
+        }
+        out.push(p.contents);
+    }
+    if out.len() != labels.len() {
+        return Err(format!(
+            "{} PEM blocks parsed of {}",
+            out.len(),
+            labels.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// DER of the single CERTIFICATE block of PEM bytes, parsed completely.
@@ -568,9 +610,16 @@ impl Checker {
         if !self.confs.contains_key(&bytes) {
             self.prefetch(&[], &[path.to_path_buf()]);
         }
-        let (ca_der, cert_der, key_pem) = self.confs[&bytes].clone()?;
+        let (ca_all, cert_der, key_pem) = self.confs[&bytes].clone()?;
+        if ca_all.len() != 1 && !self.allow_bundles {
+            return Err(format!(
+                "certificate-authority-data holds {} certificates, expected one",
+                ca_all.len()
+            ));
+        }
         Ok(Conf {
-            ca_der,
+            ca_der: ca_all[0].clone(),
+            ca_all,
             cert_der,
             key_spki: self.key_spki(&key_pem)?,
         })
@@ -664,6 +713,7 @@ impl Checker {
         self.prefetch(&keys, &confs);
         let mut spki: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> SPKI of key/cert/pub
         let mut certs: BTreeMap<String, Vec<u8>> = BTreeMap::new(); // rel -> DER
+        let mut pubs_all: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new(); // rel -> SPKIs
         for (rel, (name, mode)) in &files {
             let path = root.join(rel);
             let bytes = std::fs::read(&path).unwrap_or_default();
@@ -697,10 +747,43 @@ impl Checker {
                 }
             };
             let parsed = match kind {
+                Kind::Cert if self.allow_bundles => parse_certs_pem(&bytes).map(|all| {
+                    certs.insert(rel.clone(), all[0].clone());
+                    cert_spki(&all[0])
+                }),
                 Kind::Cert => parse_cert_pem(&bytes).map(|der| {
                     certs.insert(rel.clone(), der.clone());
                     cert_spki(&der)
                 }),
+                Kind::Pub if self.allow_bundles => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let mut all = Vec::new();
+                    let mut bad = None;
+                    for p in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+                        match p {
+                            Ok(p) if p.label == "PUBLIC KEY" => {
+                                match SubjectPublicKeyInfo::from_der(&p.contents) {
+                                    Ok(([], _)) => all.push(p.contents),
+                                    _ => bad = Some("bad SubjectPublicKeyInfo".to_string()),
+                                }
+                            }
+                            Ok(p) => {
+                                bad = Some(format!("PEM block {}, expected PUBLIC KEY", p.label))
+                            }
+                            Err(e) => bad = Some(format!("bad PEM: {e:?}")),
+                        }
+                    }
+                    match bad {
+                        Some(b) => Err(b),
+                        None if all.is_empty() || !text.trim_end().ends_with("-----") => {
+                            Err("no complete PUBLIC KEY block".into())
+                        }
+                        None => {
+                            pubs_all.insert(rel.clone(), all.clone());
+                            Ok(all[0].clone())
+                        }
+                    }
+                }
                 Kind::Key => self.key_spki(&bytes),
                 Kind::Pub => {
                     let text = String::from_utf8_lossy(&bytes);
@@ -751,7 +834,8 @@ impl Checker {
             let (crt, public) = (format!("{base}.crt"), format!("{base}.pub"));
             let Some(key) = spki.get(rel) else { continue };
             if let Some(other) = spki.get(&public) {
-                if other != key {
+                let listed = pubs_all.get(&public).is_some_and(|all| all.contains(key));
+                if other != key && !listed {
                     scan.mismatches.insert(rel.clone());
                     errs.push(format!("{public} does not match {rel}"));
                 }
@@ -846,7 +930,13 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Name, u32)>, errs: 
         let md = std::fs::symlink_metadata(&p).unwrap();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         if md.is_dir() {
-            if md.mode() & 0o7777 != 0o755 {
+            // A CA rotation's folder (and everything in it) is 0700: it holds CA keys.
+            let want = if rel.split('/').any(|c| c == "rotation") {
+                0o700
+            } else {
+                0o755
+            };
+            if md.mode() & 0o7777 != want {
                 errs.push(format!("{rel}/: directory mode {:04o}", md.mode() & 0o7777));
             }
             walk(root, &p, out, errs);

@@ -236,7 +236,10 @@ impl NodeIssuer {
         &self,
         now: time::OffsetDateTime,
     ) -> Result<(Assessor, Vec<EntryAssessment>, Plan)> {
-        let mut a = Assessor::new(now, assess::Options::default());
+        // A CA rotation in progress in the cert dir (its folder and the live CA file) decides
+        // which CA must sign node credentials and what their kubeconfigs must trust.
+        let mut a = Assessor::new(now, assess::Options::default())
+            .with_rotations(assess::rotation::derive(&self.cas, &self.ca_disk));
         let mut found = Vec::new();
         for e in &self.cas.entries {
             let seen = self.ca_disk.entries.get(e.name());
