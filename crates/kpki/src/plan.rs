@@ -285,13 +285,13 @@ enum CaState {
 }
 
 /// Assesses `disk` and plans every entry of `desired` at time `now`.
-pub fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Plan {
+pub(crate) fn plan(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Options) -> Plan {
     let a = assess::assess(desired, disk, now, &opts.assess);
     plan_assessed(desired, &a, now, opts)
 }
 
 /// Plans every entry of `desired` from its assessment (pure).
-pub fn plan_assessed(
+pub(crate) fn plan_assessed(
     desired: &Desired,
     a: &Assessment,
     now: OffsetDateTime,
@@ -332,7 +332,7 @@ pub fn plan_assessed(
 /// True when a kubeconfig's client certificate and key files are inside the tree's directories
 /// (the cert dir or the kubeconfig dir), so kpki may renew them in place; never for the kubelet's
 /// own rotated `kubelet-client-*.pem`, which the kubelet renews.
-pub fn credentials_in_tree(
+pub(crate) fn credentials_in_tree(
     desired: &Desired,
     cert: &std::path::Path,
     key: &std::path::Path,

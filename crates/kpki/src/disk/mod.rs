@@ -118,7 +118,7 @@ pub fn read_kubeconfig(path: &Path) -> Observed<KubeconfigFile> {
 }
 
 /// [`read_kubeconfig`] for a node under `--root`: the paths it references are read under the
-/// root ([`crate::inputs::root::Root::resolve`]).
+/// root (`Root::resolve`).
 pub fn read_kubeconfig_in(
     path: &Path,
     root: &crate::inputs::root::Root,

@@ -43,7 +43,7 @@ pub enum Origin {
         interface: String,
     },
     /// A flag (or the image) of one of the node's static Pod manifests (see
-    /// [`crate::inputs::node`]).
+    /// `inputs::node`).
     Manifest {
         /// The manifest file, as read.
         file: PathBuf,

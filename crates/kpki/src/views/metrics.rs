@@ -294,7 +294,7 @@ impl Builder {
 /// certificate of a bundle, the cluster and user certificates of each kubeconfig), per-file read
 /// errors, and `verify`'s findings from `report`. Files are read with [`crate::disk::all`]; `now`
 /// decides `x509_cert_expired`.
-pub fn collect(desired: &Desired, report: &Report, now: OffsetDateTime) -> Exposition {
+pub(crate) fn collect(desired: &Desired, report: &Report, now: OffsetDateTime) -> Exposition {
     let now = now.unix_timestamp();
     let mut b = Builder::default();
     for w in watched(desired) {

@@ -2,7 +2,7 @@
 //! per-node credentials, counted when there are many), every certificate's remaining life as a
 //! bar, and `verify`'s findings under the entry they are about.
 //!
-//! [`build`] turns the observed disk and a verify [`Report`] into a [`Picture`] (data, no I/O but
+//! `build` ([`crate::Kpki::picture`]) turns the observed disk and a verify [`Report`] into a [`Picture`] (data, no I/O but
 //! the optional node credentials); [`render_text`] draws it for a terminal (ANSI colour optional)
 //! and `views::html` for a browser, so both show the same thing.
 
@@ -329,7 +329,7 @@ pub struct NodeCredentials {
 /// Reads the credentials `kpki nodes --nodes FILE --out-dir DIR` wrote, for every node of the
 /// nodes file (paths from the spec's `[node]` section). A credential that is absent is shown
 /// missing; serving certificates are shown only where they exist.
-pub fn read_node_credentials(
+pub(crate) fn read_node_credentials(
     spec: &Spec,
     inputs: &Inputs,
     nodes_file: &Path,
@@ -407,7 +407,7 @@ pub fn read_node_credentials(
 
 /// Builds the picture of `desired` as `disk` holds it, with `report`'s findings attached to their
 /// entries and, optionally, node credentials under their CA.
-pub fn build(
+pub(crate) fn build(
     desired: &Desired,
     disk: &Disk,
     report: &Report,
