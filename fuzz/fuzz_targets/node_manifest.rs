@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use kpki::inputs::node::{known_components, parse_flags, parse_kubelet, parse_manifest};
+use kpki::internal::node_inputs::{known_components, parse_flags, parse_kubelet, parse_manifest};
 use libfuzzer_sys::fuzz_target;
 
 fn known() -> &'static BTreeSet<String> {
     static K: OnceLock<BTreeSet<String>> = OnceLock::new();
     K.get_or_init(|| {
-        let spec = kpki::model::spec::Spec::default_spec().expect("embedded spec");
+        let spec = kpki::Spec::default_spec().expect("embedded spec");
         known_components(&spec)
     })
 }

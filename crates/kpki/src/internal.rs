@@ -23,3 +23,4 @@ pub mod views;
 pub mod x509;
 
 pub use crate::inputs::config as kubeadm_config;
+pub use crate::inputs::node as node_inputs;

@@ -13,7 +13,8 @@ pub mod config;
 pub(crate) mod detect;
 pub(crate) mod discover;
 pub(crate) mod duration;
-pub(crate) mod node;
+#[doc(hidden)]
+pub mod node;
 pub(crate) mod origin;
 pub(crate) mod root;
 pub mod table;

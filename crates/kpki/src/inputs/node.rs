@@ -6,7 +6,7 @@
 //! file each component reads; `/var/lib/kubelet/config.yaml` carries the cluster domain and the
 //! kubelet's client CA. This module reads them (bounded: a file over [`crate::limits::MAX_NODE_FILE`] is a
 //! finding, not a read) and turns them into inputs that come after flags and `--config` and
-//! before the existing tree ([`crate::inputs::discover`]).
+//! before the existing tree (`inputs::discover`).
 //!
 //! Which manifests are read: with `--root DIR` the node under DIR; with `--manifests-dir` that
 //! directory; otherwise this host's `/etc/kubernetes/manifests`, but only when no cert dir is
