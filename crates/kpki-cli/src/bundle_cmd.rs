@@ -12,6 +12,7 @@ use crate::{run_ctx, Cli, Fail};
 /// Where the tree is (the bundle's files are named by the spec, the external-etcd ones by the
 /// config).
 #[derive(Args, Clone, Default)]
+#[command(next_help_heading = crate::flags::INPUTS_HEADING)]
 pub struct TreeFlags {
     /// Certificate directory (default: the config's certificatesDir, else /etc/kubernetes/pki).
     #[arg(long = "cert-dir", visible_alias = "out", value_name = "DIR")]
@@ -46,11 +47,16 @@ pub enum BundleOutput {
 #[derive(Args)]
 pub struct UploadBundleCmd {
     #[command(flatten)]
-    tree: TreeFlags,
-    #[command(flatten)]
     key: KeyFlags,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    /// Output format: yaml (one v1 List) or json (the same List).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "yaml",
+        hide_possible_values = true
+    )]
     output: BundleOutput,
     /// Second step of the two-step apply: the ID of the token the first step created
     /// (bootstrap-token-<ID>); with --owner-uid, the bundle is tied to it and expires with it.
@@ -59,19 +65,23 @@ pub struct UploadBundleCmd {
     /// Second step: that token Secret's metadata.uid, as the server assigned it.
     #[arg(long, value_name = "UID", requires = "token_id")]
     owner_uid: Option<String>,
+    #[command(flatten)]
+    tree: TreeFlags,
 }
 
 /// `kpki certs download-bundle`.
 #[derive(Args)]
 pub struct DownloadBundleCmd {
     #[command(flatten)]
-    tree: TreeFlags,
-    #[command(flatten)]
     key: KeyFlags,
     /// The Secret as `kubectl get secret -n kube-system kubeadm-certs -o yaml` (or `-o json`)
     /// prints it, or upload-bundle's output; `-`: standard input.
     #[arg(long, value_name = "FILE", required = true)]
     from: PathBuf,
+    #[command(flatten)]
+    tree: TreeFlags,
+    #[command(flatten)]
+    pub(crate) write: crate::flags::WriteFlags,
 }
 
 fn is_stdin(p: &Path) -> bool {

@@ -42,14 +42,45 @@ pub enum ExpirationOutput {
 
 #[derive(Args)]
 pub struct CheckExpirationCmd {
+    /// Output format: text (kubeadm's two tables), json or yaml (kubeadm's
+    /// output.kubeadm.k8s.io/v1alpha3 CertificateExpirationInfo).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text",
+        hide_possible_values = true
+    )]
+    output: ExpirationOutput,
+    /// Also list kubelet.conf when it embeds a client certificate (kubeadm never lists it; a
+    /// kubelet.conf made by init expires with the other leaves until the kubelet rotates it).
+    #[arg(long)]
+    with_kubelet_conf: bool,
+    /// Exactly kubeadm's rows: the default now; accepted for older scripts.
+    #[arg(long, hide = true, conflicts_with = "with_kubelet_conf")]
+    kubeadm_rows: bool,
     #[command(flatten)]
     inputs: InputFlags,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
-    output: ExpirationOutput,
-    /// Exactly kubeadm's rows: never list kubelet.conf.
-    #[arg(long)]
-    kubeadm_rows: bool,
+}
+
+impl CertsCmd {
+    /// The writing flags of the subcommand, if it writes (see `Command::write_flags`).
+    pub fn write_flags(
+        &self,
+    ) -> (
+        Option<&crate::flags::WriteFlags>,
+        Option<&crate::flags::JobsFlag>,
+    ) {
+        match &self.command {
+            CertsCommand::Renew(c) => (Some(&c.write), Some(&c.jobs)),
+            CertsCommand::GenerateCsr(c) => (Some(&c.write), Some(&c.jobs)),
+            CertsCommand::DownloadBundle(c) => (Some(&c.write), None),
+            CertsCommand::CheckExpiration(_)
+            | CertsCommand::CertificateKey
+            | CertsCommand::UploadBundle(_) => (None, None),
+        }
+    }
 }
 
 /// Runs a `certs` subcommand.
@@ -68,13 +99,30 @@ fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = kpki::Kpki::for_names(cli.spec.as_deref(), &cmd.inputs.args()?)?;
     let opts = expiration::Options {
-        kubeadm_rows: cmd.kubeadm_rows,
+        with_kubelet_conf: cmd.with_kubelet_conf && !cmd.kubeadm_rows,
     };
     let table = kpki.expiration(&opts, &run)?;
     match cmd.output {
         ExpirationOutput::Text => out!("{}", expiration::render_text(&table)),
         ExpirationOutput::Json => out!("{}", CertificateExpirationInfo::from(&table).to_json()?),
         ExpirationOutput::Yaml => out!("{}", CertificateExpirationInfo::from(&table).to_yaml()?),
+    }
+    // Where it looked, on stderr (stdout stays kubeadm's tables or the JSON/YAML document), once
+    // the output is written: a command that fails still prints one `error:` line only.
+    let i = &kpki.desired.inputs;
+    eprintln!(
+        "[check-expiration] Read certificates from {:?} and kubeconfigs from {:?}",
+        i.cert_dir.display().to_string(),
+        i.kubeconfig_dir.display().to_string()
+    );
+    let rows = table.certificates.iter().chain(&table.authorities);
+    if rows.clone().count() > 0 && rows.clone().all(|r| r.missing) {
+        eprintln!(
+            "[check-expiration] WARNING: all {} certificates and kubeconfigs are missing: is this the right folder? \
+             Pass --cert-dir DIR (kubeconfigs are read from its parent, or --kubeconfig-dir DIR). \
+             The exit status stays 0, as kubeadm's.",
+            rows.count()
+        );
     }
     Ok(())
 }

@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use clap::Args;
 use kpki::{parse, InputArgs};
 
+/// The help heading of the cluster inputs (kubeadm's flag names), the same in every command.
+pub const INPUTS_HEADING: &str = "Cluster inputs (kubeadm's flags)";
+
 /// kubeadm's flags for the cluster inputs.
 #[derive(Args, Clone, Default)]
+#[command(next_help_heading = INPUTS_HEADING)]
 pub struct InputFlags {
-    /// Certificate directory.
+    /// Certificate directory (default: the config's certificatesDir, else /etc/kubernetes/pki).
     #[arg(long = "cert-dir", visible_alias = "out", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
     /// Kubeconfig directory (default: the parent of --cert-dir if given, else /etc/kubernetes).
@@ -22,38 +26,38 @@ pub struct InputFlags {
     #[arg(long, value_name = "VERSION")]
     pub kubeadm_version: Option<String>,
     /// Node name (default: the host name, lower-cased).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     node_name: Option<String>,
     /// API server advertise address.
-    #[arg(long)]
+    #[arg(long, value_name = "ADDRESS")]
     apiserver_advertise_address: Option<String>,
-    /// API server bind port (default 6443).
-    #[arg(long)]
+    /// API server bind port (default: 6443).
+    #[arg(long, value_name = "PORT")]
     apiserver_bind_port: Option<String>,
     /// Stable host[:port] for the control plane.
-    #[arg(long)]
+    #[arg(long, value_name = "HOST[:PORT]")]
     control_plane_endpoint: Option<String>,
     /// Extra API server SANs (IPs or DNS names, comma-separated; repeatable); added to the
     /// config file's apiServer.certSANs.
-    #[arg(long)]
+    #[arg(long, value_name = "SANS")]
     apiserver_cert_extra_sans: Vec<String>,
-    /// Service CIDR(s) (default 10.96.0.0/12).
-    #[arg(long)]
+    /// Service CIDR(s) (default: 10.96.0.0/12).
+    #[arg(long, value_name = "CIDR")]
     service_cidr: Option<String>,
-    /// Service DNS domain (default cluster.local).
-    #[arg(long)]
+    /// Service DNS domain (default: cluster.local).
+    #[arg(long, value_name = "DOMAIN")]
     service_dns_domain: Option<String>,
-    /// Cluster name (default kubernetes).
-    #[arg(long)]
+    /// Cluster name (default: kubernetes).
+    #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
-    /// RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
-    #[arg(long)]
+    /// Key algorithm: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384 (default: RSA-2048).
+    #[arg(long, value_name = "ALGORITHM")]
     encryption_algorithm: Option<String>,
-    /// Leaf validity as a Go duration (default 8760h).
-    #[arg(long)]
+    /// Leaf validity as a Go duration (default: 8760h).
+    #[arg(long, value_name = "DURATION")]
     cert_validity: Option<String>,
-    /// CA validity as a Go duration (default 87600h).
-    #[arg(long)]
+    /// CA validity as a Go duration (default: 87600h).
+    #[arg(long, value_name = "DURATION")]
     ca_validity: Option<String>,
     /// A control-plane node joining an existing cluster (kubeadm join --control-plane): no
     /// super-admin.conf or kubelet.conf, and the CAs and sa keys must already be there (kpki certs
@@ -72,6 +76,30 @@ pub struct InputFlags {
     /// The node's kubelet configuration (default /var/lib/kubelet/config.yaml).
     #[arg(long, value_name = "FILE")]
     kubelet_config: Option<PathBuf>,
+}
+
+/// Flags of the commands that write into a directory: how long to wait for another kpki
+/// process, and whether to accept a directory others can write to. Read-only commands do not
+/// take them.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Writing")]
+pub struct WriteFlags {
+    /// How long to wait for another kpki process writing the same directory, as a Go duration
+    /// (default: 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// Write even into directories that group or others can write to.
+    #[arg(long)]
+    pub allow_insecure_dir: bool,
+}
+
+/// `--jobs`, for the commands that generate keys in bulk.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Writing")]
+pub struct JobsFlag {
+    /// Key-generation threads (default: one per core; at most 4 per core).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 impl InputFlags {

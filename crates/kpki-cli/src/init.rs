@@ -3,19 +3,23 @@
 use clap::Args;
 use kpki::plan::{Action, Options};
 
-use crate::flags::InputFlags;
+use crate::flags::{InputFlags, JobsFlag, WriteFlags};
 use crate::{run_ctx, Cli, Fail};
 
 #[derive(Args)]
 pub struct InitCmd {
-    #[command(flatten)]
-    inputs: InputFlags,
     /// Print what would be generated or reused; write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Re-issue certificates whose SANs no longer cover the inputs (CA keys are kept).
     #[arg(long)]
     regenerate_drifted: bool,
+    #[command(flatten)]
+    inputs: InputFlags,
+    #[command(flatten)]
+    pub(crate) write: WriteFlags,
+    #[command(flatten)]
+    pub(crate) jobs: JobsFlag,
 }
 
 /// Runs `kpki init`.
@@ -32,8 +36,18 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
         "[certs] Using certificateDir folder {:?}",
         d.inputs.cert_dir.display().to_string()
     );
+    let is_kubeconfig = |e: &kpki::Entry| matches!(e, kpki::Entry::Kubeconfig(_));
+    let mut folder_said = false;
     for (step, entry) in report.plan.steps.iter().zip(&d.entries) {
-        let prefix = if matches!(entry, kpki::Entry::Kubeconfig(_)) {
+        let prefix = if is_kubeconfig(entry) {
+            // kubeadm's line, before the first kubeconfig: where they go is not the cert dir.
+            if !folder_said {
+                outln!(
+                    "[kubeconfig] Using kubeconfig folder {:?}",
+                    d.inputs.kubeconfig_dir.display().to_string()
+                );
+                folder_said = true;
+            }
             "[kubeconfig]"
         } else {
             "[certs]"
@@ -68,7 +82,24 @@ pub fn run(cli: &Cli, cmd: &InitCmd) -> Result<(), Fail> {
         }
     }
     if !cmd.dry_run {
-        outln!("[certs] {} file(s) written", report.written.len());
+        let kubeconfigs: std::collections::HashSet<&str> = d
+            .entries
+            .iter()
+            .filter(|e| is_kubeconfig(e))
+            .map(|e| e.name())
+            .collect();
+        let in_kubeconfig_dir = report
+            .written
+            .iter()
+            .filter(|w| kubeconfigs.contains(w.entry.as_str()))
+            .count();
+        outln!(
+            "[certs] {} file(s) written",
+            report.written.len() - in_kubeconfig_dir
+        );
+        if !kubeconfigs.is_empty() {
+            outln!("[kubeconfig] {in_kubeconfig_dir} file(s) written");
+        }
     }
     Ok(())
 }

@@ -19,10 +19,9 @@ pub struct KubeconfigCmd {
 #[derive(Subcommand)]
 pub enum KubeconfigSub {
     /// Print (or write) a kubeconfig for an extra user, signed by the cluster CA.
-    ///
-    /// The server is the control-plane endpoint (--control-plane-endpoint or the config's
-    /// controlPlaneEndpoint), else https://<advertise address>:<bind port>; one of the two must
-    /// be given, by flag or --config.
+    #[command(
+        after_help = "The server is the control-plane endpoint (--control-plane-endpoint or the config's controlPlaneEndpoint), else https://<advertise address>:<bind port>; one of the two must be given, by flag or --config."
+    )]
     User(Box<UserCmd>),
     /// Print (or write) the bootstrap kubeconfig a joining kubelet uses (token auth, CA embedded).
     Bootstrap(Box<crate::nodes_cmd::BootstrapCmd>),
@@ -42,29 +41,41 @@ pub struct UserCmd {
     validity_period: String,
     /// Directory with ca.crt and ca.key (default: the config's certificatesDir, else
     /// /etc/kubernetes/pki).
-    #[arg(long = "cert-dir", value_name = "DIR")]
+    #[arg(long = "cert-dir", value_name = "DIR", help_heading = crate::flags::INPUTS_HEADING)]
     cert_dir: Option<PathBuf>,
     /// kubeadm config file (server, cluster name, key algorithm, cert dir).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = crate::flags::INPUTS_HEADING)]
     config: Option<PathBuf>,
     /// API server advertise address (server URL when no control-plane endpoint is set).
-    #[arg(long)]
+    #[arg(long, value_name = "ADDRESS", help_heading = crate::flags::INPUTS_HEADING)]
     apiserver_advertise_address: Option<String>,
-    /// API server bind port (default 6443).
-    #[arg(long)]
+    /// API server bind port (default: 6443).
+    #[arg(long, value_name = "PORT", help_heading = crate::flags::INPUTS_HEADING)]
     apiserver_bind_port: Option<String>,
     /// Stable host[:port] for the control plane: the server URL.
-    #[arg(long)]
+    #[arg(long, value_name = "HOST[:PORT]", help_heading = crate::flags::INPUTS_HEADING)]
     control_plane_endpoint: Option<String>,
-    /// Cluster name (default kubernetes).
-    #[arg(long)]
+    /// Cluster name (default: kubernetes).
+    #[arg(long, value_name = "NAME", help_heading = crate::flags::INPUTS_HEADING)]
     cluster_name: Option<String>,
-    /// Client key algorithm: RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384.
-    #[arg(long)]
+    /// Client key algorithm: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384 (default: RSA-2048).
+    #[arg(long, value_name = "ALGORITHM", help_heading = crate::flags::INPUTS_HEADING)]
     encryption_algorithm: Option<String>,
     /// Write the kubeconfig to FILE (mode 0600, atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    write: crate::flags::WriteFlags,
+}
+
+impl KubeconfigCmd {
+    /// The writing flags of the subcommand (both can write a file with --out).
+    pub fn write_flags(&self) -> &crate::flags::WriteFlags {
+        match &self.command {
+            KubeconfigSub::User(u) => &u.write,
+            KubeconfigSub::Bootstrap(b) => &b.write,
+        }
+    }
 }
 
 impl UserCmd {

@@ -3,17 +3,22 @@
 use clap::Args;
 use kpki::plan::{Action, Options, PlanDocument};
 
-use crate::flags::InputFlags;
+use crate::flags::{InputFlags, JobsFlag, WriteFlags};
 use crate::{run_ctx, Cli, Fail};
 
 /// `kpki plan`.
 #[derive(Args)]
 pub struct PlanCmd {
+    /// Output format: text or json (kpki/v1alpha2 Plan).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    output: String,
     #[command(flatten)]
     inputs: InputFlags,
-    /// Output format: text or json (kpki/v1alpha2 Plan).
-    #[arg(short = 'o', long = "output", default_value = "text")]
-    output: String,
 }
 
 /// `kpki certs renew`.
@@ -22,8 +27,6 @@ pub struct RenewCmd {
     /// What to renew: a leaf (apiserver, etcd-server, ...), a kubeconfig (admin.conf, ...), or all.
     #[arg(required = true, value_name = "NAME")]
     pub(crate) names: Vec<String>,
-    #[command(flatten)]
-    pub(crate) inputs: InputFlags,
     /// Keep the SANs of the existing certificates (kubeadm's behaviour) instead of the spec's.
     #[arg(long)]
     pub(crate) keep_sans: bool,
@@ -40,6 +43,12 @@ pub struct RenewCmd {
     /// was renewed.
     #[arg(long, value_name = "CMD", requires = "if_expiring_within")]
     pub(crate) exec_after: Option<String>,
+    #[command(flatten)]
+    pub(crate) inputs: InputFlags,
+    #[command(flatten)]
+    pub(crate) write: WriteFlags,
+    #[command(flatten)]
+    pub(crate) jobs: JobsFlag,
 }
 
 /// `kpki certs generate-csr`.
@@ -47,6 +56,10 @@ pub struct RenewCmd {
 pub struct GenerateCsrCmd {
     #[command(flatten)]
     inputs: InputFlags,
+    #[command(flatten)]
+    pub(crate) write: WriteFlags,
+    #[command(flatten)]
+    pub(crate) jobs: JobsFlag,
 }
 
 fn print_steps(plan: &kpki::plan::Plan) {
@@ -82,7 +95,8 @@ fn print_inputs_table(i: &kpki::inputs::Inputs) {
     out!("{}", kpki::inputs::table::render(&i.table()));
 }
 
-/// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why.
+/// Runs `kpki plan`: what `init --regenerate-drifted` would do, and why (plain `init` refuses
+/// where this says regenerate).
 pub fn plan(cli: &Cli, cmd: &PlanCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = crate::load(cli, &cmd.inputs.args()?)?;

@@ -44,20 +44,21 @@ mod verify_cmd;
 )]
 /// Command-line arguments.
 pub struct Cli {
-    /// Certificate spec (TOML); default: the embedded certs-spec.toml.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Certificate spec (TOML) (default: the embedded certs-spec.toml).
+    #[arg(long, global = true, value_name = "FILE", display_order = 900)]
     pub spec: Option<PathBuf>,
     /// Pretend the current time is this RFC 3339 instant (tests, audits of old trees).
     #[arg(long, global = true, hide = true, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Key-generation threads (default: one per core; at most 4 per core).
-    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
-    pub jobs: usize,
-    /// How long to wait for another kpki process working on the same directory (Go duration).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s")]
-    pub lock_timeout: String,
-    /// Write even into directories that group or others can write to.
-    #[arg(long, global = true)]
+    /// `--jobs` before the subcommand (the older spelling): taken by the commands that
+    /// generate keys, refused by the others. The writing commands list their own.
+    #[arg(long = "jobs", hide = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// `--lock-timeout` before the subcommand (the older spelling), as `jobs`.
+    #[arg(long = "lock-timeout", hide = true, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// `--allow-insecure-dir` before the subcommand (the older spelling), as `jobs`.
+    #[arg(long = "allow-insecure-dir", hide = true)]
     pub allow_insecure_dir: bool,
     #[command(subcommand)]
     command: Command,
@@ -67,9 +68,9 @@ pub struct Cli {
 enum Command {
     /// Write the whole PKI tree (CAs, leaves, sa key pair, kubeconfigs), keeping what is right.
     Init(Box<init::InitCmd>),
-    /// Kubeconfigs for extra users (kubeadm kubeconfig).
+    /// Kubeconfigs outside the tree, for extra users and joining kubelets (kubeadm kubeconfig).
     Kubeconfig(kubeconfig_cmd::KubeconfigCmd),
-    /// Show what init/renew would do for each entry, and why (no writes).
+    /// Show what `init --regenerate-drifted` would do for each entry, and why (no writes).
     Plan(Box<lifecycle_cmd::PlanCmd>),
     /// Kubelet credentials (client kubeconfig, optional serving cert) for many nodes at once.
     Nodes(Box<nodes_cmd::NodesCmd>),
@@ -77,19 +78,90 @@ enum Command {
     Token(nodes_cmd::TokenCmd),
     /// Audit the whole tree against the spec and the inputs (findings; exit 1 on errors).
     Verify(Box<verify_cmd::VerifyCmd>),
-    /// Certificate commands (kubeadm certs): check-expiration, renew, generate-csr, certificate-key, upload-bundle, download-bundle.
+    /// Certificate commands (kubeadm certs): expiry, renewal, CSRs, the join bundle.
     Certs(certs_cmd::CertsCmd),
     /// CA commands: rotate the cluster, front-proxy and etcd CAs and the service-account key.
     Ca(Box<rotate_cmd::CaCmd>),
     /// Print the embedded default spec.
     Spec,
-    /// Draw the hierarchy (CA -> leaves -> kubeconfigs -> node credentials) with each
-    /// certificate's remaining life and verify's findings.
+    /// Draw the hierarchy (CAs, leaves, kubeconfigs, node credentials) with remaining lives and findings.
     Tree(Box<operate_cmd::TreeCmd>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(operate_cmd::CompletionsCmd),
     /// Print the kpki(1) man page (or write every page with --out-dir).
     Man(operate_cmd::ManCmd),
+}
+
+impl Command {
+    /// The writing flags this command takes (`--lock-timeout`, `--allow-insecure-dir`) and its
+    /// `--jobs`; `None` for the commands that write nothing or generate no keys.
+    fn write_flags(&self) -> (Option<&flags::WriteFlags>, Option<&flags::JobsFlag>) {
+        match self {
+            Command::Init(c) => (Some(&c.write), Some(&c.jobs)),
+            Command::Nodes(c) => (Some(&c.write), Some(&c.jobs)),
+            Command::Certs(c) => c.write_flags(),
+            Command::Kubeconfig(c) => (Some(c.write_flags()), None),
+            Command::Ca(c) => c.write_flags(),
+            _ => (None, None),
+        }
+    }
+}
+
+impl Cli {
+    /// Folds the command's own `--jobs`, `--lock-timeout` and `--allow-insecure-dir` into the
+    /// top-level values (the older spelling, before the subcommand); given after the
+    /// subcommand wins. The older spelling before a command that does not take the flag is
+    /// refused rather than ignored.
+    fn settle_write_flags(&mut self) -> Result<(), Fail> {
+        let (w, j) = self.command.write_flags();
+        let (w, j) = (w.cloned(), j.cloned());
+        match j {
+            Some(j) => self.jobs = j.jobs.or(self.jobs),
+            None if self.jobs.is_some() => {
+                return Err(Fail(
+                    2,
+                    "--jobs: this command generates no keys (the flag is for init, certs renew, certs generate-csr, ca rotate and nodes)".into(),
+                ))
+            }
+            None => {}
+        }
+        match w {
+            Some(w) => {
+                self.lock_timeout = w.lock_timeout.or(self.lock_timeout.take());
+                self.allow_insecure_dir |= w.allow_insecure_dir;
+            }
+            None if self.lock_timeout.is_some() || self.allow_insecure_dir => {
+                let flag = if self.lock_timeout.is_some() {
+                    "--lock-timeout"
+                } else {
+                    "--allow-insecure-dir"
+                };
+                return Err(Fail(
+                    2,
+                    format!("{flag}: this command writes nothing (the flag is for init, certs renew, certs generate-csr, certs download-bundle, ca rotate, nodes and kubeconfig)"),
+                ));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// kpki's command line: the derived [`Cli`] with every leaf command's help in one layout (each
+/// option's description on the line below it), whatever the width of its options. Parsing,
+/// completions and man pages all use it.
+pub fn command() -> clap::Command {
+    fn leaves(c: clap::Command) -> clap::Command {
+        let subs: Vec<String> = c
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        if subs.is_empty() {
+            return c.next_line_help(true);
+        }
+        subs.iter().fold(c, |c, n| c.mut_subcommand(n, leaves))
+    }
+    leaves(<Cli as clap::CommandFactory>::command())
 }
 
 /// A failure that stops the command: one line on stderr and an exit code.
@@ -198,26 +270,23 @@ pub fn load_outside(
     Ok(k)
 }
 
+/// `--lock-timeout` when not given.
+const DEFAULT_LOCK_TIMEOUT: &str = "10s";
+
 /// `--lock-timeout` as a duration.
 pub fn lock_timeout(cli: &Cli) -> Result<std::time::Duration, Fail> {
-    let t = kpki::parse::go_duration(&cli.lock_timeout)
-        .map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
-    std::time::Duration::try_from(t).map_err(|_| {
-        Fail(
-            2,
-            format!(
-                "--lock-timeout: {:?} must not be negative",
-                cli.lock_timeout
-            ),
-        )
-    })
+    let given = cli.lock_timeout.as_deref().unwrap_or(DEFAULT_LOCK_TIMEOUT);
+    let t = kpki::parse::go_duration(given).map_err(|m| Fail(2, format!("--lock-timeout: {m}")))?;
+    std::time::Duration::try_from(t)
+        .map_err(|_| Fail(2, format!("--lock-timeout: {given:?} must not be negative")))
 }
 
 /// The clock, randomness and parallelism for this invocation.
 pub fn run_ctx(cli: &Cli) -> Result<Run<'static>, Fail> {
     let mut run = Run::now();
-    kpki::checks::check_jobs(cli.jobs)?;
-    run.jobs = cli.jobs;
+    let jobs = cli.jobs.unwrap_or(0);
+    kpki::checks::check_jobs(jobs)?;
+    run.jobs = jobs;
     if let Some(t) = &cli.now {
         run.now = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map_err(|e| {
@@ -243,13 +312,30 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    let cli = match Cli::try_parse() {
+    let mut cli = match command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `kpki`, `kpki certs`: the usage and the list of commands, on stderr, exit 2 (clap's
+            // own behaviour; one `error:` line would say nothing useful here).
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) if e.use_stderr() => {
-            // One line, like every other kpki error (clap adds usage and a hint).
+            // One line, like every other kpki error: clap's first paragraph (the message and,
+            // for missing arguments, their names), without the usage and hints.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = esc(first);
+            let first = text
+                .split("\n\n")
+                .next()
+                .unwrap_or("invalid arguments")
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = esc(&first);
             eprintln!(
                 "{}",
                 if first.starts_with("error:") {
@@ -265,6 +351,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if let Err(Fail(code, msg)) = cli.settle_write_flags() {
+        eprintln!("error: {}", esc(&msg));
+        return ExitCode::from(code);
+    }
     let res = match &cli.command {
         Command::Init(cmd) => init::run(&cli, cmd),
         Command::Kubeconfig(cmd) => kubeconfig_cmd::run(&cli, cmd),

@@ -15,6 +15,7 @@ use crate::{run_ctx, Cli, Fail};
 
 /// Where the cluster is, for credentials issued outside `init` (kubeadm's flag names).
 #[derive(Args, Clone, Default)]
+#[command(next_help_heading = crate::flags::INPUTS_HEADING)]
 pub struct ClusterFlags {
     /// Directory with ca.crt and ca.key (default: the config's certificatesDir, else
     /// /etc/kubernetes/pki).
@@ -24,16 +25,16 @@ pub struct ClusterFlags {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Stable host[:port] for the control plane: the server URL.
-    #[arg(long)]
+    #[arg(long, value_name = "HOST[:PORT]")]
     control_plane_endpoint: Option<String>,
     /// API server advertise address (server URL when no control-plane endpoint is set).
-    #[arg(long)]
+    #[arg(long, value_name = "ADDRESS")]
     apiserver_advertise_address: Option<String>,
-    /// API server bind port (default 6443).
-    #[arg(long)]
+    /// API server bind port (default: 6443).
+    #[arg(long, value_name = "PORT")]
     apiserver_bind_port: Option<String>,
-    /// Cluster name (default kubernetes).
-    #[arg(long)]
+    /// Cluster name (default: kubernetes).
+    #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
 }
 
@@ -63,8 +64,6 @@ impl ClusterFlags {
 /// `kpki nodes`: kubelet credentials for many nodes.
 #[derive(Args)]
 pub struct NodesCmd {
-    #[command(flatten)]
-    cluster: ClusterFlags,
     /// Nodes file: one `name[,ip,...]` per line (`#` comments), or a YAML list of names or
     /// `{name: n, ips: [..]}`; `-` reads standard input.
     #[arg(long, value_name = "FILE", required = true)]
@@ -76,13 +75,19 @@ pub struct NodesCmd {
     /// Also issue the kubelet serving certificate (node name and IPs as SANs, serverAuth).
     #[arg(long)]
     serving: bool,
-    /// RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384 (default: the config's
+    /// Key algorithm: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256 or ECDSA-P384 (default: the config's
     /// encryptionAlgorithm, else the CA key's algorithm).
-    #[arg(long)]
+    #[arg(long, value_name = "ALGORITHM")]
     encryption_algorithm: Option<String>,
-    /// Certificate validity as a Go duration (default 8760h).
-    #[arg(long)]
+    /// Certificate validity as a Go duration (default: 8760h).
+    #[arg(long, value_name = "DURATION")]
     cert_validity: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    #[command(flatten)]
+    pub(crate) write: crate::flags::WriteFlags,
+    #[command(flatten)]
+    pub(crate) jobs: crate::flags::JobsFlag,
 }
 
 /// The CLI's view of a bulk run: a progress bar on a terminal, messages in line order.
@@ -233,12 +238,14 @@ pub struct BootstrapCmd {
     /// Bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}; `kpki token generate` makes one).
     #[arg(long, required = true)]
     token: String,
-    #[command(flatten)]
-    cluster: ClusterFlags,
     /// Write the kubeconfig to FILE (e.g. /etc/kubernetes/bootstrap-kubelet.conf; mode 0600,
     /// atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    #[command(flatten)]
+    pub(crate) write: crate::flags::WriteFlags,
 }
 
 /// Runs `kpki kubeconfig bootstrap`.

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 use kpki::operate::{html, metrics, picture};
 use kpki::verify;
 
@@ -55,13 +55,17 @@ pub enum ColorWhen {
 /// `kpki tree`.
 #[derive(Args)]
 pub struct TreeCmd {
-    #[command(flatten)]
-    inputs: InputFlags,
     /// Certificates expiring within this Go duration are drawn as warnings.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
     warn_within: String,
-    /// Colour: auto (on a terminal), always, never.
-    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    /// Colour: auto (on a terminal, unless NO_COLOR is set or TERM is dumb), always or never.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN",
+        hide_possible_values = true
+    )]
     color: ColorWhen,
     /// Nodes file given to `kpki nodes` (with --nodes-dir): draw the node credentials too.
     #[arg(long, value_name = "FILE", requires = "nodes_dir")]
@@ -69,6 +73,8 @@ pub struct TreeCmd {
     /// Directory `kpki nodes --out-dir` wrote the node credentials to.
     #[arg(long, value_name = "DIR", requires = "nodes")]
     nodes_dir: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: InputFlags,
 }
 
 /// Audits the tree as `kpki verify` does (same inputs, read back from the tree where not given,
@@ -137,7 +143,7 @@ pub struct CompletionsCmd {
 
 /// Prints the completion script for a shell.
 pub fn completions(cmd: &CompletionsCmd) -> Result<(), Fail> {
-    let mut c = Cli::command();
+    let mut c = crate::command();
     let mut out = Vec::new();
     clap_complete::generate(cmd.shell, &mut c, "kpki", &mut out);
     std::io::stdout()
@@ -181,7 +187,7 @@ fn man_pages(
 
 /// Prints kpki(1), or writes every page into `--out-dir`.
 pub fn man(cmd: &ManCmd) -> Result<(), Fail> {
-    let mut c = Cli::command();
+    let mut c = crate::command();
     c.build();
     let mut pages = Vec::new();
     man_pages(&c, "kpki", &mut pages)?;

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use kpki::rotate::{Command as Phase, Options};
 
-use crate::flags::InputFlags;
+use crate::flags::{InputFlags, JobsFlag, WriteFlags};
 use crate::{run_ctx, Cli, Fail};
 
 /// `kpki ca`.
@@ -49,8 +49,6 @@ enum PhaseCmd {
 
 #[derive(Args)]
 struct PhaseArgs {
-    #[command(flatten)]
-    inputs: InputFlags,
     /// What to rotate: ca, front-proxy-ca, etcd-ca, sa or all (repeatable or comma-separated).
     /// Default: all for prepare, every rotation in progress for the other phases.
     #[arg(long = "ca", value_name = "NAME", value_delimiter = ',')]
@@ -59,21 +57,52 @@ struct PhaseArgs {
     #[arg(long)]
     dry_run: bool,
     /// Output format: text or json.
-    #[arg(short = 'o', long = "output", default_value = "text")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
     output: String,
+    #[command(flatten)]
+    inputs: InputFlags,
+    #[command(flatten)]
+    write: WriteFlags,
+    #[command(flatten)]
+    jobs: JobsFlag,
 }
 
 #[derive(Args)]
 struct StatusArgs {
-    #[command(flatten)]
-    inputs: InputFlags,
     /// Output format: text or json.
-    #[arg(short = 'o', long = "output", default_value = "text")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
     output: String,
     /// Print the kube-public/cluster-info ConfigMap for the current phase instead (YAML, for
     /// `kubectl apply -f -`), followed by nothing else.
     #[arg(long)]
     cluster_info: bool,
+    #[command(flatten)]
+    inputs: InputFlags,
+}
+
+impl CaCmd {
+    /// The writing flags of the subcommand, if it writes (see `Command::write_flags`).
+    pub fn write_flags(&self) -> (Option<&WriteFlags>, Option<&JobsFlag>) {
+        let CaSub::Rotate(r) = &self.cmd;
+        match &r.phase {
+            PhaseCmd::Status(_) => (None, None),
+            PhaseCmd::Prepare(a)
+            | PhaseCmd::Trust(a)
+            | PhaseCmd::Issue(a)
+            | PhaseCmd::Finish(a)
+            | PhaseCmd::Abort(a) => (Some(&a.write), Some(&a.jobs)),
+        }
+    }
 }
 
 /// Runs `kpki ca ...`.

@@ -21,10 +21,17 @@ pub enum VerifyOutput {
 
 #[derive(Args)]
 pub struct VerifyCmd {
-    #[command(flatten)]
-    inputs: InputFlags,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    /// Output format: text (tables per severity and a summary), json (kpki/v1alpha1
+    /// VerifyReport), prometheus (x509-certificate-exporter's series) or html (one
+    /// self-contained page).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text",
+        hide_possible_values = true
+    )]
     output: VerifyOutput,
     /// Certificates expiring within this Go duration are warnings.
     #[arg(long, value_name = "DURATION", default_value = "720h")]
@@ -33,6 +40,8 @@ pub struct VerifyCmd {
     /// collector, print nothing, and exit 0 once written (findings go into the metrics).
     #[arg(long, value_name = "DIR")]
     textfile: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    inputs: InputFlags,
 }
 
 /// Runs `kpki verify`. Exit 0: no errors; 1: errors found; 2: could not run.

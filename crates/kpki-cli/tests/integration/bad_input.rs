@@ -743,7 +743,8 @@ fn unreadable_file_as_root_is_still_read() {
     run_ok(&l.args(&["init"], INPUTS));
     set_mode(&l.pki.join("apiserver.key"), 0o000);
     let out = util::kpki_ok(l.args(&["init"], INPUTS));
-    assert!(out.contains("0 file(s) written"), "{out}");
+    assert!(out.contains("[certs] 0 file(s) written"), "{out}");
+    assert!(out.contains("[kubeconfig] 0 file(s) written"), "{out}");
     assert_eq!(
         util::mode(&l.pki.join("apiserver.key")),
         0o000,

@@ -99,7 +99,7 @@ fn not_after(der: &[u8]) -> OffsetDateTime {
 fn fixture_matches_kubeadm_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec_without_super_admin(dir.path());
-    let got = check_expiration(&["--spec", s(&spec)], &fixture_args(), &["--kubeadm-rows"]);
+    let got = check_expiration(&["--spec", s(&spec)], &fixture_args(), &[]);
     assert_eq!(got, kubeadm_output());
 }
 
@@ -115,11 +115,11 @@ fn fixture_args_129() -> Vec<String> {
 fn default_spec_follows_the_kubeadm_version() {
     // kubernetesVersion v1.28.4: kubeadm 1.28's rows, byte for byte, with the default spec.
     assert_eq!(
-        check_expiration(&[], &fixture_args(), &["--kubeadm-rows"]),
+        check_expiration(&[], &fixture_args(), &[]),
         kubeadm_output()
     );
     // kubeadm 1.29 also expects super-admin.conf: the only difference is its MISSING row.
-    let got = check_expiration(&[], &fixture_args_129(), &["--kubeadm-rows"]);
+    let got = check_expiration(&[], &fixture_args_129(), &[]);
     let want = with_missing_super_admin(&kubeadm_output());
     assert_eq!(got, want);
     assert!(got.contains("\n!MISSING! super-admin.conf   "), "{got}");
@@ -129,8 +129,8 @@ fn default_spec_follows_the_kubeadm_version() {
 }
 
 #[test]
-fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
-    let got = check_expiration(&[], &fixture_args(), &[]);
+fn kubelet_conf_is_listed_when_asked_and_it_embeds_a_certificate() {
+    let got = check_expiration(&[], &fixture_args(), &["--with-kubelet-conf"]);
     let kubeadm_rows = kubeadm_output();
     let date = not_after(&kubeconfig_cert(&fixture().join("kubeconfig/kubelet.conf")));
     assert_eq!(
@@ -173,7 +173,10 @@ fn kubelet_conf_is_listed_when_it_embeds_a_certificate() {
     let mut args = fixture_args();
     let i = args.iter().position(|a| a == "--kubeconfig-dir").unwrap();
     args[i + 1] = s(&kdir).to_string();
-    assert_eq!(check_expiration(&[], &args, &[]), kubeadm_rows);
+    assert_eq!(
+        check_expiration(&[], &args, &["--with-kubelet-conf"]),
+        kubeadm_rows
+    );
 }
 
 #[test]
@@ -233,7 +236,6 @@ fn json_and_yaml_follow_v1alpha3() {
             "etcd-peer",
             "etcd-server",
             "front-proxy-client",
-            "kubelet.conf",
             "scheduler.conf",
             "super-admin.conf"
         ]
@@ -282,7 +284,7 @@ fn json_and_yaml_follow_v1alpha3() {
     assert_eq!(v["certificates"][2]["caName"], "etcd-ca");
     let typed: kpki::internal::views::expiration::CertificateExpirationInfo =
         serde_json::from_str(&json).unwrap();
-    assert_eq!(typed.certificates.len(), 12);
+    assert_eq!(typed.certificates.len(), 11);
 
     // YAML: the same object, keys sorted (read back with an independent YAML parser).
     let yaml = check_expiration(&[], &fixture_args_129(), &["-o", "yaml"]);
@@ -324,7 +326,7 @@ fn external_ca_is_externally_managed() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let got = check_expiration(&[], &args, &["--kubeadm-rows"]);
+    let got = check_expiration(&[], &args, &[]);
     let want: String = with_missing_super_admin(&kubeadm_output())
         .lines()
         .map(|l| {
@@ -354,7 +356,7 @@ fn residuals_use_human_duration() {
         .map(|a| a.to_string())
         .collect();
     // No inputs needed: names and paths come from the spec.
-    let text = check_expiration(&[], &args, &[]);
+    let text = check_expiration(&[], &args, &["--with-kubelet-conf"]);
     let lines: Vec<&str> = text.lines().collect();
     // kubeadm 1.31+ (HumanDuration) prints a 3-year leaf as 2y364d (≤1.30 printed 2y).
     for l in &lines[1..13] {
@@ -364,7 +366,8 @@ fn residuals_use_human_duration() {
         lines[15].starts_with("ca ") && lines[15].contains("   9y   "),
         "{text}"
     );
-    // 12 rows: 7 leaves + 5 kubeconfigs (kubelet.conf embeds its certificate here).
+    // 12 rows: 7 leaves + 5 kubeconfigs (kubelet.conf embeds its certificate here, and is
+    // asked for).
     assert!(lines[13].is_empty(), "{text}");
 
     // Past expiry: kubeadm's "<invalid>".

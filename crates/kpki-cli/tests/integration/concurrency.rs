@@ -144,12 +144,18 @@ fn concurrent_inits_wait_and_all_succeed() {
     for o in &outs {
         assert!(o.status.success(), "{}", stderr(o));
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let n = text
-            .lines()
-            .find_map(|l| l.strip_prefix("[certs] ")?.strip_suffix(" file(s) written"))
-            .unwrap_or_else(|| panic!("no count in {text}"))
-            .to_string();
-        written.push(n);
+        // Certificates and keys, then kubeconfigs: one count each.
+        let n: usize = ["[certs] ", "[kubeconfig] "]
+            .iter()
+            .map(|p| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(p)?.strip_suffix(" file(s) written"))
+                    .unwrap_or_else(|| panic!("no {p}count in {text}"))
+                    .parse::<usize>()
+                    .unwrap()
+            })
+            .sum();
+        written.push(n.to_string());
     }
     written.sort();
     assert_eq!(written, ["0", "0", "27"], "files written per run");

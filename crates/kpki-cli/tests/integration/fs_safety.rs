@@ -717,7 +717,8 @@ fn kubeconfig_credentials_kept_as_files_are_renewed_in_place() {
     );
 
     let init = util::kpki_ok(l.args(&["init"], INPUTS));
-    assert!(init.contains("0 file(s) written"), "{init}");
+    assert!(init.contains("[certs] 0 file(s) written"), "{init}");
+    assert!(init.contains("[kubeconfig] 0 file(s) written"), "{init}");
     let v = util::kpki(l.args(&["verify"], INPUTS));
     assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
 
@@ -987,7 +988,8 @@ fn linked_directories_are_never_written_through() {
     std::fs::rename(l.pki.join("etcd"), &target).unwrap();
     symlink(&target, &l.pki.join("etcd"));
     let out = util::kpki_ok(l.args(&["init"], INPUTS));
-    assert!(out.contains("0 file(s) written"), "{out}");
+    assert!(out.contains("[certs] 0 file(s) written"), "{out}");
+    assert!(out.contains("[kubeconfig] 0 file(s) written"), "{out}");
     let before = util::snapshot(dir.path());
     let (code, err) = util::kpki_fail(l.args(&["certs", "renew", "all"], INPUTS));
     assert_eq!(code, 2, "{err}");

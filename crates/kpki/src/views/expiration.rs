@@ -26,15 +26,17 @@ pub const API_VERSION: &str = "output.kubeadm.k8s.io/v1alpha3";
 pub const KIND: &str = "CertificateExpirationInfo";
 
 /// Kubeconfig files kubeadm's check-expiration never lists (the kubelet rotates its own client
-/// certificate). kpki lists them only when they embed a certificate, and never in kubeadm mode.
+/// certificate). kpki lists them only when asked ([`Options::with_kubelet_conf`]) and they embed
+/// a certificate.
 pub const KUBEADM_UNLISTED: &[&str] = &["kubelet.conf"];
 
 /// What the caller wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// Print exactly kubeadm's rows: leave out [`KUBEADM_UNLISTED`] kubeconfigs even when they
-    /// embed a certificate.
-    pub kubeadm_rows: bool,
+    /// Also list the [`KUBEADM_UNLISTED`] kubeconfigs when they embed a certificate (a
+    /// kubelet.conf made by init expires with the leaves until the kubelet rotates it). Off:
+    /// exactly kubeadm's rows.
+    pub with_kubelet_conf: bool,
 }
 
 /// One row of either table.
@@ -149,7 +151,7 @@ pub fn expiration(
             Entry::Kubeconfig(k) => {
                 let name = file_name(&k.path);
                 let unlisted = KUBEADM_UNLISTED.contains(&name.as_str());
-                if unlisted && opts.kubeadm_rows {
+                if unlisted && !opts.with_kubelet_conf {
                     continue;
                 }
                 // A client certificate the kubelet rotates (referenced by path) is not listed,
