@@ -23,6 +23,7 @@ mod init_behaviour;
 mod init_parity;
 mod kubeconfig;
 mod lifecycle;
+mod newcomer;
 mod no_secrets_in_errors;
 mod node;
 mod nodes;

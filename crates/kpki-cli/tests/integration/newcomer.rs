@@ -5,8 +5,6 @@
 //! Every command that could touch a tree names one under a temporary directory; the only
 //! commands run without `--cert-dir` read (`check-expiration`, help).
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -501,7 +499,17 @@ const WRITE_ONLY: [&str; 3] = ["--jobs", "--lock-timeout", "--allow-insecure-dir
 /// description on the next line, the same headings).
 #[test]
 fn help_offers_each_command_only_its_flags_in_one_layout() {
-    let writers_with_jobs = ["init", "certs renew", "certs generate-csr", "nodes"];
+    let writers_with_jobs = [
+        "init",
+        "certs renew",
+        "certs generate-csr",
+        "nodes",
+        "ca rotate prepare",
+        "ca rotate trust",
+        "ca rotate issue",
+        "ca rotate finish",
+        "ca rotate abort",
+    ];
     let writers = [
         "certs download-bundle",
         "kubeconfig user",
@@ -589,6 +597,7 @@ fn help_offers_each_command_only_its_flags_in_one_layout() {
             &["plan"],
             &["tree"],
             &["certs", "check-expiration"],
+            &["ca", "rotate", "status"],
         ] {
             let after = kpki(&[cmd, flag, &["--cert-dir", s(&pki)]].concat());
             let before = kpki(&[flag, cmd, &["--cert-dir", s(&pki)]].concat());
