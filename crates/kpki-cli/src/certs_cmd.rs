@@ -98,9 +98,8 @@ pub fn run(cli: &Cli, cmd: &CertsCmd) -> Result<(), Fail> {
 fn check_expiration(cli: &Cli, cmd: &CheckExpirationCmd) -> Result<(), Fail> {
     let run = run_ctx(cli)?;
     let kpki = kpki::Kpki::for_names(cli.spec.as_deref(), &cmd.inputs.args()?)?;
-    let opts = expiration::Options {
-        with_kubelet_conf: cmd.with_kubelet_conf && !cmd.kubeadm_rows,
-    };
+    let mut opts = expiration::Options::default();
+    opts.with_kubelet_conf = cmd.with_kubelet_conf && !cmd.kubeadm_rows;
     let table = kpki.expiration(&opts, &run)?;
     match cmd.output {
         ExpirationOutput::Text => out!("{}", expiration::render_text(&table)),

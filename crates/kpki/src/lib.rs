@@ -10,14 +10,20 @@
 //! that pipeline.
 //!
 //! ```text
-//! certs-spec.toml ─► model::spec ─┐
-//!                                  ├─► model::resolve (entries) ─┐
-//! flags / kubeadm config / tree ─► inputs ─┘                      │
-//!                                     disk::observe (reads) ──────┼─► assess (the one judge)
-//!                                                                 │        │
-//!                                  views (verify, expiration) ◄──┘        ▼
-//!                                                          plan (pure) ─► apply (one writer)
+//! certs-spec.toml ─► Spec ──────────────┐
+//! InputArgs (typed; the CLI's flags      ├─► Desired (concrete entries)
+//!   through `parse`) + kubeadm config    │        │
+//!   + what the node and the tree say ────┘        ▼
+//!                          observe the disk ─► assess (the one judge: findings with codes)
+//!                                                  │
+//!        verify, expiration, metrics, picture ◄────┤
+//!                                                  ▼
+//!                                      plan (pure) ─► apply (one writer, one path check)
 //! ```
+//!
+//! The facade is [`Kpki`] (one method per command) with [`Run`] (clock, entropy, threads); the
+//! reports live in the namespaces below ([`plan`], [`verify`], [`expiration`], [`nodes`],
+//! [`bundle`], [`kubeconfigs`], [`operate`], [`rotate`]). The stages themselves are private.
 //!
 //! An installer makes a tree, checks it, and issues credentials for workers:
 //!
@@ -181,6 +187,7 @@ pub enum NodeCredentials {
 
 /// What `init` did (or, in [`Mode::DryRun`], would do).
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct InitReport {
     /// The plan, one step per entry.
     pub plan: plan::Plan,

@@ -54,6 +54,7 @@ pub struct Repair {
 
 /// The planned action for one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// Spec entry name.
     pub entry: String,
@@ -216,6 +217,7 @@ impl Options {
 
 /// The plan for a whole tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Plan {
     /// Findings about the inputs.
     pub inputs: Vec<Finding>,

@@ -820,6 +820,7 @@ impl Owner {
 
 /// What `upload` produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Upload {
     /// The objects, ready for `kubectl apply -f`.
     pub objects: List,
@@ -1206,6 +1207,7 @@ pub fn open_bundle(
 
 /// How [`install`] may write.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct InstallOptions {
     /// How long to wait for another kpki process holding the tree lock.
     pub lock_timeout: std::time::Duration,
@@ -1215,6 +1217,7 @@ pub struct InstallOptions {
 
 /// One file after [`install`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Installed {
     /// Data key.
     pub data_key: String,

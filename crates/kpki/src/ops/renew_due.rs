@@ -249,6 +249,7 @@ impl Outcome {
 
 /// The result of [`renew_if_due`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RenewIfDue {
     /// What was due.
     pub selection: Selection,

@@ -79,6 +79,7 @@ impl Options {
 
 /// What a rotation command did (or, dry, would do).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The plan.
     pub plan: plan::RotationPlan,

@@ -32,6 +32,7 @@ pub const KUBEADM_UNLISTED: &[&str] = &["kubelet.conf"];
 
 /// What the caller wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Also list the [`KUBEADM_UNLISTED`] kubeconfigs when they embed a certificate (a
     /// kubelet.conf made by init expires with the leaves until the kubelet rotates it). Off:
@@ -59,6 +60,7 @@ pub struct Row {
 
 /// Both tables, in kubeadm's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Expiration {
     /// Leaf and kubeconfig rows, sorted by name.
     pub certificates: Vec<Row>,

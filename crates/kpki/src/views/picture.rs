@@ -167,6 +167,7 @@ impl NodeGroup {
 
 /// The whole picture.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Picture {
     /// The instant it shows.
     pub now: OffsetDateTime,

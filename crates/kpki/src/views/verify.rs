@@ -33,6 +33,7 @@ fn fmt_time(t: OffsetDateTime) -> String {
 /// Counts per severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Summary {
     /// Spec entries checked.
     pub entries: usize,
@@ -47,6 +48,7 @@ pub struct Summary {
 /// The whole audit (`kpki/v1alpha2` `VerifyReport`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Report {
     /// Always [`API_VERSION`].
     #[serde(rename = "apiVersion")]

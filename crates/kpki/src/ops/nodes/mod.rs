@@ -84,6 +84,7 @@ pub struct NodeError(String);
 
 /// The outcome for one line of the nodes file.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeReport {
     /// Line number in the nodes file (1-based; a YAML item's first line).
     pub line: usize,
@@ -110,6 +111,7 @@ pub struct LineError {
 
 /// Totals of a bulk run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Lines with a node or an error (comments and blank lines not counted).
     pub lines: usize,
