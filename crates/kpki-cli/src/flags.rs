@@ -112,15 +112,10 @@ impl InputFlags {
         a.config = self.config.clone();
         a.kubeadm_version = self.kubeadm_version.clone();
         a.node_name = self.node_name.clone();
-        a.advertise_address = parsed(
+        server_address(
+            &mut a,
             &self.apiserver_advertise_address,
-            "--apiserver-advertise-address",
-            parse::ip,
-        )?;
-        a.bind_port = parsed(
             &self.apiserver_bind_port,
-            "--apiserver-bind-port",
-            parse::port,
         )?;
         a.control_plane_endpoint = self.control_plane_endpoint.clone();
         a.apiserver_cert_extra_sans = self.apiserver_cert_extra_sans.clone();
@@ -142,6 +137,18 @@ impl InputFlags {
         }
         Ok(a)
     }
+}
+
+/// `--apiserver-advertise-address` and `--apiserver-bind-port`, which every command that needs
+/// the API server's URL takes.
+pub fn server_address(
+    a: &mut InputArgs,
+    address: &Option<String>,
+    port: &Option<String>,
+) -> Result<(), kpki::Error> {
+    a.advertise_address = parsed(address, "--apiserver-advertise-address", parse::ip)?;
+    a.bind_port = parsed(port, "--apiserver-bind-port", parse::port)?;
+    Ok(())
 }
 
 /// Parses an optional flag's text with `parse`, naming `flag` in the error.

@@ -85,15 +85,10 @@ impl UserCmd {
         let mut a = InputArgs::default();
         a.cert_dir = self.cert_dir.clone();
         a.config = self.config.clone();
-        a.advertise_address = parsed(
+        crate::flags::server_address(
+            &mut a,
             &self.apiserver_advertise_address,
-            "--apiserver-advertise-address",
-            parse::ip,
-        )?;
-        a.bind_port = parsed(
             &self.apiserver_bind_port,
-            "--apiserver-bind-port",
-            parse::port,
         )?;
         a.control_plane_endpoint = self.control_plane_endpoint.clone();
         a.cluster_name = self.cluster_name.clone();
