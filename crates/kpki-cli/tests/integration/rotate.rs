@@ -1463,3 +1463,27 @@ fn every_phase_dry_runs_takes_the_lock_and_writes_only_through_the_path_check() 
     let (code, f) = t.verify();
     assert_eq!(code, 0, "{f:?}");
 }
+
+/// With no tree there is nothing to rotate: every writing phase refuses in one line and creates
+/// nothing, not even the certificate or kubeconfig directory its lock would need.
+#[test]
+fn a_missing_tree_is_refused_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("absent");
+    let pki = root.join("pki");
+    for phase in ["prepare", "trust", "issue", "finish", "abort"] {
+        let (code, err) = crate::util::kpki_fail([
+            "ca",
+            "rotate",
+            phase,
+            "--cert-dir",
+            crate::util::s(&pki),
+            "--kubeconfig-dir",
+            crate::util::s(&root),
+        ]);
+        assert_eq!(code, 2, "{phase}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{phase}: {err}");
+        assert!(err.contains("no tree to rotate"), "{phase}: {err}");
+        assert!(!root.exists(), "{phase} created {}", root.display());
+    }
+}

@@ -170,6 +170,17 @@ impl Kpki {
     ) -> Result<Report> {
         let dry_run = mode == crate::Mode::DryRun;
         let layout = Layout::of(&self.desired.inputs.cert_dir);
+        if !dry_run && !self.desired.inputs.cert_dir.is_dir() {
+            // No tree, nothing to rotate: refuse before the lock creates any directory, naming
+            // what is missing when the targets can say it.
+            let disk = disk::observe(&self.desired);
+            let rotations = assess::rotation::derive(&self.desired, &disk);
+            plan::targets(&self.desired, &rotations, &disk, cmd, &opts.only)?;
+            return Err(crate::Error::file(
+                &self.desired.inputs.cert_dir,
+                "does not exist: there is no tree to rotate (run kpki init)",
+            ));
+        }
         let _lock = if dry_run {
             None
         } else {
