@@ -241,14 +241,16 @@ impl Kpki {
     pub fn prepare_write(&self, dir_mode: u32) -> Result<apply::write::DirLock> {
         let i = &self.desired.inputs;
         if !self.allow_insecure_dir {
-            apply::write::check_dir_secure(&i.cert_dir)?;
-            apply::write::check_dir_secure(&i.kubeconfig_dir)?;
             // Subdirectories such as pki/etcd too: whoever can write there can swap its keys.
-            for e in &self.desired.entries {
-                if let Some(dir) = e.main_path().parent() {
-                    apply::write::check_dir_secure(dir)?;
-                }
-            }
+            let dirs = [i.cert_dir.as_path(), i.kubeconfig_dir.as_path()]
+                .into_iter()
+                .chain(
+                    self.desired
+                        .entries
+                        .iter()
+                        .filter_map(|e| e.main_path().parent()),
+                );
+            apply::write::check_dirs_secure(dirs)?;
         }
         apply::write::lock_dir(&i.cert_dir, dir_mode, self.lock_timeout)
     }
@@ -629,9 +631,7 @@ impl Kpki {
                     .entries
                     .iter()
                     .filter(|e| !matches!(e, model::resolve::Entry::Ca(_)));
-                for dir in outside.filter_map(|e| e.main_path().parent()) {
-                    apply::write::check_dir_secure(dir)?;
-                }
+                apply::write::check_dirs_secure(outside.filter_map(|e| e.main_path().parent()))?;
             }
             Some(apply::write::lock_dir(
                 cert_dir,

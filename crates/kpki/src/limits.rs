@@ -35,7 +35,14 @@ pub const JOBS_PER_CORE: usize = 4;
 
 /// The largest `--jobs` on this machine: [`JOBS_PER_CORE`] times its cores.
 pub fn max_jobs() -> usize {
-    JOBS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get())
+    JOBS_PER_CORE * cores()
+}
+
+/// The cores this process may use, asked once: the standard library reads the cgroup files
+/// (a dozen system calls) each time it is asked.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Refuses a `--jobs` above [`max_jobs`] (0 means one thread per core).

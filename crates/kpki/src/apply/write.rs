@@ -280,8 +280,30 @@ pub fn lock_dir(dir: &Path, dir_mode: u32, timeout: std::time::Duration) -> Resu
 /// Every ancestor above it is checked the same way (sticky allowed), up to `/`: a 0777 parent lets
 /// anyone rename the whole tree away and put their own in its place.
 pub fn check_dir_secure(dir: &Path) -> Result<()> {
+    check_dirs_secure(std::iter::once(dir))
+}
+
+/// [`check_dir_secure`] for several directories, each ancestor looked at once (a tree's
+/// directories share all but their last components).
+pub fn check_dirs_secure<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut checked = std::collections::HashSet::new();
+    for dir in dirs {
+        check_dir_secure_once(dir, &mut checked)?;
+    }
+    Ok(())
+}
+
+fn check_dir_secure_once(
+    dir: &Path,
+    checked: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
     let abs = crate::model::layout::normalize(dir);
     for d in abs.ancestors() {
+        // The directory itself is judged without the sticky allowance, its ancestors with it:
+        // an ancestor already judged as an ancestor needs no second look.
+        if d != abs && !checked.insert(d.to_path_buf()) {
+            break;
+        }
         let m = match fs::metadata(d) {
             Ok(m) => m,
             Err(_) => continue, // to be created by kpki, inside the next existing ancestor

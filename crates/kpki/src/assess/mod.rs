@@ -195,13 +195,57 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
     let mut a = Assessor::new(now, opts.clone())
         .with_input_conflicts(&notes)
         .with_rotations(rotation::derive(desired, disk));
-    let entries = desired
-        .entries
+    let list = &desired.entries;
+    let mut slots: Vec<Option<EntryAssessment>> = list.iter().map(|_| None).collect();
+    // The CAs first, in order: the entries they sign are judged against what they left.
+    for (slot, e) in slots.iter_mut().zip(list) {
+        if let Entry::Ca(_) = e {
+            *slot = Some(match disk.entries.get(e.name()) {
+                Some(seen) => a.entry(e, seen, disk.signed.get(e.name())),
+                None => a.unobserved(e),
+            });
+        }
+    }
+    // The rest side by side on up to two threads: most of a tree's judging is verifying
+    // signatures, and these entries only read the CAs' views.
+    let a = &a;
+    let judge = |e: &Entry| match disk.entries.get(e.name()) {
+        Some(seen) => a.signed_entry(e, seen, disk.signed.get(e.name())),
+        None => unobserved(e),
+    };
+    let rest: Vec<(usize, &Entry)> = list
         .iter()
-        .map(|e| match disk.entries.get(e.name()) {
-            Some(seen) => a.entry(e, seen, disk.signed.get(e.name())),
-            None => a.unobserved(e),
+        .enumerate()
+        .filter(|(i, _)| slots[*i].is_none())
+        .collect();
+    let threads = crate::limits::cores().clamp(1, 2);
+    let judged: Vec<(usize, EntryAssessment)> = if threads == 1 || rest.len() < 4 {
+        rest.iter().map(|(i, e)| (*i, judge(e))).collect()
+    } else {
+        let (first, second) = rest.split_at(rest.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                second
+                    .iter()
+                    .map(|(i, e)| (*i, judge(e)))
+                    .collect::<Vec<_>>()
+            });
+            let mut out: Vec<_> = first.iter().map(|(i, e)| (*i, judge(e))).collect();
+            // A panic in a judge is a bug: surface it as the same panic here.
+            out.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+            out
         })
+    };
+    for (i, ea) in judged {
+        slots[i] = Some(ea);
+    }
+    let entries = slots
+        .into_iter()
+        .flatten()
         .map(|mut ea| {
             ea.request_exists = disk.csr.get(&ea.entry).copied().unwrap_or(false);
             ea
@@ -211,6 +255,32 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
         entries,
         inputs: notes,
         node: wiring::assess(desired, disk),
+    }
+}
+
+/// An entry the disk was not observed for (a caller's mistake, never a panic).
+fn unobserved(e: &Entry) -> EntryAssessment {
+    let mut s = Sink {
+        entry: e.name(),
+        kind: Kind::Leaf,
+        findings: vec![],
+    };
+    s.push_with(
+        Code::FileUnreadable,
+        e.main_path(),
+        "internal: the disk was not observed for this entry",
+        "",
+        Remedy::Manual,
+    );
+    EntryAssessment {
+        entry: e.name().to_string(),
+        state: State::Present,
+        findings: s.findings,
+        not_after: None,
+        ca: None,
+        credentials_elsewhere: false,
+        client_files: None,
+        request_exists: false,
     }
 }
 
@@ -469,48 +539,51 @@ impl Assessor {
 
     /// An entry the disk was not observed for (a caller's mistake, never a panic).
     pub fn unobserved(&mut self, e: &Entry) -> EntryAssessment {
-        let mut s = Sink {
-            entry: e.name(),
-            kind: Kind::Leaf,
-            findings: vec![],
-        };
-        s.push_with(
-            Code::FileUnreadable,
-            e.main_path(),
-            "internal: the disk was not observed for this entry",
-            "",
-            Remedy::Manual,
-        );
         if let Entry::Ca(c) = e {
             self.cas.insert(c.name.clone(), CaView::Broken);
         }
-        EntryAssessment {
-            entry: e.name().to_string(),
-            state: State::Present,
-            findings: s.findings,
-            not_after: None,
-            ca: None,
-            credentials_elsewhere: false,
-            client_files: None,
-            request_exists: false,
-        }
+        unobserved(e)
     }
 
     /// Judges one entry against what was observed for it (`signed`: a kubeconfig's externally
-    /// signed `<file>.crt`, if looked for).
+    /// signed `<file>.crt`, if looked for). A CA is remembered for the entries it signs, so
+    /// CAs are judged before them.
     pub fn entry(
         &mut self,
         e: &Entry,
         seen: &Seen,
         signed: Option<&Observed<CertFile>>,
     ) -> EntryAssessment {
-        let mut out = match (e, seen) {
-            (Entry::Ca(c), Seen::Cert { cert, key }) => self.ca_entry(c, cert, key),
+        match (e, seen) {
+            (Entry::Ca(c), Seen::Cert { cert, key }) => {
+                let out = self.ca_entry(c, cert, key);
+                self.finish(e, seen, out)
+            }
+            (Entry::Ca(_), _) => self.unobserved(e),
+            _ => self.signed_entry(e, seen, signed),
+        }
+    }
+
+    /// [`Assessor::entry`] for an entry that is not a CA: it only reads what the CAs judged
+    /// before it left, so such entries can be judged side by side.
+    pub fn signed_entry(
+        &self,
+        e: &Entry,
+        seen: &Seen,
+        signed: Option<&Observed<CertFile>>,
+    ) -> EntryAssessment {
+        let out = match (e, seen) {
             (Entry::Leaf(c), Seen::Cert { cert, key }) => self.leaf(c, cert, key),
             (Entry::KeyPair(k), Seen::KeyPair { key, public }) => self.keypair(k, key, public),
             (Entry::Kubeconfig(k), Seen::Kubeconfig(obs)) => self.kubeconfig(k, obs, signed),
-            (e, _) => return self.unobserved(e),
+            (e, _) => return unobserved(e),
         };
+        self.finish(e, seen, out)
+    }
+
+    /// What every judged entry gets last: the rotation's view, and the remedy when its CA has
+    /// no key here.
+    fn finish(&self, e: &Entry, seen: &Seen, mut out: EntryAssessment) -> EntryAssessment {
         // A CA without its key cannot issue: what re-issuing would cure needs the external CA.
         let ca = match e {
             Entry::Leaf(c) => c.ca.as_deref(),
@@ -1260,7 +1333,7 @@ impl Assessor {
     }
 
     fn leaf(
-        &mut self,
+        &self,
         c: &CertEntry,
         cert: &Observed<CertFile>,
         key: &Observed<std::sync::Arc<KeyFile>>,
@@ -1363,7 +1436,7 @@ impl Assessor {
     }
 
     fn keypair(
-        &mut self,
+        &self,
         k: &KeyPairEntry,
         key: &Observed<std::sync::Arc<KeyFile>>,
         public: &Observed<(Vec<u8>, u32)>,
@@ -1468,7 +1541,7 @@ impl Assessor {
     }
 
     fn kubeconfig(
-        &mut self,
+        &self,
         k: &KubeconfigEntry,
         obs: &Observed<KubeconfigFile>,
         signed: Option<&Observed<CertFile>>,

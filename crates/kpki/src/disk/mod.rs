@@ -123,6 +123,25 @@ pub fn read_kubeconfig_in(
     path: &Path,
     root: &crate::inputs::root::Root,
 ) -> Observed<KubeconfigFile> {
+    read_kubeconfig_with(path, root, Keys::Load)
+}
+
+/// Whether reading a kubeconfig loads its client key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// Load and check the key (the judge needs it).
+    Load,
+    /// Leave `key` empty: reading what a tree says about its inputs needs only the
+    /// certificates, and an RSA key's consistency check is most of a read's cost.
+    Skip,
+}
+
+/// [`read_kubeconfig_in`], loading the client key or not.
+pub fn read_kubeconfig_with(
+    path: &Path,
+    root: &crate::inputs::root::Root,
+    keys: Keys,
+) -> Observed<KubeconfigFile> {
     use std::os::unix::fs::MetadataExt;
     let bytes = match read_optional(path) {
         Ok(None) => return Observed::Missing,
@@ -147,9 +166,11 @@ pub fn read_kubeconfig_in(
         };
         let mut cert_der =
             certs("client-certificate-data", &cur.client_cert_pem)?.map(|(der, _)| der);
+        let load_keys = keys == Keys::Load;
         let mut key = cur
             .client_key_pem
             .as_ref()
+            .filter(|_| load_keys)
             .map(|p| {
                 std::str::from_utf8(p)
                     .map_err(|_| "client-key-data: not PEM text".to_string())
@@ -191,7 +212,7 @@ pub fn read_kubeconfig_in(
             cert_ref = Some(r);
         }
         let mut key_ref = None;
-        if let (None, Some(f)) = (&key, &cur.client_key_file) {
+        if let (true, None, Some(f)) = (load_keys, &key, &cur.client_key_file) {
             let mut r = reference(f);
             match read_key(&r.path) {
                 Observed::Present(k) => key = Some(Arc::new(k.key)),
@@ -239,31 +260,40 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
 }
 
 /// [`observe_entries`] on a node under `--root` (kubeconfig references are read under it).
+///
+/// Entries are read on up to two threads: reading a tree is mostly loading private keys (an
+/// RSA key's consistency check costs about a millisecond), and the entries are independent.
 pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
+    let threads = crate::limits::cores().clamp(1, 2);
+    let chunk = list.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<Read>> = if threads == 1 || list.len() < 4 {
+        vec![list.iter().map(|e| read_entry(e, root)).collect()]
+    } else {
+        std::thread::scope(|scope| {
+            let mut chunks = list.chunks(chunk);
+            let first = chunks.next().unwrap_or(&[]);
+            let handles: Vec<_> = chunks
+                .map(|c| scope.spawn(move || c.iter().map(|e| read_entry(e, root)).collect()))
+                .collect();
+            let mut parts = vec![first.iter().map(|e| read_entry(e, root)).collect()];
+            for h in handles {
+                // A panic in a reader is a bug: surface it as the same panic here.
+                parts.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            parts
+        })
+    };
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
     let mut csr = HashMap::new();
-    for e in list {
-        if let Some(p) = e.csr_path() {
-            csr.insert(e.name().to_string(), std::fs::symlink_metadata(&p).is_ok());
+    for r in parts.into_iter().flatten() {
+        if let Some(c) = r.csr {
+            csr.insert(r.name.clone(), c);
         }
-        if let Entry::Kubeconfig(k) = e {
-            let mut crt = k.path.as_os_str().to_owned();
-            crt.push(".crt");
-            signed.insert(k.name.clone(), read_cert(std::path::Path::new(&crt)));
+        if let Some(s) = r.signed {
+            signed.insert(r.name.clone(), s);
         }
-        let seen = match e {
-            Entry::Ca(c) | Entry::Leaf(c) => Seen::Cert {
-                cert: read_cert(&c.cert_path),
-                key: arc_key(read_key(&c.key_path)),
-            },
-            Entry::KeyPair(k) => Seen::KeyPair {
-                key: arc_key(read_key(&k.key_path)),
-                public: read_public_key(&k.pub_path),
-            },
-            Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
-        };
-        entries.insert(e.name().to_string(), seen);
+        entries.insert(r.name, r.seen);
     }
     Disk {
         entries,
@@ -271,5 +301,42 @@ pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> D
         csr,
         node: None,
         rotation: rotation::RotationDisk::default(),
+    }
+}
+
+/// What one entry's files hold.
+struct Read {
+    name: String,
+    csr: Option<bool>,
+    signed: Option<Observed<CertFile>>,
+    seen: Seen,
+}
+
+fn read_entry(e: &Entry, root: &crate::inputs::root::Root) -> Read {
+    let csr = e.csr_path().map(|p| std::fs::symlink_metadata(p).is_ok());
+    let signed = match e {
+        Entry::Kubeconfig(k) => {
+            let mut crt = k.path.as_os_str().to_owned();
+            crt.push(".crt");
+            Some(read_cert(std::path::Path::new(&crt)))
+        }
+        _ => None,
+    };
+    let seen = match e {
+        Entry::Ca(c) | Entry::Leaf(c) => Seen::Cert {
+            cert: read_cert(&c.cert_path),
+            key: arc_key(read_key(&c.key_path)),
+        },
+        Entry::KeyPair(k) => Seen::KeyPair {
+            key: arc_key(read_key(&k.key_path)),
+            public: read_public_key(&k.pub_path),
+        },
+        Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
+    };
+    Read {
+        name: e.name().to_string(),
+        csr,
+        signed,
+        seen,
     }
 }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::assess::{Code, Finding, Remedy};
 use crate::disk::read::{read_cert, Observed};
-use crate::disk::read_kubeconfig_in;
+use crate::disk::{read_kubeconfig_with, Keys};
 use crate::inputs::kubeadm_config::KubeadmConfig;
 use crate::inputs::root::Root;
 use crate::inputs::InputArgs;
@@ -125,8 +125,12 @@ fn split_url(url: &str) -> Option<(String, u16)> {
 /// `--root` (paths the kubeconfigs reference are read under it).
 pub fn discover_in(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path, root: &Root) -> Discovery {
     let mut d = Discovery::default();
+    // A directory that is not there holds nothing to read back (one look instead of a failed
+    // open per file: `init` of a new tree starts here).
+    let certs_there = cert_dir.is_dir();
+    let kubeconfigs_there = kubeconfig_dir.is_dir();
     // Leaf certificates: the CN and the SANs read back through their templates.
-    for c in &spec.certs {
+    for c in spec.certs.iter().filter(|_| certs_there) {
         let Some(base) = spec_path(&c.path) else {
             continue;
         };
@@ -161,11 +165,13 @@ pub fn discover_in(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path, root: &R
     // Kubeconfigs: the client CN, the cluster name and the servers.
     let mut local: Option<(String, u16, String)> = None;
     let mut control_plane: Option<(String, u16, String)> = None;
-    for k in &spec.kubeconfigs {
+    for k in spec.kubeconfigs.iter().filter(|_| kubeconfigs_there) {
         let Some(file) = spec_path(&k.file) else {
             continue;
         };
-        let Observed::Present(kc) = read_kubeconfig_in(&kubeconfig_dir.join(&file), root) else {
+        let Observed::Present(kc) =
+            read_kubeconfig_with(&kubeconfig_dir.join(&file), root, Keys::Skip)
+        else {
             continue;
         };
         if let Some(info) = kc.cert_der.as_ref().and_then(|der| inspect::info(der).ok()) {
@@ -230,7 +236,7 @@ pub fn discover_in(spec: &Spec, cert_dir: &Path, kubeconfig_dir: &Path, root: &R
         }
     }
     // The key algorithm of the first CA that follows the cluster setting.
-    for c in &spec.cas {
+    for c in spec.cas.iter().filter(|_| certs_there) {
         let alg = c
             .key_algorithm
             .as_deref()

@@ -9,6 +9,87 @@ use x509_parser::prelude::FromDer;
 
 pub use webpki::Error as WebpkiError;
 
+use rustls_pki_types::{AlgorithmIdentifier, InvalidSignature, SignatureVerificationAlgorithm};
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+
+/// rustls-webpki's algorithms, each remembering the signatures it has found valid.
+///
+/// One certificate is asked about several times in a run (any purpose, then each extended key
+/// usage its profile names; the kubeconfig view and the wiring judge ask again), and each ask
+/// makes webpki verify the same signature with the same key. The verdict is webpki's own; this
+/// only keeps a successful one, keyed by a SHA-256 of everything it depended on (the algorithm
+/// identifiers, the public key, the message and the signature), so the answer for the same
+/// bytes is computed once. Failures are not remembered. The set is bounded.
+#[derive(Debug)]
+struct Remembering(&'static dyn SignatureVerificationAlgorithm);
+
+/// How many verdicts are kept before the set starts over (32 bytes each).
+const REMEMBERED: usize = 4096;
+
+static VERIFIED: LazyLock<Mutex<HashSet<[u8; 32]>>> = LazyLock::new(Default::default);
+
+static REMEMBERING: LazyLock<Vec<Remembering>> = LazyLock::new(|| {
+    webpki::ALL_VERIFICATION_ALGS
+        .iter()
+        .map(|a| Remembering(*a))
+        .collect()
+});
+
+static ALGS: LazyLock<Vec<&'static dyn SignatureVerificationAlgorithm>> = LazyLock::new(|| {
+    REMEMBERING
+        .iter()
+        .map(|a| a as &'static dyn SignatureVerificationAlgorithm)
+        .collect()
+});
+
+impl SignatureVerificationAlgorithm for Remembering {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in [
+            self.0.signature_alg_id().as_ref(),
+            self.0.public_key_alg_id().as_ref(),
+            public_key,
+            message,
+            signature,
+        ] {
+            h.update(&(part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        let known = |k: &[u8; 32]| VERIFIED.lock().map(|s| s.contains(k)).unwrap_or(false);
+        if known(&key) {
+            return Ok(());
+        }
+        self.0.verify_signature(public_key, message, signature)?;
+        if let Ok(mut s) = VERIFIED.lock() {
+            if s.len() >= REMEMBERED {
+                s.clear();
+            }
+            s.insert(key);
+        }
+        Ok(())
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        self.0.public_key_alg_id()
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        self.0.signature_alg_id()
+    }
+
+    fn fips_status(&self) -> rustls_pki_types::FipsStatus {
+        self.0.fips_status()
+    }
+}
+
 /// The extended key usage a chain is checked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
@@ -73,7 +154,7 @@ pub fn verify_leaf(
     let anchors = [anchor];
     let leaf_der = CertificateDer::from(leaf);
     let ee = webpki::EndEntityCert::try_from(&leaf_der)?;
-    let algs = webpki::ALL_VERIFICATION_ALGS;
+    let algs = ALGS.as_slice();
     let r = match usage {
         Usage::ServerAuth => ee.verify_for_usage(
             algs,
@@ -123,7 +204,7 @@ pub fn signed_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), String> {
         .ok_or_else(|| "its signature algorithm cannot be read".to_string())?;
     let key_alg = spki_algorithm_contents(issuer.public_key().raw)
         .ok_or_else(|| "the CA's public key algorithm cannot be read".to_string())?;
-    let candidates: Vec<_> = webpki::ALL_VERIFICATION_ALGS
+    let candidates: Vec<_> = ALGS
         .iter()
         .filter(|a| {
             a.signature_alg_id().as_ref() == sig_alg.as_slice()

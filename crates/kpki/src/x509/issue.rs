@@ -463,4 +463,64 @@ mod tests {
             &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]
         );
     }
+
+    /// The verifier remembers valid signatures only: after a good answer, the same
+    /// certificate with one bit of its signature flipped, and the same contents signed by
+    /// another key with the CA's name, are still refused.
+    #[test]
+    fn remembered_signatures_never_accept_a_changed_certificate() {
+        use crate::x509::chain::{signed_by, verify_leaf, Usage};
+        let profile = |cn: &str, is_ca: bool| Profile {
+            cn: cn.into(),
+            orgs: vec![],
+            dns: vec![],
+            ips: vec![],
+            key_usages: if is_ca {
+                vec!["digital_signature".into(), "key_cert_sign".into()]
+            } else {
+                vec!["digital_signature".into()]
+            },
+            ext_key_usages: if is_ca {
+                vec![]
+            } else {
+                vec!["client_auth".into()]
+            },
+            is_ca,
+        };
+        let when = Issuance {
+            not_before: datetime!(2026-01-01 0:00 UTC),
+            not_after: datetime!(2027-01-01 0:00 UTC),
+            serial: 7,
+        };
+        let at = datetime!(2026-06-01 0:00 UTC);
+        let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let ca = issue(&profile("kubernetes", true), &ca_key, None, when).expect("ca");
+        let other_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let other = issue(&profile("kubernetes", true), &other_key, None, when).expect("ca");
+        let leaf_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let by = |cert_der: &[u8], key: &PrivateKey| {
+            issue(
+                &profile("admin", false),
+                &leaf_key,
+                Some(Issuer { cert_der, key }),
+                when,
+            )
+            .expect("leaf")
+        };
+        let leaf = by(&ca, &ca_key);
+        for _ in 0..2 {
+            verify_leaf(&leaf, &ca, at, Usage::Any).expect("valid leaf");
+            verify_leaf(&leaf, &ca, at, Usage::ClientAuth).expect("valid leaf");
+            signed_by(&ca, &ca).expect("self-signed");
+        }
+        let mut flipped = leaf.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(verify_leaf(&flipped, &ca, at, Usage::Any).is_err());
+        assert!(signed_by(&flipped, &ca).is_err());
+        let forged = by(&other, &other_key);
+        assert!(verify_leaf(&forged, &ca, at, Usage::Any).is_err());
+        assert!(signed_by(&forged, &ca).is_err());
+        verify_leaf(&leaf, &ca, at, Usage::Any).expect("still valid");
+    }
 }
