@@ -6,7 +6,7 @@ pub mod node;
 pub mod read;
 pub mod rotation;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -264,18 +264,30 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
 /// Entries are read on up to two threads: reading a tree is mostly loading private keys (an
 /// RSA key's consistency check costs about a millisecond), and the entries are independent.
 pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
+    // A folder that is not there (a new tree) is looked at once, not once per file in it.
+    let absent: HashSet<PathBuf> = list
+        .iter()
+        .flat_map(entry_paths)
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .filter(|d| !d.as_os_str().is_empty() && read::absent_dir(d))
+        .collect();
+    let absent = &absent;
     let threads = crate::limits::cores().clamp(1, 2);
     let chunk = list.len().div_ceil(threads).max(1);
     let parts: Vec<Vec<Read>> = if threads == 1 || list.len() < 4 {
-        vec![list.iter().map(|e| read_entry(e, root)).collect()]
+        vec![list.iter().map(|e| read_entry(e, root, absent)).collect()]
     } else {
         std::thread::scope(|scope| {
             let mut chunks = list.chunks(chunk);
             let first = chunks.next().unwrap_or(&[]);
             let handles: Vec<_> = chunks
-                .map(|c| scope.spawn(move || c.iter().map(|e| read_entry(e, root)).collect()))
+                .map(|c| {
+                    scope.spawn(move || c.iter().map(|e| read_entry(e, root, absent)).collect())
+                })
                 .collect();
-            let mut parts = vec![first.iter().map(|e| read_entry(e, root)).collect()];
+            let mut parts = vec![first.iter().map(|e| read_entry(e, root, absent)).collect()];
             for h in handles {
                 // A panic in a reader is a bug: surface it as the same panic here.
                 parts.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -312,25 +324,61 @@ struct Read {
     seen: Seen,
 }
 
-fn read_entry(e: &Entry, root: &crate::inputs::root::Root) -> Read {
-    let csr = e.csr_path().map(|p| std::fs::symlink_metadata(p).is_ok());
-    let signed = match e {
-        Entry::Kubeconfig(k) => {
-            let mut crt = k.path.as_os_str().to_owned();
-            crt.push(".crt");
-            Some(read_cert(std::path::Path::new(&crt)))
+/// The files of an entry that observing it reads.
+fn entry_paths(e: &Entry) -> Vec<PathBuf> {
+    let mut v = match e {
+        Entry::Ca(c) | Entry::Leaf(c) => vec![c.cert_path.clone(), c.key_path.clone()],
+        Entry::KeyPair(k) => vec![k.key_path.clone(), k.pub_path.clone()],
+        Entry::Kubeconfig(k) => vec![signed_path(&k.path), k.path.clone()],
+    };
+    v.extend(e.csr_path());
+    v
+}
+
+/// `<kubeconfig>.crt`: a client certificate signed by an external CA.
+fn signed_path(kubeconfig: &Path) -> PathBuf {
+    let mut crt = kubeconfig.as_os_str().to_owned();
+    crt.push(".crt");
+    PathBuf::from(crt)
+}
+
+fn read_entry(e: &Entry, root: &crate::inputs::root::Root, absent: &HashSet<PathBuf>) -> Read {
+    let gone = |p: &Path| p.parent().is_some_and(|d| absent.contains(d));
+    let csr = e
+        .csr_path()
+        .map(|p| !gone(&p) && std::fs::symlink_metadata(p).is_ok());
+    let cert = |p: &Path| {
+        if gone(p) {
+            Observed::Missing
+        } else {
+            read_cert(p)
         }
+    };
+    let key = |p: &Path| {
+        if gone(p) {
+            Observed::Missing
+        } else {
+            arc_key(read_key(p))
+        }
+    };
+    let signed = match e {
+        Entry::Kubeconfig(k) => Some(cert(&signed_path(&k.path))),
         _ => None,
     };
     let seen = match e {
         Entry::Ca(c) | Entry::Leaf(c) => Seen::Cert {
-            cert: read_cert(&c.cert_path),
-            key: arc_key(read_key(&c.key_path)),
+            cert: cert(&c.cert_path),
+            key: key(&c.key_path),
         },
         Entry::KeyPair(k) => Seen::KeyPair {
-            key: arc_key(read_key(&k.key_path)),
-            public: read_public_key(&k.pub_path),
+            key: key(&k.key_path),
+            public: if gone(&k.pub_path) {
+                Observed::Missing
+            } else {
+                read_public_key(&k.pub_path)
+            },
         },
+        Entry::Kubeconfig(k) if gone(&k.path) => Seen::Kubeconfig(Observed::Missing),
         Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
     };
     Read {

@@ -91,7 +91,7 @@ pub fn read_optional_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
 }
 
 /// The nearest missing ancestor of `path` when it is a dangling symbolic link.
-fn dangling_ancestor(path: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn dangling_ancestor(path: &Path) -> Option<std::path::PathBuf> {
     let mut cur = path.parent();
     while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty()) {
         match fs::symlink_metadata(d) {
@@ -103,6 +103,13 @@ fn dangling_ancestor(path: &Path) -> Option<std::path::PathBuf> {
         }
     }
     None
+}
+
+/// Whether `dir` is simply not there: missing, and no directory on its way is a dangling link
+/// (a file under it then reads as [`Observed::Missing`] without being opened).
+pub(crate) fn absent_dir(dir: &Path) -> bool {
+    matches!(fs::symlink_metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        && dangling_ancestor(&dir.join("_")).is_none()
 }
 
 pub(crate) fn mode_of(path: &Path) -> u32 {
