@@ -438,7 +438,44 @@ fn build(
         })
     };
 
+    // Leaf and kubeconfig signatures made before the loop, in parallel (see `presignable`).
+    let mut presigned: HashMap<String, Signed> = HashMap::new();
+    let mut cas_done = false;
     for (e, s) in desired.entries.iter().zip(&plan.steps) {
+        if !cas_done && !matches!(e, Entry::Ca(_)) {
+            cas_done = true;
+            if let Some(jobs) = presignable(desired, plan, &ca_material) {
+                // Keys and serials drawn in entry order, as the loop would; only the
+                // signatures run in parallel.
+                let mut work = Vec::with_capacity(jobs.len());
+                for (name, profile, ca, validity) in jobs {
+                    let key = take_key(name, false)?;
+                    work.push((name, profile, ca, key, issuance(validity)?));
+                }
+                let signed: Vec<Result<(String, Signed)>> = work
+                    .into_par_iter()
+                    .map(|(name, profile, ca, key, when)| {
+                        let (ca_der, ca_key) = ca_material.get(ca).ok_or_else(|| {
+                            Error::crypto(
+                                name.to_string(),
+                                format!("CA {ca} is not available to sign"),
+                            )
+                        })?;
+                        let der = issue(
+                            profile,
+                            &key,
+                            Some(Issuer {
+                                cert_der: ca_der,
+                                key: ca_key,
+                            }),
+                            when,
+                        )?;
+                        Ok((name.to_string(), (key, der)))
+                    })
+                    .collect();
+                presigned = signed.into_iter().collect::<Result<_>>()?;
+            }
+        }
         match (e, s.action) {
             (_, Action::Repair) => {
                 for r in &s.repairs {
@@ -598,8 +635,14 @@ fn build(
                 ca_material.insert(c.name.clone(), (der, key));
             }
             (Entry::Leaf(c), Action::Create | Action::Renew | Action::Regenerate) => {
-                let key = take_key(&c.name, s.keep_key)?;
-                let der = sign_leaf(c, &key, &ca_material, issuance(c.validity)?)?;
+                let (key, der) = match presigned.remove(&c.name) {
+                    Some(done) => done,
+                    None => {
+                        let key = take_key(&c.name, s.keep_key)?;
+                        let der = sign_leaf(c, &key, &ca_material, issuance(c.validity)?)?;
+                        (key, der)
+                    }
+                };
                 if s.action != Action::Create && backups {
                     push_backups(
                         &mut outs,
@@ -708,22 +751,28 @@ fn build(
                 ));
             }
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
-                let key = take_key(&k.name, false)?;
                 let (ca_der, ca_key) = ca_material.get(&k.ca).ok_or_else(|| {
                     Error::crypto(
                         k.name.clone(),
                         format!("CA {} is not available to sign", k.ca),
                     )
                 })?;
-                let der = issue(
-                    &k.profile,
-                    &key,
-                    Some(Issuer {
-                        cert_der: ca_der,
-                        key: ca_key,
-                    }),
-                    issuance(k.validity)?,
-                )?;
+                let (key, der) = match presigned.remove(&k.name) {
+                    Some(done) => done,
+                    None => {
+                        let key = take_key(&k.name, false)?;
+                        let der = issue(
+                            &k.profile,
+                            &key,
+                            Some(Issuer {
+                                cert_der: ca_der,
+                                key: ca_key,
+                            }),
+                            issuance(k.validity)?,
+                        )?;
+                        (key, der)
+                    }
+                };
                 let ca_pem = ca_certs
                     .get(&k.ca)
                     .cloned()
@@ -790,14 +839,73 @@ fn build(
     Ok(outs)
 }
 
+/// Batches with more files than this are staged in parallel.
+const STAGE_PARALLEL_MIN: usize = 64;
+
+/// Below this many signatures a plan is signed in its loop, one after another.
+const PRESIGN_MIN: usize = 32;
+
+/// A key and the certificate (DER) signed for it.
+type Signed = (Arc<PrivateKey>, Vec<u8>);
+
+/// A signature to make: entry name, profile, CA name, validity.
+type PresignJob<'a> = (
+    &'a str,
+    &'a crate::x509::issue::Profile,
+    &'a str,
+    time::Duration,
+);
+
+/// The signatures [`build`] may make in parallel before its loop: a large batch (bulk node
+/// credentials) whose certificate authorities are all read from disk (none issued by this plan,
+/// so every signer is known before the first leaf) and in which every other issuing step signs
+/// a fresh key (so keys and serials are still drawn in entry order). `None`: sign in the loop.
+fn presignable<'a>(
+    desired: &'a Desired,
+    plan: &Plan,
+    ca_material: &HashMap<String, (Vec<u8>, Arc<PrivateKey>)>,
+) -> Option<Vec<PresignJob<'a>>> {
+    let mut jobs = Vec::new();
+    let mut past_cas = false;
+    for (e, s) in desired.entries.iter().zip(&plan.steps) {
+        let issues = matches!(
+            s.action,
+            Action::Create | Action::Renew | Action::Regenerate
+        );
+        match e {
+            Entry::Ca(_) if past_cas => return None,
+            Entry::Ca(_) if issues => return None,
+            Entry::Ca(_) => continue,
+            _ => past_cas = true,
+        }
+        if !issues {
+            continue;
+        }
+        match e {
+            Entry::Leaf(c) if !s.keep_key => {
+                let ca = c.ca.as_deref()?;
+                ca_material.get(ca)?;
+                jobs.push((c.name.as_str(), &c.profile, ca, c.validity));
+            }
+            Entry::Kubeconfig(k) if k.token.is_some() => {}
+            Entry::Kubeconfig(k) if s.action == Action::Create && s.keep_key => {}
+            Entry::Kubeconfig(k) => {
+                ca_material.get(&k.ca)?;
+                jobs.push((k.name.as_str(), &k.profile, k.ca.as_str(), k.validity));
+            }
+            _ => return None,
+        }
+    }
+    (jobs.len() >= PRESIGN_MIN).then_some(jobs)
+}
+
 /// Writes what [`build`] computed: every new file to a temporary name with its final mode, one
 /// flush for all of them, then renames in order (key before certificate), then the directories.
 /// A crash leaves only complete files under final names.
 fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
-    let mut pending = Vec::with_capacity(outs.len());
-    for o in &outs {
+    let stage = |o: &Out| -> Result<Option<crate::apply::write::Pending>> {
         let moves = o.rename_from.is_some() || o.chmod_only || o.verify_of.is_some();
-        pending.push(match (moves, &o.key_archive) {
+        Ok(match (moves, &o.key_archive) {
             (true, _) => None,
             (false, Some(archive)) => Some(crate::apply::write::stage_key_replacement(
                 &o.path, &o.data, o.mode, o.dir_mode, archive,
@@ -805,24 +913,38 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
             (false, None) => Some(crate::apply::write::stage(
                 &o.path, &o.data, o.mode, o.dir_mode, o.replace,
             )?),
-        });
-    }
+        })
+    };
+    // Staging writes only temporary names, in any order: a large batch (bulk node credentials)
+    // is staged on the current thread pool; nothing is renamed before all are staged.
+    let pending: Vec<Option<crate::apply::write::Pending>> = if outs.len() > STAGE_PARALLEL_MIN {
+        outs.par_iter().map(stage).collect::<Result<_>>()?
+    } else {
+        outs.iter().map(stage).collect::<Result<_>>()?
+    };
     // One flush per file system written to (the cert dir, the kubeconfig dir and a nodes
     // output directory may live on different ones).
-    let mut devices: Vec<u64> = Vec::new();
+    let mut devices: Vec<(u64, PathBuf)> = Vec::new();
+    // Directory -> its file system, looked up once per directory.
+    let mut dev_of: HashMap<PathBuf, u64> = HashMap::new();
     for o in outs.iter().filter(|o| !o.chmod_only) {
         use std::os::unix::fs::MetadataExt;
         let Some(dir) = o.path.parent() else { continue };
+        if dev_of.contains_key(dir) {
+            continue;
+        }
         let Ok(m) = std::fs::metadata(dir) else {
             continue;
         };
-        if !devices.contains(&m.dev()) {
-            devices.push(m.dev());
+        dev_of.insert(dir.to_path_buf(), m.dev());
+        if !devices.iter().any(|(d, _)| *d == m.dev()) {
+            devices.push((m.dev(), dir.to_path_buf()));
             crate::apply::write::sync_filesystem(dir)?;
         }
     }
     let mut written = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut dir_seen = std::collections::HashSet::new();
     let pause = failpoint_rename_pause();
     for (o, p) in outs.into_iter().zip(pending) {
         if let Some(d) = pause {
@@ -837,7 +959,7 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
                 }
                 std::fs::rename(from, &o.path).map_err(|e| Error::io(&o.path, e))?;
                 if let Some(d) = from.parent() {
-                    if !dirs.iter().any(|x| x == d) {
+                    if dir_seen.insert(d.to_path_buf()) {
                         dirs.push(d.to_path_buf());
                     }
                 }
@@ -850,7 +972,7 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
             }
         }
         if let Some(d) = o.path.parent() {
-            if !dirs.iter().any(|x| x == d) {
+            if dir_seen.insert(d.to_path_buf()) {
                 dirs.push(d.to_path_buf());
             }
         }
@@ -859,9 +981,14 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
             path: o.path,
         });
     }
-    for d in &dirs {
-        crate::apply::write::sync_dir(d);
-    }
+    let dirs: Vec<(PathBuf, Option<u64>)> = dirs
+        .into_iter()
+        .map(|d| {
+            let dev = dev_of.get(&d).copied();
+            (d, dev)
+        })
+        .collect();
+    crate::apply::write::sync_dirs(&dirs, &devices)?;
     Ok(written)
 }
 

@@ -29,7 +29,7 @@ use crate::Run;
 
 /// Nodes handled per batch: large enough to keep every core busy, small enough that memory
 /// stays flat however long the list is.
-pub const CHUNK: usize = 256;
+pub const CHUNK: usize = 512;
 
 fn node_spec(spec: &Spec) -> Result<&NodeSpec> {
     spec.node.as_ref().ok_or_else(|| Error::Spec {
@@ -150,6 +150,8 @@ pub struct NodeIssuer {
     spec: Spec,
     inputs: Inputs,
     out_dir: PathBuf,
+    /// `out_dir` made absolute and normalized, once.
+    out_root: PathBuf,
     serving: bool,
     /// The tree's CAs, resolved and observed once.
     cas: Desired,
@@ -164,6 +166,9 @@ impl std::fmt::Debug for NodeIssuer {
             .finish_non_exhaustive()
     }
 }
+
+/// A line of the nodes file: its number, the node's name, and the node planned (or why not).
+type PlannedLine = (usize, Option<String>, std::result::Result<Planned, String>);
 
 /// One node, observed, judged and planned.
 struct Planned {
@@ -226,6 +231,7 @@ impl NodeIssuer {
             spec: spec.clone(),
             inputs,
             out_dir: out_dir.to_path_buf(),
+            out_root: crate::model::layout::normalize(out_dir),
             serving,
             cas,
             ca_disk,
@@ -325,6 +331,11 @@ impl NodeIssuer {
         }
         // What the writer would refuse (a link or a directory at a target, an insecure node
         // directory) fails this node only, before anything of the batch is written.
+        let out_root = &self.out_root;
+        let below = crate::apply::write::WritePolicy {
+            allow_insecure_dir: self.allow_insecure_dir,
+            ..Default::default()
+        };
         for (e, s) in entries.iter().zip(&steps) {
             if !s.issues() {
                 continue;
@@ -344,11 +355,24 @@ impl NodeIssuer {
                         ));
                     }
                 }
-                if !self.allow_insecure_dir {
-                    if let Some(dir) = path.parent() {
-                        crate::apply::write::check_dir_secure(dir).map_err(|e| e.to_string())?;
-                    }
-                }
+                // The output directory and its ancestors were checked once for the run
+                // (`issue_all`); here only what lies between it and the file: the node's own
+                // directories, the writer's rule (real directories, no links, not writable by
+                // group or others unless --allow-insecure-dir).
+                let rel = path
+                    .strip_prefix(&self.out_dir)
+                    .ok()
+                    .filter(|r| !r.components().any(|c| c == std::path::Component::ParentDir))
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: is outside the output directory {}",
+                            path.display(),
+                            self.out_dir.display()
+                        )
+                    })?;
+                below
+                    .check_components(out_root, &out_root.join(rel))
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(Planned {
@@ -385,12 +409,14 @@ impl NodeIssuer {
             .map_err(|e| Error::crypto("starting worker threads", e))?;
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut summary = Summary::default();
+        // A pipeline of two stages: while one chunk is written (its keys, signatures, staged
+        // files, flushes and renames), the next is observed, judged and planned. The two never
+        // touch the same files: a node's files are named after it and a name is done once.
+        let mut in_flight: Option<Vec<PlannedLine>> = None;
         loop {
             let mut chunk: Vec<(usize, std::result::Result<Node, String>)> =
                 reader.by_ref().take(CHUNK).collect();
-            if chunk.is_empty() {
-                break;
-            }
+            let last = chunk.is_empty();
             for (line, node) in &mut chunk {
                 if let Ok(n) = node {
                     if let Some(first) = seen.get(&n.name) {
@@ -403,26 +429,32 @@ impl NodeIssuer {
                     }
                 }
             }
-            // Observe, judge and plan each node in parallel.
-            let planned: Vec<(usize, Option<String>, std::result::Result<Planned, String>)> = pool
-                .install(|| {
-                    chunk
-                        .into_par_iter()
-                        .map(|(line, node)| match node {
-                            Err(m) => (line, None, Err(m)),
-                            Ok(n) => {
-                                let name = Some(n.name.clone());
-                                (
-                                    line,
-                                    name,
-                                    self.plan_node(&judge, &ca_assessed, line, n, run.now),
-                                )
-                            }
-                        })
-                        .collect()
-                });
-            let reports = self.write_chunk(planned, &ca_plan, run, &pool)?;
-            for r in &reports {
+            // Observe, judge and plan each node of this chunk in parallel, and write the
+            // previous chunk meanwhile.
+            let plan = || -> Vec<PlannedLine> {
+                chunk
+                    .into_par_iter()
+                    .map(|(line, node)| match node {
+                        Err(m) => (line, None, Err(m)),
+                        Ok(n) => {
+                            let name = Some(n.name.clone());
+                            (
+                                line,
+                                name,
+                                self.plan_node(&judge, &ca_assessed, line, n, run.now),
+                            )
+                        }
+                    })
+                    .collect()
+            };
+            let previous = in_flight.take();
+            let write = || {
+                previous
+                    .map(|p| self.write_chunk(p, &ca_plan, run, &pool))
+                    .transpose()
+            };
+            let (planned, reports) = pool.install(|| rayon::join(plan, write));
+            for r in reports?.iter().flatten() {
                 progress.tick();
                 summary.lines += 1;
                 summary.files_written += r.written.len();
@@ -438,6 +470,10 @@ impl NodeIssuer {
                 }
                 progress.report(r);
             }
+            if last {
+                break;
+            }
+            in_flight = Some(planned);
         }
         if let Some(e) = reader.take_error() {
             return Err(Error::file(
@@ -451,7 +487,7 @@ impl NodeIssuer {
     /// Writes one chunk's planned nodes in one batch and reports each line.
     fn write_chunk(
         &self,
-        planned: Vec<(usize, Option<String>, std::result::Result<Planned, String>)>,
+        planned: Vec<PlannedLine>,
         ca_plan: &Plan,
         run: &Run<'_>,
         pool: &rayon::ThreadPool,
@@ -482,9 +518,10 @@ impl NodeIssuer {
                     written: vec![],
                     replaced: vec![],
                 }),
-                Ok(p) => {
-                    desired.entries.extend(p.entries.iter().cloned());
-                    disk.entries.extend(p.disk.entries.clone());
+                Ok(mut p) => {
+                    // Moved, not copied: the batch holds each node's entries once.
+                    desired.entries.append(&mut p.entries);
+                    disk.entries.extend(std::mem::take(&mut p.disk.entries));
                     steps.extend(p.steps.iter().cloned());
                     kept.push(p);
                 }
@@ -507,7 +544,7 @@ impl NodeIssuer {
             // stay inside it, never through a link, never onto a CA key or another's file.
             let mut policy =
                 crate::apply::write::WritePolicy::for_tree(&desired, self.allow_insecure_dir);
-            policy.roots = vec![crate::model::layout::normalize(&self.out_dir)];
+            policy.roots = vec![self.out_root.clone()];
             pool.install(|| {
                 crate::apply::apply_with_policy(&desired, &disk, &plan, &ctx, false, policy)
             })?
