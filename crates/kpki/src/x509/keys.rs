@@ -290,7 +290,7 @@ pub fn rsa_bits_of(alg: KeyAlgorithm) -> Option<u32> {
 /// A new RSA private key of `bits` bits (public exponent 65537) from OpenSSL (3.6, built from
 /// source and linked statically by the `openssl-rsa` feature): PKCS#1 `RSAPrivateKey` DER.
 ///
-/// Why OpenSSL for this one step: its key generation takes about 40% less time than aws-lc's on
+/// Why OpenSSL for this one step: its key generation takes about 30% less time than aws-lc's on
 /// the machines measured (docs/dependencies.md), and a control-plane tree is 16 keys. Only the
 /// generation is OpenSSL's; the key is handed to aws-lc for signing. OpenSSL draws the key's
 /// randomness from its own DRBG, seeded from the operating system — the same kind of source as
