@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# RustSec audit of Cargo.lock (and fuzz/Cargo.lock) against the offline advisory-database snapshot.
+# RustSec audit of Cargo.lock (and fuzz/Cargo.lock, scripts/openssl-prebuild/Cargo.lock) against
+# the offline advisory-database snapshot.
 # Usage: scripts/audit.sh [--python] [ADVISORY_DB_DIR]
 #   ADVISORY_DB_DIR: default $ADVISORY_DB, else ../shared/advisory-db (relative to the repo root).
 #   default:  cargo audit --no-fetch --deny warnings (installs cargo-audit when missing: ~10 min)
@@ -28,7 +29,7 @@ if [ "$mode" = cargo-audit ] && ! cargo audit --version >/dev/null 2>&1; then
 fi
 
 rc=0
-for lock in Cargo.lock fuzz/Cargo.lock; do
+for lock in Cargo.lock fuzz/Cargo.lock scripts/openssl-prebuild/Cargo.lock; do
   [ -f "$lock" ] || continue
   echo "== $mode $lock (advisory-db $snapshot)"
   if [ "$mode" = cargo-audit ]; then

@@ -32,7 +32,8 @@ for tool in hyperfine openssl kubectl python3 /usr/bin/time; do
 done
 
 cargo build --release -q -p kpki-cli
-cargo build --release -q -p kpki --example keygen_floor
+# The floor with the generator the CLI uses (its default feature openssl-rsa).
+cargo build --release -q -p kpki --features openssl-rsa --example keygen_floor
 K=$PWD/target/release/kpki
 FLOOR=$PWD/target/release/examples/keygen_floor
 REF=$PWD/scripts/openssl-tree.sh

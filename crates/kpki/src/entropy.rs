@@ -1,6 +1,8 @@
 //! The one seam for randomness: serial numbers, keys, tokens.
 //!
-//! Production uses the operating system's CSPRNG through aws-lc-rs. Tests plug in a
+//! Production uses the operating system's CSPRNG through aws-lc-rs (and, for RSA keys with the
+//! `openssl-rsa` feature, OpenSSL's DRBG seeded from the operating system: see
+//! [`PrivateKey::generate`]). Tests plug in a
 //! deterministic source (fixed serials, a pool of pre-made keys) so their output is exact and
 //! RSA-heavy tests stay fast.
 

@@ -240,7 +240,10 @@ fn generate_keys(
         .build()
         .map_err(|e| Error::crypto("starting key generation threads", e))?;
     let keys: Vec<Result<(String, PrivateKey)>> = pool.install(|| {
+        // One key per task: RSA key times vary about tenfold, so the threads take keys one at a
+        // time (rayon's default splitting would hand each thread runs of four).
         jobs.par_iter()
+            .with_max_len(1)
             .map(|(name, alg)| entropy.key(*alg).map(|k| (name.clone(), k)))
             .collect()
     });

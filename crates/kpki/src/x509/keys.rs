@@ -103,8 +103,16 @@ const OID_P384: der::asn1::ObjectIdentifier =
 
 impl PrivateKey {
     /// Generates a fresh key and encodes it the way kubeadm stores it.
+    ///
+    /// With the `openssl-rsa` feature, RSA keys come from OpenSSL (see [`generate_rsa_pkcs1`]);
+    /// otherwise, and for ECDSA, from aws-lc. Signing is aws-lc's either way.
     pub fn generate(alg: KeyAlgorithm) -> Result<PrivateKey> {
         let ctx = || format!("generating a {alg} key");
+        #[cfg(feature = "openssl-rsa")]
+        if let Some(bits) = rsa_bits_of(alg) {
+            let pkcs1 = generate_rsa_pkcs1(bits).map_err(|e| Error::crypto(ctx(), e))?;
+            return PrivateKey::from_rsa_pkcs1(alg, pkcs1).map_err(|e| Error::crypto(ctx(), e));
+        }
         let pair = match alg {
             KeyAlgorithm::Rsa2048 => {
                 KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -144,6 +152,27 @@ impl PrivateKey {
             ("RSA PRIVATE KEY", inner.to_vec())
         };
         let pem = pem::encode_config(&pem::Pem::new(label, body), pem_config());
+        Ok(PrivateKey {
+            pem,
+            pair,
+            algorithm: alg,
+        })
+    }
+
+    /// A key from a freshly generated PKCS#1 `RSAPrivateKey` (DER): stored as the `RSA PRIVATE
+    /// KEY` PEM kubeadm writes, loaded into aws-lc (through its PKCS#8 wrapping) for signing.
+    #[cfg(feature = "openssl-rsa")]
+    fn from_rsa_pkcs1(
+        alg: KeyAlgorithm,
+        pkcs1: Vec<u8>,
+    ) -> std::result::Result<PrivateKey, String> {
+        let pkcs8 = pkcs8_of_rsa(&pkcs1).map_err(|e| e.to_string())?;
+        let pair = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(|e| e.to_string())?;
+        let pem = pem::encode_config(&pem::Pem::new("RSA PRIVATE KEY", pkcs1), pem_config());
         Ok(PrivateKey {
             pem,
             pair,
@@ -246,6 +275,46 @@ impl PrivateKey {
     pub fn matches_spki(&self, spki_der: &[u8]) -> bool {
         self.spki_der() == spki_der
     }
+}
+
+/// The modulus size of an RSA algorithm; `None` for ECDSA.
+pub fn rsa_bits_of(alg: KeyAlgorithm) -> Option<u32> {
+    match alg {
+        KeyAlgorithm::Rsa2048 => Some(2048),
+        KeyAlgorithm::Rsa3072 => Some(3072),
+        KeyAlgorithm::Rsa4096 => Some(4096),
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => None,
+    }
+}
+
+/// A new RSA private key of `bits` bits (public exponent 65537) from OpenSSL (3.6, built from
+/// source and linked statically by the `openssl-rsa` feature): PKCS#1 `RSAPrivateKey` DER.
+///
+/// Why OpenSSL for this one step: its key generation takes about 30% less time than aws-lc's on
+/// the machines measured (docs/dependencies.md), and a control-plane tree is 16 keys. Only the
+/// generation is OpenSSL's; the key is handed to aws-lc for signing. OpenSSL draws the key's
+/// randomness from its own DRBG, seeded from the operating system — the same kind of source as
+/// [`crate::entropy::SystemEntropy`]; tests that need fixed keys use the key pool of
+/// [`crate::entropy::FixedEntropy`], which sits above this function.
+#[cfg(feature = "openssl-rsa")]
+pub fn generate_rsa_pkcs1(bits: u32) -> std::result::Result<Vec<u8>, openssl::error::ErrorStack> {
+    openssl::rsa::Rsa::generate(bits)?.private_key_to_der()
+}
+
+/// PKCS#8 `PrivateKeyInfo` (rsaEncryption, NULL parameters) around a PKCS#1 `RSAPrivateKey`.
+#[cfg(feature = "openssl-rsa")]
+fn pkcs8_of_rsa(pkcs1: &[u8]) -> der::Result<Vec<u8>> {
+    const RSA_ENCRYPTION: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let info = pkcs8::PrivateKeyInfoRef {
+        algorithm: spki::AlgorithmIdentifierRef {
+            oid: RSA_ENCRYPTION,
+            parameters: Some(der::asn1::AnyRef::NULL),
+        },
+        private_key: der::asn1::OctetStringRef::new(pkcs1)?,
+        public_key: None,
+    };
+    info.to_der()
 }
 
 /// Names a private key the crypto backend refused when its type is recognisable but not one
@@ -391,6 +460,75 @@ mod tests {
         assert!(k
             .public_key_pem()
             .starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    }
+
+    /// With `openssl-rsa`, RSA keys come from OpenSSL: the stored PEM is PKCS#1 that an
+    /// independent tool (the system's `openssl pkey -check`) accepts as a consistent key, and the
+    /// key (signing through aws-lc) signs a certificate that x509-parser and `openssl verify`
+    /// both accept.
+    #[cfg(feature = "openssl-rsa")]
+    #[test]
+    fn openssl_generated_rsa_keys_check_and_sign() {
+        use crate::x509::issue::{issue, Issuance, Profile};
+        use x509_parser::prelude::FromDer;
+        let dir = tempfile::tempdir().expect("tempdir");
+        for alg in [KeyAlgorithm::Rsa2048, KeyAlgorithm::Rsa3072] {
+            let k = PrivateKey::generate(alg).expect("gen");
+            let block = pem::parse(k.pem()).expect("pem");
+            assert_eq!(block.tag(), "RSA PRIVATE KEY");
+            assert_eq!(
+                rsa_bits(block.contents()),
+                rsa_bits_of(alg).map(|b| b as usize)
+            );
+            assert_eq!(algorithm_of_spki(&k.spki_der()), Ok(alg));
+            let key_path = dir.path().join(format!("{alg}.key"));
+            std::fs::write(&key_path, k.pem()).expect("write key");
+            let out = std::process::Command::new("openssl")
+                .args(["pkey", "-check", "-noout", "-in"])
+                .arg(&key_path)
+                .output()
+                .expect("run openssl (scripts/test.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl pkey -check: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ca = Profile {
+                cn: "kubernetes".into(),
+                orgs: vec![],
+                dns: vec!["kubernetes".into()],
+                ips: vec![],
+                key_usages: vec!["digital_signature".into(), "key_cert_sign".into()],
+                ext_key_usages: vec![],
+                is_ca: true,
+            };
+            let when = Issuance {
+                not_before: time::macros::datetime!(2026-01-01 0:00 UTC),
+                not_after: time::macros::datetime!(2036-01-01 0:00 UTC),
+                serial: 7,
+            };
+            let der = issue(&ca, &k, None, when).expect("issue");
+            let (_, cert) =
+                x509_parser::certificate::X509Certificate::from_der(&der).expect("parse");
+            cert.verify_signature(None).expect("self signature");
+            let cert_path = dir.path().join(format!("{alg}.crt"));
+            std::fs::write(&cert_path, crate::x509::issue::cert_pem(&der)).expect("write cert");
+            let out = std::process::Command::new("openssl")
+                .args(["verify", "-attime", "1800000000", "-CAfile"])
+                .arg(&cert_path)
+                .arg(&cert_path)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl verify: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The PEM reloads (the path every later run takes) to the same key.
+            let back = PrivateKey::from_pem(k.pem()).expect("reload");
+            assert!(back.matches_spki(&k.spki_der()));
+        }
     }
 
     #[test]
