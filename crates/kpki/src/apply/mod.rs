@@ -21,7 +21,7 @@ use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::inputs::BACKDATE;
 use crate::kubeconfig::{Kubeconfig, Single};
-use crate::model::resolve::{CertEntry, Desired, Entry};
+use crate::model::resolve::{Desired, Entry};
 use crate::plan::{Action, Plan};
 use crate::x509::issue::{cert_pem, issue, Issuance, Issuer};
 use crate::x509::keys::{KeyAlgorithm, PrivateKey};
@@ -458,21 +458,7 @@ fn build(
                 let signed: Vec<Result<(String, Signed)>> = work
                     .into_par_iter()
                     .map(|(name, profile, ca, key, when)| {
-                        let (ca_der, ca_key) = ca_material.get(ca).ok_or_else(|| {
-                            Error::crypto(
-                                name.to_string(),
-                                format!("CA {ca} is not available to sign"),
-                            )
-                        })?;
-                        let der = issue(
-                            profile,
-                            &key,
-                            Some(Issuer {
-                                cert_der: ca_der,
-                                key: ca_key,
-                            }),
-                            when,
-                        )?;
+                        let der = sign_by(name, profile, ca, &key, &ca_material, when)?;
                         Ok((name.to_string(), (key, der)))
                     })
                     .collect();
@@ -642,7 +628,9 @@ fn build(
                     Some(done) => done,
                     None => {
                         let key = take_key(&c.name, s.keep_key)?;
-                        let der = sign_leaf(c, &key, &ca_material, issuance(c.validity)?)?;
+                        let ca = c.ca.as_deref().unwrap_or_default();
+                        let when = issuance(c.validity)?;
+                        let der = sign_by(&c.name, &c.profile, ca, &key, &ca_material, when)?;
                         (key, der)
                     }
                 };
@@ -754,32 +742,23 @@ fn build(
                 ));
             }
             (Entry::Kubeconfig(k), Action::Create | Action::Renew | Action::Regenerate) => {
-                let (ca_der, ca_key) = ca_material.get(&k.ca).ok_or_else(|| {
-                    Error::crypto(
-                        k.name.clone(),
-                        format!("CA {} is not available to sign", k.ca),
-                    )
-                })?;
                 let (key, der) = match presigned.remove(&k.name) {
                     Some(done) => done,
                     None => {
                         let key = take_key(&k.name, false)?;
-                        let der = issue(
-                            &k.profile,
-                            &key,
-                            Some(Issuer {
-                                cert_der: ca_der,
-                                key: ca_key,
-                            }),
-                            issuance(k.validity)?,
-                        )?;
+                        let when = issuance(k.validity)?;
+                        let der = sign_by(&k.name, &k.profile, &k.ca, &key, &ca_material, when)?;
                         (key, der)
                     }
                 };
-                let ca_pem = ca_certs
-                    .get(&k.ca)
-                    .cloned()
-                    .unwrap_or_else(|| cert_pem(ca_der));
+                let ca_pem = match ca_certs.get(&k.ca) {
+                    Some(pem) => pem.clone(),
+                    // Signed above, so the CA is in this run's material.
+                    None => ca_material
+                        .get(&k.ca)
+                        .map(|(der, _)| cert_pem(der))
+                        .unwrap_or_default(),
+                };
                 let cert_pem_text = cert_pem(&der);
                 // Client certificate and key kept as files in the tree: renew those files in
                 // place (backups, staged certificate, key swap), the kubeconfig stays as it is.
@@ -1099,18 +1078,24 @@ fn push_backups(
     Ok(())
 }
 
-fn sign_leaf(
-    c: &CertEntry,
+/// Signs `profile` for `key` with CA `ca` of this run (`name` names the entry in the error when
+/// that CA is not available).
+fn sign_by(
+    name: &str,
+    profile: &crate::x509::issue::Profile,
+    ca: &str,
     key: &PrivateKey,
     cas: &HashMap<String, (Vec<u8>, Arc<PrivateKey>)>,
     when: Issuance,
 ) -> Result<Vec<u8>> {
-    let ca = c.ca.as_deref().unwrap_or_default();
     let (der, ca_key) = cas.get(ca).ok_or_else(|| {
-        Error::crypto(c.name.clone(), format!("CA {ca} is not available to sign"))
+        Error::crypto(
+            name.to_string(),
+            format!("CA {ca} is not available to sign"),
+        )
     })?;
     issue(
-        &c.profile,
+        profile,
         key,
         Some(Issuer {
             cert_der: der,
