@@ -100,6 +100,17 @@ pub fn check_now(now: OffsetDateTime, longest_validity: Duration) -> Result<()> 
 /// may come from a pipe); the file is opened non-blocking and checked on the descriptor, so a
 /// FIFO swapped in after a check cannot hang the reader.
 pub fn read_capped(path: &Path, cap: u64, streams: bool) -> Result<Option<Vec<u8>>> {
+    Ok(read_capped_with_mode(path, cap, streams)?.map(|(b, _)| b))
+}
+
+/// [`read_capped`], with the file's mode bits from the same `fstat` (one stat per file read,
+/// not two).
+pub fn read_capped_with_mode(
+    path: &Path,
+    cap: u64,
+    streams: bool,
+) -> Result<Option<(Vec<u8>, u32)>> {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::OpenOptionsExt;
     let f = match std::fs::OpenOptions::new()
         .read(true)
@@ -137,14 +148,17 @@ pub fn read_capped(path: &Path, cap: u64, streams: bool) -> Result<Option<Vec<u8
     if m.is_file() && m.len() > cap {
         return Err(too_big(Some(m.len())));
     }
-    let mut buf = Vec::new();
+    // Sized from the stat so a small file is read in one call (plus the one that sees its end),
+    // not in a doubling series of reads from 32 bytes.
+    let hint = if m.is_file() { m.len().min(cap) + 1 } else { 0 };
+    let mut buf = Vec::with_capacity(hint as usize);
     f.take(cap + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(path, e))?;
     if buf.len() as u64 > cap {
         return Err(too_big(None));
     }
-    Ok(Some(buf))
+    Ok(Some((buf, m.mode() & 0o7777)))
 }
 
 /// `1 MiB`, `4 MiB`, `512 KiB`.

@@ -798,7 +798,10 @@ fn check_target(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::read::mode_of;
+    fn mode_of(p: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| m.mode() & 0o7777).unwrap_or(0)
+    }
 
     #[test]
     fn only_a_rotation_policy_replaces_a_ca_key_and_only_after_archiving_that_key() {

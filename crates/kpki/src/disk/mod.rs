@@ -10,9 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::disk::read::{
-    read_cert, read_key, read_optional, read_public_key, CertFile, KeyFile, Observed,
-};
+use crate::disk::read::{read_cert, read_key, read_public_key, CertFile, KeyFile, Observed};
 use crate::kubeconfig::Kubeconfig;
 use crate::model::resolve::{Desired, Entry};
 use crate::x509::keys::PrivateKey;
@@ -142,8 +140,7 @@ pub fn read_kubeconfig_with(
     root: &crate::inputs::root::Root,
     keys: Keys,
 ) -> Observed<KubeconfigFile> {
-    use std::os::unix::fs::MetadataExt;
-    let bytes = match read_optional(path) {
+    let (bytes, mode) = match read::read_optional_with_mode(path, crate::limits::MAX_KUBECONFIG) {
         Ok(None) => return Observed::Missing,
         Ok(Some(b)) => b,
         // The message without the path: the finding around it names the file.
@@ -234,9 +231,7 @@ pub fn read_kubeconfig_with(
             ca_ref,
             cert_ref,
             key_ref,
-            mode: std::fs::metadata(path)
-                .map(|m| m.mode() & 0o7777)
-                .unwrap_or(0),
+            mode,
         })
     };
     match parse() {

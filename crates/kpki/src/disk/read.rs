@@ -2,7 +2,6 @@
 //! (missing, present, or invalid with the reason). Only regular files are read.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -64,7 +63,12 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 /// regular file (or a link to one) is read: a FIFO would block, a device never end. A file
 /// that is missing because a directory on its way is a dangling link says so.
 pub fn read_optional_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
-    match crate::limits::read_capped(path, cap, false)? {
+    Ok(read_optional_with_mode(path, cap)?.map(|(b, _)| b))
+}
+
+/// [`read_optional_capped`] with the file's mode bits (from the same stat).
+pub fn read_optional_with_mode(path: &Path, cap: u64) -> Result<Option<(Vec<u8>, u32)>> {
+    match crate::limits::read_capped_with_mode(path, cap, false)? {
         Some(b) => Ok(Some(b)),
         None => {
             if let Ok(t) = fs::read_link(path) {
@@ -112,10 +116,6 @@ pub(crate) fn absent_dir(dir: &Path) -> bool {
         && dangling_ancestor(&dir.join("_")).is_none()
 }
 
-pub(crate) fn mode_of(path: &Path) -> u32 {
-    fs::metadata(path).map(|m| m.mode() & 0o7777).unwrap_or(0)
-}
-
 /// Parses PEM text holding one or more certificates.
 pub fn parse_cert_pem(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>>), String> {
     let text = std::str::from_utf8(bytes)
@@ -139,15 +139,11 @@ pub fn parse_cert_pem(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<Vec<u8>
 
 /// Reads a certificate file.
 pub fn read_cert(path: &Path) -> Observed<CertFile> {
-    match read_optional_capped(path, crate::limits::MAX_PEM) {
+    match read_optional_with_mode(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => match parse_cert_pem(&bytes) {
-            Ok((der, chain)) => Observed::Present(CertFile {
-                der,
-                chain,
-                mode: mode_of(path),
-            }),
+        Ok(Some((bytes, mode))) => match parse_cert_pem(&bytes) {
+            Ok((der, chain)) => Observed::Present(CertFile { der, chain, mode }),
             Err(m) => Observed::Invalid(m),
         },
     }
@@ -155,16 +151,13 @@ pub fn read_cert(path: &Path) -> Observed<CertFile> {
 
 /// Reads a private key file.
 pub fn read_key(path: &Path) -> Observed<KeyFile> {
-    match read_optional_capped(path, crate::limits::MAX_PEM) {
+    match read_optional_with_mode(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => match std::str::from_utf8(&bytes) {
+        Ok(Some((bytes, mode))) => match std::str::from_utf8(&bytes) {
             Err(_) => Observed::Invalid("not a PEM file (binary data; DER is not accepted)".into()),
             Ok(text) => match PrivateKey::from_pem(text) {
-                Ok(key) => Observed::Present(KeyFile {
-                    key,
-                    mode: mode_of(path),
-                }),
+                Ok(key) => Observed::Present(KeyFile { key, mode }),
                 Err(m) => Observed::Invalid(m),
             },
         },
@@ -173,17 +166,15 @@ pub fn read_key(path: &Path) -> Observed<KeyFile> {
 
 /// Reads a `PUBLIC KEY` PEM file and returns the DER SubjectPublicKeyInfo.
 pub fn read_public_key(path: &Path) -> Observed<(Vec<u8>, u32)> {
-    match read_optional_capped(path, crate::limits::MAX_PEM) {
+    match read_optional_with_mode(path, crate::limits::MAX_PEM) {
         Ok(None) => Observed::Missing,
         Err(e) => Observed::Invalid(error_message(&e)),
-        Ok(Some(bytes)) => {
+        Ok(Some((bytes, mode))) => {
             let parsed = std::str::from_utf8(&bytes)
                 .map_err(|_| "not a PEM file".to_string())
                 .and_then(|t| pem::parse(t).map_err(|e| format!("not a valid PEM file: {e}")));
             match parsed {
-                Ok(b) if b.tag() == "PUBLIC KEY" => {
-                    Observed::Present((b.into_contents(), mode_of(path)))
-                }
+                Ok(b) if b.tag() == "PUBLIC KEY" => Observed::Present((b.into_contents(), mode)),
                 Ok(b) => {
                     Observed::Invalid(format!("expected a PUBLIC KEY block, found {}", b.tag()))
                 }
