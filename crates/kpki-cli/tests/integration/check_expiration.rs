@@ -427,3 +427,60 @@ fn missing_tree_and_unreadable_files() {
         "{err}"
     );
 }
+
+/// Like kubeadm's, check-expiration reports dates and leaves private keys unread: a corrupt key
+/// file, a corrupt embedded client key and a CA key replaced by garbage change nothing in its
+/// table (the CA is not "external": its key file is there). `verify`, which loads every key,
+/// names each of them.
+#[test]
+fn private_keys_are_not_read_for_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fx");
+    copy_dir(&fixture(), &root, Modes::All(0o600));
+    fs::write(root.join("pki/apiserver.key"), "garbage").unwrap();
+    fs::write(
+        root.join("pki/front-proxy-ca.key"),
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let admin = root.join("kubeconfig/admin.conf");
+    let text = fs::read_to_string(&admin).unwrap();
+    let broken: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("client-key-data:") {
+                "    client-key-data: Z2FyYmFnZQ==\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(broken, text);
+    fs::write(&admin, broken).unwrap();
+    let args: Vec<String> = [
+        "--cert-dir",
+        s(&root.join("pki")),
+        "--kubeconfig-dir",
+        s(&root.join("kubeconfig")),
+        "--now",
+        KUBEADM_RAN_AT,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    assert_eq!(
+        check_expiration(&[], &args, &[]),
+        with_missing_super_admin(&kubeadm_output())
+    );
+    let mut v = vec!["verify", "-o", "json"];
+    v.extend(args.iter().map(String::as_str));
+    let out = kpki(&v);
+    assert_ne!(out.status.code(), Some(0));
+    let report = String::from_utf8(out.stdout).unwrap();
+    for file in ["apiserver.key", "front-proxy-ca.key", "admin.conf"] {
+        assert!(
+            report.contains(file),
+            "verify does not name {file}: {report}"
+        );
+    }
+}

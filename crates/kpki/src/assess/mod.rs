@@ -1247,6 +1247,8 @@ impl Assessor {
                 s.push(classify_read_error(m), &c.cert_path, m.clone(), fix.clone());
                 CaView::Broken
             }
+            // Only private keys are left unread.
+            Observed::Unread => CaView::Broken,
             Observed::Present(cf) => {
                 self.check_cert_mode(&mut s, &c.cert_path, cf.mode);
                 self.ca_bundles.insert(
@@ -1286,6 +1288,8 @@ impl Assessor {
             Observed::Invalid(m) => {
                 s.push(classify_read_error(m), &c.key_path, m.clone(), fix.clone())
             }
+            // Not read for this view: nothing is said of it.
+            Observed::Unread => {}
             Observed::Present(kf) => {
                 self.check_key_mode(&mut s, &c.key_path, kf.mode);
                 if let CaView::Usable { info, .. } = &view {
@@ -1376,6 +1380,8 @@ impl Assessor {
                 );
                 None
             }
+            // Only private keys are left unread.
+            Observed::Unread => None,
             Observed::Present(cf) => {
                 self.check_cert_mode(&mut s, &c.cert_path, cf.mode);
                 self.check_cert(&mut s, &x, &cf.der)
@@ -1398,6 +1404,7 @@ impl Assessor {
                 m.clone(),
                 format!("remove it and {create_fix}"),
             ),
+            Observed::Unread => {}
             Observed::Present(kf) => {
                 self.check_key_mode(&mut s, &c.key_path, kf.mode);
                 if let Some(info) = &info {
@@ -1481,6 +1488,7 @@ impl Assessor {
                 s.push(classify_read_error(m), &k.key_path, m.clone(), restore);
                 None
             }
+            Observed::Unread => None,
             Observed::Present(kf) => {
                 self.check_key_mode(&mut s, &k.key_path, kf.mode);
                 if kf.key.algorithm() != k.algorithm {
@@ -1513,6 +1521,8 @@ impl Assessor {
                 }
             }
             Observed::Invalid(m) => s.push(classify_read_error(m), &k.pub_path, m.clone(), derive),
+            // Only private keys are left unread.
+            Observed::Unread => {}
             Observed::Present((spki, mode)) => {
                 // sa.pub is written 0600 by kubeadm; only writability by others matters.
                 self.check_cert_mode(&mut s, &k.pub_path, *mode);
@@ -1593,6 +1603,8 @@ impl Assessor {
                 out.findings = s.findings;
                 return out;
             }
+            // Kubeconfigs are always read (a skipped client key is `key_unread`).
+            Observed::Unread => return out,
             Observed::Present(kc) => kc,
         };
         self.check_key_mode(&mut s, &k.path, kc.mode);
@@ -1642,7 +1654,10 @@ impl Assessor {
         }
 
         // `generate-csr` layout: only the client key so far; an external CA signs `<file>.crt`.
-        if kc.cert_der.is_none() && kc.ca_der.is_none() && kc.cert_ref.is_none() && kc.key.is_some()
+        if kc.cert_der.is_none()
+            && kc.ca_der.is_none()
+            && kc.cert_ref.is_none()
+            && (kc.key.is_some() || kc.key_unread)
         {
             let crt = format!("{}.crt", k.path.display());
             match signed {
@@ -1838,7 +1853,7 @@ impl Assessor {
                     fix.clone(),
                 ),
                 Some(_) => {}
-                None if kc.key_ref.is_none() => s.push(
+                None if kc.key_ref.is_none() && !kc.key_unread => s.push(
                     Code::KubeconfigNoClientCert,
                     &k.path,
                     "has a client certificate but no client key",

@@ -407,7 +407,7 @@ pub fn assess(desired: &Desired, disk: &Disk) -> Vec<Finding> {
 /// `Some(None)`: missing; `Some(Some(why))`: unusable; `None`: fine.
 fn observed_problem<T>(o: &Observed<T>) -> Option<Option<String>> {
     match o {
-        Observed::Present(_) => None,
+        Observed::Present(_) | Observed::Unread => None,
         Observed::Missing => Some(None),
         Observed::Invalid(m) => Some(Some(m.clone())),
     }

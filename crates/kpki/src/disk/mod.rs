@@ -40,6 +40,10 @@ pub struct KubeconfigFile {
     pub cert_der: Option<Vec<u8>>,
     /// The client key (embedded, or read from its referenced file).
     pub key: Option<Arc<PrivateKey>>,
+    /// There is a client key (embedded or referenced) that this read left unread
+    /// ([`Keys::Skip`]): `key` and `key_ref` are empty for that reason, not because the file
+    /// has none.
+    pub key_unread: bool,
     /// The CA certificate's file, when referenced by path.
     pub ca_ref: Option<Reference>,
     /// The client certificate's file, when referenced by path.
@@ -105,6 +109,7 @@ pub struct Disk {
 fn arc_key(o: Observed<KeyFile>) -> Observed<Arc<KeyFile>> {
     match o {
         Observed::Missing => Observed::Missing,
+        Observed::Unread => Observed::Unread,
         Observed::Invalid(m) => Observed::Invalid(m),
         Observed::Present(k) => Observed::Present(Arc::new(k)),
     }
@@ -124,12 +129,13 @@ pub fn read_kubeconfig_in(
     read_kubeconfig_with(path, root, Keys::Load)
 }
 
-/// Whether reading a kubeconfig loads its client key.
+/// Whether a read loads private keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keys {
-    /// Load and check the key (the judge needs it).
+    /// Load and check every key (the judge needs them).
     Load,
-    /// Leave `key` empty: reading what a tree says about its inputs needs only the
+    /// Leave them unread ([`Observed::Unread`], [`KubeconfigFile::key_unread`]): reading what
+    /// a tree says about its inputs, or when its certificates expire, needs only the
     /// certificates, and an RSA key's consistency check is most of a read's cost.
     Skip,
 }
@@ -195,6 +201,7 @@ pub fn read_kubeconfig_with(
                 }
                 Observed::Missing => r.problem = Some("does not exist".into()),
                 Observed::Invalid(m) => r.problem = Some(m),
+                Observed::Unread => {}
             }
             ca_ref = Some(r);
         }
@@ -205,6 +212,7 @@ pub fn read_kubeconfig_with(
                 Observed::Present(c) => cert_der = Some(c.der),
                 Observed::Missing => r.problem = Some("does not exist".into()),
                 Observed::Invalid(m) => r.problem = Some(m),
+                Observed::Unread => {}
             }
             cert_ref = Some(r);
         }
@@ -215,6 +223,7 @@ pub fn read_kubeconfig_with(
                 Observed::Present(k) => key = Some(Arc::new(k.key)),
                 Observed::Missing => r.problem = Some("does not exist".into()),
                 Observed::Invalid(m) => r.problem = Some(m),
+                Observed::Unread => {}
             }
             key_ref = Some(r);
         }
@@ -231,6 +240,8 @@ pub fn read_kubeconfig_with(
             ca_ref,
             cert_ref,
             key_ref,
+            key_unread: !load_keys
+                && (cur.client_key_pem.is_some() || cur.client_key_file.is_some()),
             mode,
         })
     };
@@ -243,7 +254,12 @@ pub fn read_kubeconfig_with(
 /// Reads every entry's files, and the files the node's components are given (when the inputs
 /// came from a node).
 pub fn observe(desired: &Desired) -> Disk {
-    let mut d = observe_entries_in(&desired.entries, &desired.inputs.root);
+    observe_with(desired, Keys::Load)
+}
+
+/// [`observe`], loading the tree's private keys or leaving them unread.
+pub fn observe_with(desired: &Desired, keys: Keys) -> Disk {
+    let mut d = read_entries(&desired.entries, &desired.inputs.root, keys);
     d.node = node::observe(desired);
     d.rotation = rotation::observe(desired);
     d
@@ -259,6 +275,10 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
 /// Entries are read on up to two threads: reading a tree is mostly loading private keys (an
 /// RSA key's consistency check costs about a millisecond), and the entries are independent.
 pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
+    read_entries(list, root, Keys::Load)
+}
+
+fn read_entries(list: &[Entry], root: &crate::inputs::root::Root, keys: Keys) -> Disk {
     // A folder that is not there (a new tree) is looked at once, not once per file in it.
     let absent: HashSet<PathBuf> = list
         .iter()
@@ -272,17 +292,27 @@ pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> D
     let threads = crate::limits::cores().clamp(1, 2);
     let chunk = list.len().div_ceil(threads).max(1);
     let parts: Vec<Vec<Read>> = if threads == 1 || list.len() < 4 {
-        vec![list.iter().map(|e| read_entry(e, root, absent)).collect()]
+        vec![list
+            .iter()
+            .map(|e| read_entry(e, root, absent, keys))
+            .collect()]
     } else {
         std::thread::scope(|scope| {
             let mut chunks = list.chunks(chunk);
             let first = chunks.next().unwrap_or(&[]);
             let handles: Vec<_> = chunks
                 .map(|c| {
-                    scope.spawn(move || c.iter().map(|e| read_entry(e, root, absent)).collect())
+                    scope.spawn(move || {
+                        c.iter()
+                            .map(|e| read_entry(e, root, absent, keys))
+                            .collect()
+                    })
                 })
                 .collect();
-            let mut parts = vec![first.iter().map(|e| read_entry(e, root, absent)).collect()];
+            let mut parts = vec![first
+                .iter()
+                .map(|e| read_entry(e, root, absent, keys))
+                .collect()];
             for h in handles {
                 // A panic in a reader is a bug: surface it as the same panic here.
                 parts.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -337,7 +367,12 @@ fn signed_path(kubeconfig: &Path) -> PathBuf {
     PathBuf::from(crt)
 }
 
-fn read_entry(e: &Entry, root: &crate::inputs::root::Root, absent: &HashSet<PathBuf>) -> Read {
+fn read_entry(
+    e: &Entry,
+    root: &crate::inputs::root::Root,
+    absent: &HashSet<PathBuf>,
+    keys: Keys,
+) -> Read {
     let gone = |p: &Path| p.parent().is_some_and(|d| absent.contains(d));
     let csr = e
         .csr_path()
@@ -352,6 +387,13 @@ fn read_entry(e: &Entry, root: &crate::inputs::root::Root, absent: &HashSet<Path
     let key = |p: &Path| {
         if gone(p) {
             Observed::Missing
+        } else if keys == Keys::Skip {
+            // Anything at that name (a dangling link too) is "there", as a read would find.
+            if std::fs::symlink_metadata(p).is_ok() {
+                Observed::Unread
+            } else {
+                Observed::Missing
+            }
         } else {
             arc_key(read_key(p))
         }
@@ -374,7 +416,7 @@ fn read_entry(e: &Entry, root: &crate::inputs::root::Root, absent: &HashSet<Path
             },
         },
         Entry::Kubeconfig(k) if gone(&k.path) => Seen::Kubeconfig(Observed::Missing),
-        Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_in(&k.path, root)),
+        Entry::Kubeconfig(k) => Seen::Kubeconfig(read_kubeconfig_with(&k.path, root, keys)),
     };
     Read {
         name: e.name().to_string(),

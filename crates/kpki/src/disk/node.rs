@@ -60,6 +60,7 @@ fn read(path: &Path) -> Observed<Vec<u8>> {
 fn then<T>(o: Observed<Vec<u8>>, f: impl FnOnce(&[u8]) -> Result<T, String>) -> Observed<T> {
     match o {
         Observed::Missing => Observed::Missing,
+        Observed::Unread => Observed::Unread,
         Observed::Invalid(m) => Observed::Invalid(m),
         Observed::Present(b) => match f(&b) {
             Ok(v) => Observed::Present(v),

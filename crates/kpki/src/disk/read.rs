@@ -16,6 +16,10 @@ pub enum Observed<T> {
     Present(T),
     /// There but unreadable or not what it should be (the message says why).
     Invalid(String),
+    /// There, and deliberately not read ([`crate::disk::Keys::Skip`]): the view asking does
+    /// not judge it. Only private keys are ever left unread (`certs check-expiration` reports
+    /// dates, as kubeadm's does, and loading a key is most of the cost of reading a tree).
+    Unread,
 }
 
 impl<T> Observed<T> {
@@ -32,6 +36,9 @@ impl<T> Observed<T> {
         !matches!(self, Observed::Missing)
     }
 }
+
+/// What a finding or an error says of an [`Observed::Unread`] file where a view needed it.
+pub const NOT_READ: &str = "was not read (this view leaves private keys unread)";
 
 /// A certificate file as read: the first certificate's DER plus the raw text.
 #[derive(Debug, Clone, PartialEq, Eq)]

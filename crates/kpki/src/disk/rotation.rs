@@ -141,6 +141,7 @@ pub fn read_certs(path: &Path) -> Observed<Vec<Vec<u8>>> {
     match read_cert(path) {
         Observed::Present(c) => Observed::Present(std::iter::once(c.der).chain(c.chain).collect()),
         Observed::Missing => Observed::Missing,
+        Observed::Unread => Observed::Unread,
         Observed::Invalid(m) => Observed::Invalid(m),
     }
 }
@@ -178,6 +179,7 @@ fn read_side(layout: &Layout, entry: &str, side: &str, keypair: bool) -> Side {
                 Observed::Invalid(format!("holds {} public keys, expected 1", v.len()))
             }
             Observed::Missing => Observed::Missing,
+            Observed::Unread => Observed::Unread,
             Observed::Invalid(m) => Observed::Invalid(m),
         }
     } else {
@@ -187,12 +189,14 @@ fn read_side(layout: &Layout, entry: &str, side: &str, keypair: bool) -> Side {
                 Observed::Invalid(format!("holds {} certificates, expected 1", v.len()))
             }
             Observed::Missing => Observed::Missing,
+            Observed::Unread => Observed::Unread,
             Observed::Invalid(m) => Observed::Invalid(m),
         }
     };
     let key = match read_key(&layout.key(entry, side)) {
         Observed::Present(k) => Observed::Present(Arc::new(k)),
         Observed::Missing => Observed::Missing,
+        Observed::Unread => Observed::Unread,
         Observed::Invalid(m) => Observed::Invalid(m),
     };
     Side { trust, key }

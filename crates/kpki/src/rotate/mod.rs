@@ -350,6 +350,7 @@ impl Kpki {
             Observed::Present(v) => v,
             Observed::Missing => return Err(Error::file(&ca.cert_path, "is missing")),
             Observed::Invalid(m) => return Err(Error::file(&ca.cert_path, m)),
+            Observed::Unread => return Err(Error::file(&ca.cert_path, "was not read")),
         };
         let pem: String = certs
             .iter()

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::assess::rotation::{Phase, Rotation};
 use crate::assess::{self, Assessment, Code, Severity};
-use crate::disk::read::{CertFile, Observed};
+use crate::disk::read::{CertFile, Observed, NOT_READ};
 use crate::disk::rotation::Layout;
 use crate::disk::{Disk, KubeconfigFile, Seen};
 use crate::error::{Error, Result};
@@ -361,7 +361,7 @@ impl<'a> Builder<'a> {
             }
             let kc = match obs {
                 Observed::Present(kc) => kc,
-                Observed::Missing => continue,
+                Observed::Missing | Observed::Unread => continue,
                 Observed::Invalid(m) => {
                     return Err(conflict(
                         &k.name,
@@ -848,6 +848,7 @@ fn prepare(b: &mut Builder<'_>, t: &str) -> Result<()> {
                     ))
                 }
                 Observed::Invalid(m) => return Err(conflict(t, &c.cert_path, m.clone())),
+                Observed::Unread => return Err(conflict(t, &c.cert_path, NOT_READ)),
             };
             let kf = match key {
                 Observed::Present(k) => k,
@@ -859,6 +860,7 @@ fn prepare(b: &mut Builder<'_>, t: &str) -> Result<()> {
                     ))
                 }
                 Observed::Invalid(m) => return Err(conflict(t, &c.key_path, m.clone())),
+                Observed::Unread => return Err(conflict(t, &c.key_path, NOT_READ)),
             };
             if !cf.chain.is_empty() {
                 return Err(conflict(
@@ -937,6 +939,7 @@ fn prepare(b: &mut Builder<'_>, t: &str) -> Result<()> {
                     ))
                 }
                 Observed::Invalid(m) => return Err(conflict(t, &k.key_path, m.clone())),
+                Observed::Unread => return Err(conflict(t, &k.key_path, NOT_READ)),
             };
             match inp.disk.rotation.live.get(t) {
                 Some(Observed::Present(v)) if v.len() > 1 => {
@@ -1034,6 +1037,7 @@ fn archive_key(
             Ok(())
         }
         Observed::Invalid(m) => Err(conflict(t, path, format!("{m}: remove it, or `kpki ca rotate abort`"))),
+        Observed::Unread => Err(conflict(t, path, NOT_READ)),
         Observed::Present(k) if k.key.pem().as_bytes() == data => Ok(()),
         Observed::Present(_) => Err(conflict(t, path, format!("is not {} byte for byte: the live key changed after prepare began; `kpki ca rotate abort` and prepare again", disp(live)))),
     }
@@ -1083,6 +1087,7 @@ fn archive_trust(
             path,
             format!("{m}: remove it, or `kpki ca rotate abort`"),
         )),
+        Observed::Unread => Err(conflict(t, path, NOT_READ)),
         Observed::Present(x) if x.as_slice() == element => Ok(()),
         Observed::Present(_) => Err(conflict(
             t,
@@ -1134,6 +1139,7 @@ fn stage_new(
                 format!("{m}: remove it, or `kpki ca rotate abort`"),
             ))
         }
+        Observed::Unread => return Err(conflict(t, key_path, NOT_READ)),
         Observed::Present(_) => {}
     }
     match &staged.new.trust {
@@ -1152,6 +1158,7 @@ fn stage_new(
                 format!("{m}: remove it, or `kpki ca rotate abort`"),
             ))
         }
+        Observed::Unread => return Err(conflict(t, trust_path, NOT_READ)),
         Observed::Present(_) => {}
     }
     Ok(())

@@ -304,6 +304,7 @@ pub(crate) fn collect(desired: &Desired, report: &Report, now: OffsetDateTime) -
                     Observed::Present(v) => Ok(v),
                     Observed::Missing => Err("missing".into()),
                     Observed::Invalid(m) => Err(m),
+                    Observed::Unread => Err(crate::disk::read::NOT_READ.into()),
                 };
             let certs = owned.as_ref().map(|list| {
                 let mut out: Vec<(Labels, &[u8])> = Vec::new();
@@ -332,6 +333,7 @@ pub(crate) fn collect(desired: &Desired, report: &Report, now: OffsetDateTime) -
                 Observed::Present(v) => Ok(v),
                 Observed::Missing => Err("missing".into()),
                 Observed::Invalid(m) => Err(m),
+                Observed::Unread => Err(crate::disk::read::NOT_READ.into()),
             };
             let certs = owned
                 .as_ref()

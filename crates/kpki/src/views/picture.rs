@@ -258,6 +258,7 @@ fn observed<T>(o: &Observed<T>) -> std::result::Result<Option<&T>, String> {
         Observed::Present(v) => Ok(Some(v)),
         Observed::Missing => Err("missing".into()),
         Observed::Invalid(m) => Err(m.clone()),
+        Observed::Unread => Err(crate::disk::read::NOT_READ.into()),
     }
 }
 
@@ -377,11 +378,12 @@ pub(crate) fn read_node_credentials(
             }
             Observed::Missing => item.problem = Some("missing".into()),
             Observed::Invalid(m) => item.problem = Some(m),
+            Observed::Unread => item.problem = Some(crate::disk::read::NOT_READ.into()),
         }
         kubeconfigs.push(item);
         if let Some(c) = serving_entry {
             match crate::disk::read::read_cert(&c.cert_path) {
-                Observed::Missing => {}
+                Observed::Missing | Observed::Unread => {}
                 Observed::Present(f) => serving.push(
                     Item::new(&n.name, Kind::NodeServing, &c.cert_path).with_der(Some(&f.der)),
                 ),

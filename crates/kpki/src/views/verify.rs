@@ -319,6 +319,69 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    /// Reading with `Keys::Skip` leaves every present private key unread (a missing one stays
+    /// missing), and the judge then says nothing of keys, while the same tree read with keys
+    /// has its mismatched and corrupt keys found.
+    #[test]
+    fn unread_keys_are_not_judged() {
+        use crate::disk::{Keys, Seen};
+        let dir = tempfile::tempdir().unwrap();
+        let k = fresh_tree(dir.path());
+        let Some(Entry::Leaf(api)) = k.desired.get("apiserver") else {
+            panic!("no apiserver")
+        };
+        let Some(Entry::Leaf(fp)) = k.desired.get("front-proxy-client") else {
+            panic!("no front-proxy-client")
+        };
+        let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        std::fs::write(&api.key_path, other.pem()).unwrap();
+        std::fs::write(&fp.key_path, "garbage").unwrap();
+        let Some(ca) = k.desired.ca("etcd-ca") else {
+            panic!("no etcd-ca")
+        };
+        std::fs::remove_file(&ca.key_path).unwrap();
+        let now = T0 + Duration::hours(1);
+        let key_codes = |d: &crate::disk::Disk| -> BTreeSet<(String, String)> {
+            let r = verify(&k.desired, d, now, &Options::default());
+            r.findings
+                .iter()
+                .filter(|f| f.path.ends_with(".key") || f.code == crate::assess::Code::KeyMismatch)
+                .map(|f| (f.code.to_string(), f.entry.clone()))
+                .collect()
+        };
+        let loaded = crate::disk::observe(&k.desired);
+        let found = key_codes(&loaded);
+        assert!(
+            found.contains(&("key-mismatch".into(), "apiserver".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|(_, e)| e == "front-proxy-client"),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|(_, e)| e == "etcd-ca"), "{found:?}");
+
+        let skipped = crate::disk::observe_with(&k.desired, Keys::Skip);
+        for e in &k.desired.entries {
+            match skipped.entries.get(e.name()) {
+                Some(Seen::Cert { key, .. }) if e.name() == "etcd-ca" => {
+                    assert!(matches!(key, Observed::Missing))
+                }
+                Some(Seen::Cert { key, .. }) | Some(Seen::KeyPair { key, .. }) => {
+                    assert!(matches!(key, Observed::Unread), "{}", e.name())
+                }
+                Some(Seen::Kubeconfig(Observed::Present(kc))) => {
+                    assert!(kc.key.is_none() && kc.key_unread, "{}", e.name())
+                }
+                other => panic!("{}: {other:?}", e.name()),
+            }
+        }
+        // The absent CA key is still seen: that CA is external.
+        let only_external: BTreeSet<(String, String)> =
+            [("external-ca".to_string(), "etcd-ca".to_string())].into();
+        assert_eq!(key_codes(&skipped), only_external);
+    }
+
     #[test]
     fn kubeconfig_context_errors_are_classified() {
         use crate::kubeconfig::Kubeconfig;
