@@ -235,10 +235,26 @@ fn generate_keys(
     entropy: &dyn Entropy,
     threads: usize,
 ) -> Result<HashMap<String, PrivateKey>> {
-    let pool = rayon::ThreadPoolBuilder::new()
+    if jobs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    generate_keys_on(&key_pool(threads)?, jobs, entropy)
+}
+
+/// The threads keys are generated on (`threads` = 0: one per core).
+fn key_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| Error::crypto("starting key generation threads", e))?;
+        .map_err(|e| Error::crypto("starting key generation threads", e))
+}
+
+/// [`generate_keys`] on `pool`.
+fn generate_keys_on(
+    pool: &rayon::ThreadPool,
+    jobs: &[(String, KeyAlgorithm)],
+    entropy: &dyn Entropy,
+) -> Result<HashMap<String, PrivateKey>> {
     let keys: Vec<Result<(String, PrivateKey)>> = pool.install(|| {
         // One key per task: RSA key times vary about tenfold, so the threads take keys one at a
         // time (rayon's default splitting would hand each thread runs of four).
@@ -365,7 +381,16 @@ fn build(
             key_jobs.push((e.name().to_string(), alg));
         }
     }
-    let mut new_keys = generate_keys(&key_jobs, ctx.entropy, ctx.jobs)?;
+    // The threads that made the keys also make the signatures (see `presignable`).
+    let pool = if key_jobs.is_empty() {
+        None
+    } else {
+        Some(key_pool(ctx.jobs)?)
+    };
+    let mut new_keys = match &pool {
+        Some(p) => generate_keys_on(p, &key_jobs, ctx.entropy)?,
+        None => HashMap::new(),
+    };
 
     // 2. signatures in entry order (CAs come first, parents before children)
     let mut ca_material: HashMap<String, (Vec<u8>, Arc<PrivateKey>)> = HashMap::new();
@@ -447,7 +472,12 @@ fn build(
     for (e, s) in desired.entries.iter().zip(&plan.steps) {
         if !cas_done && !matches!(e, Entry::Ca(_)) {
             cas_done = true;
-            if let Some(jobs) = presignable(desired, plan, &ca_material) {
+            let min = if pool.is_some() {
+                PRESIGN_MIN_POOL
+            } else {
+                PRESIGN_MIN
+            };
+            if let Some(jobs) = presignable(desired, plan, &ca_material, min) {
                 // Keys and serials drawn in entry order, as the loop would; only the
                 // signatures run in parallel.
                 let mut work = Vec::with_capacity(jobs.len());
@@ -455,13 +485,19 @@ fn build(
                     let key = take_key(name, false)?;
                     work.push((name, profile, ca, key, issuance(validity)?));
                 }
-                let signed: Vec<Result<(String, Signed)>> = work
-                    .into_par_iter()
-                    .map(|(name, profile, ca, key, when)| {
-                        let der = sign_by(name, profile, ca, &key, &ca_material, when)?;
-                        Ok((name.to_string(), (key, der)))
-                    })
-                    .collect();
+                let cas = &ca_material;
+                let sign_all = move || -> Vec<Result<(String, Signed)>> {
+                    work.into_par_iter()
+                        .map(|(name, profile, ca, key, when)| {
+                            let der = sign_by(name, profile, ca, &key, cas, when)?;
+                            Ok((name.to_string(), (key, der)))
+                        })
+                        .collect()
+                };
+                let signed = match &pool {
+                    Some(p) => p.install(sign_all),
+                    None => sign_all(),
+                };
                 presigned = signed.into_iter().collect::<Result<_>>()?;
             }
         }
@@ -827,6 +863,10 @@ const STAGE_PARALLEL_MIN: usize = 64;
 /// Below this many signatures a plan is signed in its loop, one after another.
 const PRESIGN_MIN: usize = 32;
 
+/// [`PRESIGN_MIN`] when this plan generated keys: the key generation threads are running
+/// already, so even a control-plane tree's 15 signatures are worth sharing out.
+const PRESIGN_MIN_POOL: usize = 4;
+
 /// A key and the certificate (DER) signed for it.
 type Signed = (Arc<PrivateKey>, Vec<u8>);
 
@@ -838,14 +878,16 @@ type PresignJob<'a> = (
     time::Duration,
 );
 
-/// The signatures [`build`] may make in parallel before its loop: a large batch (bulk node
-/// credentials) whose certificate authorities are all read from disk (none issued by this plan,
-/// so every signer is known before the first leaf) and in which every other issuing step signs
-/// a fresh key (so keys and serials are still drawn in entry order). `None`: sign in the loop.
+/// The signatures [`build`] may make in parallel before its loop, once the CAs are done (the
+/// CAs come first in entry order; `ca_material` then holds every signer, read from disk or
+/// issued by this plan): at least `min` of them, every CA of the batch before its first other
+/// entry, and every other issuing step signing a fresh key or none (a bare key pair), so keys
+/// and serials are still drawn in entry order. `None`: sign in the loop.
 fn presignable<'a>(
     desired: &'a Desired,
     plan: &Plan,
     ca_material: &HashMap<String, (Vec<u8>, Arc<PrivateKey>)>,
+    min: usize,
 ) -> Option<Vec<PresignJob<'a>>> {
     let mut jobs = Vec::new();
     let mut past_cas = false;
@@ -856,7 +898,6 @@ fn presignable<'a>(
         );
         match e {
             Entry::Ca(_) if past_cas => return None,
-            Entry::Ca(_) if issues => return None,
             Entry::Ca(_) => continue,
             _ => past_cas = true,
         }
@@ -875,10 +916,12 @@ fn presignable<'a>(
                 ca_material.get(&k.ca)?;
                 jobs.push((k.name.as_str(), &k.profile, k.ca.as_str(), k.validity));
             }
+            // Signs nothing and draws no serial (its key was generated with the others).
+            Entry::KeyPair(_) => {}
             _ => return None,
         }
     }
-    (jobs.len() >= PRESIGN_MIN).then_some(jobs)
+    (jobs.len() >= min).then_some(jobs)
 }
 
 /// Writes what [`build`] computed: every new file to a temporary name with its final mode, one

@@ -218,8 +218,13 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
         .enumerate()
         .filter(|(i, _)| slots[*i].is_none())
         .collect();
+    // Nothing on disk (a new tree): nothing to verify, no second thread to start.
+    let to_judge = rest
+        .iter()
+        .filter(|(_, e)| disk.entries.get(e.name()).is_some_and(|s| !s.is_missing()))
+        .count();
     let threads = crate::limits::cores().clamp(1, 2);
-    let judged: Vec<(usize, EntryAssessment)> = if threads == 1 || rest.len() < 4 {
+    let judged: Vec<(usize, EntryAssessment)> = if threads == 1 || to_judge < 4 {
         rest.iter().map(|(i, e)| (*i, judge(e))).collect()
     } else {
         let (first, second) = rest.split_at(rest.len() / 2);

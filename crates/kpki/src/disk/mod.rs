@@ -89,6 +89,21 @@ pub enum Seen {
     Kubeconfig(Observed<KubeconfigFile>),
 }
 
+impl Seen {
+    /// True when none of the entry's files is there (a new tree).
+    pub fn is_missing(&self) -> bool {
+        match self {
+            Seen::Cert { cert, key } => {
+                matches!(cert, Observed::Missing) && matches!(key, Observed::Missing)
+            }
+            Seen::KeyPair { key, public } => {
+                matches!(key, Observed::Missing) && matches!(public, Observed::Missing)
+            }
+            Seen::Kubeconfig(k) => matches!(k, Observed::Missing),
+        }
+    }
+}
+
 /// Observed state of every entry, by entry name.
 #[derive(Debug, Clone, Default)]
 pub struct Disk {
@@ -274,6 +289,9 @@ pub fn observe_entries(list: &[Entry]) -> Disk {
 ///
 /// Entries are read on up to two threads: reading a tree is mostly loading private keys (an
 /// RSA key's consistency check costs about a millisecond), and the entries are independent.
+/// The first entry (the first CA) is read on its own first: when none of its files is there
+/// (a new tree) the rest is read on this thread, as a second thread would cost more to start
+/// than the few failed opens it would take over.
 pub fn observe_entries_in(list: &[Entry], root: &crate::inputs::root::Root) -> Disk {
     read_entries(list, root, Keys::Load)
 }
@@ -290,8 +308,16 @@ fn read_entries(list: &[Entry], root: &crate::inputs::root::Root, keys: Keys) ->
         .collect();
     let absent = &absent;
     let threads = crate::limits::cores().clamp(1, 2);
+    let (head, list) = list.split_at(list.len().min(1));
+    let head: Vec<Read> = head
+        .iter()
+        .map(|e| read_entry(e, root, absent, keys))
+        .collect();
+    let new_tree = head
+        .iter()
+        .all(|r| r.seen.is_missing() && r.csr != Some(true));
     let chunk = list.len().div_ceil(threads).max(1);
-    let parts: Vec<Vec<Read>> = if threads == 1 || list.len() < 4 {
+    let mut parts: Vec<Vec<Read>> = if threads == 1 || list.len() < 4 || new_tree {
         vec![list
             .iter()
             .map(|e| read_entry(e, root, absent, keys))
@@ -320,6 +346,7 @@ fn read_entries(list: &[Entry], root: &crate::inputs::root::Root, keys: Keys) ->
             parts
         })
     };
+    parts.insert(0, head);
     let mut entries = HashMap::new();
     let mut signed = HashMap::new();
     let mut csr = HashMap::new();
