@@ -155,6 +155,15 @@ pub enum Keys {
     Skip,
 }
 
+/// The result of a parse of a PEM certificate file.
+type ParsedCerts = std::result::Result<(Vec<u8>, Vec<Vec<u8>>), String>;
+
+thread_local! {
+    /// The last `certificate-authority-data` parsed on this thread and its result.
+    static LAST_CA_PEM: std::cell::RefCell<Option<(Vec<u8>, ParsedCerts)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// [`read_kubeconfig_in`], loading the client key or not.
 pub fn read_kubeconfig_with(
     path: &Path,
@@ -178,7 +187,25 @@ pub fn read_kubeconfig_with(
                 .map(|p| crate::disk::read::parse_cert_pem(p).map_err(|m| format!("{what}: {m}")))
                 .transpose()
         };
-        let (mut ca_der, mut ca_chain) = match certs("certificate-authority-data", &cur.ca_pem)? {
+        // Every kubeconfig of a tree (100,000 of them for `kpki nodes`) embeds the same CA: its
+        // parse is remembered per thread, keyed by the exact bytes (the same bytes, the same result).
+        let ca = cur.ca_pem.as_ref().map(|p| {
+            LAST_CA_PEM.with(|last| {
+                let mut last = last.borrow_mut();
+                match &*last {
+                    Some((bytes, parsed)) if bytes == p => parsed.clone(),
+                    _ => {
+                        let parsed = crate::disk::read::parse_cert_pem(p);
+                        *last = Some((p.clone(), parsed.clone()));
+                        parsed
+                    }
+                }
+            })
+        });
+        let (mut ca_der, mut ca_chain) = match ca
+            .transpose()
+            .map_err(|m| format!("certificate-authority-data: {m}"))?
+        {
             Some((der, chain)) => (Some(der), chain),
             None => (None, Vec::new()),
         };

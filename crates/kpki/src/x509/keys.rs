@@ -263,8 +263,9 @@ impl PrivateKey {
                 "the private key is encrypted; kpki (like kubeadm) needs an unencrypted key".into(),
             );
         }
-        let single = pem::encode(&pem::Pem::new(block.tag(), block.contents().to_vec()));
-        let pair = KeyPair::from_pem(&single).map_err(|e| match unsupported_key(block) {
+        // What rcgen's `KeyPair::from_pem` does with the block (its DER, the format told by
+        // the DER itself), without encoding it to PEM and parsing it again.
+        let pair = KeyPair::try_from(block.contents()).map_err(|e| match unsupported_key(block) {
             Some(what) => format!(
                 "holds {what}, which kpki does not support (kubeadm's algorithms: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384)"
             ),
