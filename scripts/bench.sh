@@ -73,7 +73,9 @@ hf openssl-rsa "$(( (RUNS_SLOW + 1) / 2 ))" --prepare "rm -rf $W/o" \
   -n "openssl+printf RSA-2048" "$REF rsa $W/o printf"
 
 echo "== kpki init vs openssl (ECDSA-P256)"
-hf init-ecdsa "$RUNS_FAST" --warmup 3 --prepare "rm -rf $W/k" -n "kpki init ECDSA-P256" \
+# `sync` after the removal: syncfs flushes every dirty page of the file system, so without it
+# each run would also write back the previous run's deletion (and whatever else is dirty).
+hf init-ecdsa "$RUNS_FAST" --warmup 3 --prepare "rm -rf $W/k; sync" -n "kpki init ECDSA-P256" \
   "$K init --cert-dir $W/k/pki ${flags[*]} --encryption-algorithm ECDSA-P256" \
   -n "write floor (27 files, durable)" "$WF $W/k"
 hf init-ecdsa-tmpfs "$RUNS_FAST" --warmup 3 --prepare "rm -rf $S/k" -n "kpki init ECDSA-P256 (tmpfs)" \
@@ -90,6 +92,7 @@ hf openssl-ecdsa "$RUNS_SLOW" --prepare "rm -rf $W/o" \
   -n "openssl+printf ECDSA-P256" "$REF ecdsa $W/o printf"
 
 echo "== kpki verify"
+sync
 rm -rf "$W/ve" "$W/vr"
 "$K" init --cert-dir "$W/ve/pki" "${flags[@]}" --encryption-algorithm ECDSA-P256 >/dev/null
 "$K" init --cert-dir "$W/vr/pki" "${flags[@]}" >/dev/null
