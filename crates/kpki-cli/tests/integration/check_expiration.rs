@@ -49,6 +49,29 @@ fn fixture_args() -> Vec<String> {
     .collect()
 }
 
+/// A private copy of the fixture (files 0600), to damage; the directory goes with the guard.
+fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fx");
+    copy_dir(&fixture(), &root, Modes::All(0o600));
+    (dir, root)
+}
+
+/// The folders of a [`fixture_copy`] at kubeadm's instant (no cluster config).
+fn copy_args(root: &std::path::Path) -> Vec<String> {
+    [
+        "--cert-dir",
+        s(&root.join("pki")),
+        "--kubeconfig-dir",
+        s(&root.join("kubeconfig")),
+        "--now",
+        KUBEADM_RAN_AT,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
 fn check_expiration(pre: &[&str], args: &[String], post: &[&str]) -> String {
     let mut a: Vec<&str> = pre.to_vec();
     a.extend_from_slice(&["certs", "check-expiration"]);
@@ -311,21 +334,9 @@ fn json_and_yaml_follow_v1alpha3() {
 
 #[test]
 fn external_ca_is_externally_managed() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("fx");
-    copy_dir(&fixture(), &root, Modes::All(0o600));
+    let (_dir, root) = fixture_copy();
     fs::remove_file(root.join("pki/front-proxy-ca.key")).unwrap();
-    let args: Vec<String> = [
-        "--cert-dir",
-        s(&root.join("pki")),
-        "--kubeconfig-dir",
-        s(&root.join("kubeconfig")),
-        "--now",
-        KUBEADM_RAN_AT,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let args = copy_args(&root);
     let got = check_expiration(&[], &args, &[]);
     let want: String = with_missing_super_admin(&kubeadm_output())
         .lines()
@@ -434,9 +445,7 @@ fn missing_tree_and_unreadable_files() {
 /// names each of them.
 #[test]
 fn private_keys_are_not_read_for_dates() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("fx");
-    copy_dir(&fixture(), &root, Modes::All(0o600));
+    let (_dir, root) = fixture_copy();
     fs::write(root.join("pki/apiserver.key"), "garbage").unwrap();
     fs::write(
         root.join("pki/front-proxy-ca.key"),
@@ -457,17 +466,7 @@ fn private_keys_are_not_read_for_dates() {
         .collect();
     assert_ne!(broken, text);
     fs::write(&admin, broken).unwrap();
-    let args: Vec<String> = [
-        "--cert-dir",
-        s(&root.join("pki")),
-        "--kubeconfig-dir",
-        s(&root.join("kubeconfig")),
-        "--now",
-        KUBEADM_RAN_AT,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let args = copy_args(&root);
     assert_eq!(
         check_expiration(&[], &args, &[]),
         with_missing_super_admin(&kubeadm_output())
