@@ -279,6 +279,42 @@ pub fn apply_with_policy(
     backups: bool,
     policy: crate::apply::write::WritePolicy,
 ) -> Result<Vec<Written>> {
+    prepare(desired, disk, plan, ctx, backups, policy)?.write()
+}
+
+/// What [`apply_with_policy`] is about to write: every file made in memory (keys, signatures,
+/// YAML) and checked against the write policy, nothing touched on disk yet. Bulk node runs
+/// prepare the next batch while the previous one is written.
+pub struct Prepared {
+    outs: Vec<Out>,
+}
+
+impl std::fmt::Debug for Prepared {
+    // Not derived: the files hold private keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("files", &self.outs.len())
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// Writes the prepared files through the one writer (staged, flushed, renamed in order).
+    pub fn write(self) -> Result<Vec<Written>> {
+        write_all(self.outs)
+    }
+}
+
+/// The first half of [`apply_with_policy`]: builds every file `plan` writes and checks each
+/// against `policy`, writing nothing.
+pub fn prepare(
+    desired: &Desired,
+    disk: &Disk,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    backups: bool,
+    policy: crate::apply::write::WritePolicy,
+) -> Result<Prepared> {
     let outs = build(desired, disk, plan, ctx, backups)?;
     let writes: Vec<crate::apply::write::PlannedWrite<'_>> = outs
         .iter()
@@ -297,7 +333,7 @@ pub fn apply_with_policy(
     let mut policy = policy;
     policy.protect_ca_keys_on_disk(disk, desired);
     policy.check(&writes)?;
-    write_all(outs)
+    Ok(Prepared { outs })
 }
 
 /// Writes files whose bytes come from elsewhere (a join bundle) through the one writer: staged

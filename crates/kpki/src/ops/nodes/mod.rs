@@ -409,10 +409,11 @@ impl NodeIssuer {
             .map_err(|e| Error::crypto("starting worker threads", e))?;
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut summary = Summary::default();
-        // A pipeline of two stages: while one chunk is written (its keys, signatures, staged
-        // files, flushes and renames), the next is observed, judged and planned. The two never
-        // touch the same files: a node's files are named after it and a name is done once.
-        let mut in_flight: Option<Vec<PlannedLine>> = None;
+        // A pipeline of two stages: while one chunk is written (staged files, flushes and
+        // renames), the next is observed, judged, planned and built (its keys, signatures and
+        // YAML made in memory). The two never touch the same files: a node's files are named
+        // after it and a name is done once.
+        let mut in_flight: Option<PreparedChunk> = None;
         loop {
             let mut chunk: Vec<(usize, std::result::Result<Node, String>)> =
                 reader.by_ref().take(CHUNK).collect();
@@ -429,10 +430,10 @@ impl NodeIssuer {
                     }
                 }
             }
-            // Observe, judge and plan each node of this chunk in parallel, and write the
-            // previous chunk meanwhile.
-            let plan = || -> Vec<PlannedLine> {
-                chunk
+            // Observe, judge, plan and build each node of this chunk in parallel, and write
+            // the previous chunk meanwhile.
+            let prepare = || -> Result<PreparedChunk> {
+                let planned: Vec<PlannedLine> = chunk
                     .into_par_iter()
                     .map(|(line, node)| match node {
                         Err(m) => (line, None, Err(m)),
@@ -445,15 +446,13 @@ impl NodeIssuer {
                             )
                         }
                     })
-                    .collect()
+                    .collect();
+                self.prepare_chunk(planned, &ca_plan, run)
             };
             let previous = in_flight.take();
-            let write = || {
-                previous
-                    .map(|p| self.write_chunk(p, &ca_plan, run, &pool))
-                    .transpose()
-            };
-            let (planned, reports) = pool.install(|| rayon::join(plan, write));
+            let write = || previous.map(PreparedChunk::write).transpose();
+            let (prepared, reports) = pool.install(|| rayon::join(prepare, write));
+            // The previous chunk's lines are reported even when this one could not be built.
             for r in reports?.iter().flatten() {
                 progress.tick();
                 summary.lines += 1;
@@ -473,7 +472,7 @@ impl NodeIssuer {
             if last {
                 break;
             }
-            in_flight = Some(planned);
+            in_flight = Some(prepared?);
         }
         if let Some(e) = reader.take_error() {
             return Err(Error::file(
@@ -484,15 +483,15 @@ impl NodeIssuer {
         Ok(summary)
     }
 
-    /// Writes one chunk's planned nodes in one batch and reports each line.
-    fn write_chunk(
+    /// Builds one chunk's planned nodes as one batch (keys, signatures, files in memory,
+    /// checked against the write policy): nothing is written yet.
+    fn prepare_chunk(
         &self,
         planned: Vec<PlannedLine>,
         ca_plan: &Plan,
         run: &Run<'_>,
-        pool: &rayon::ThreadPool,
-    ) -> Result<Vec<NodeReport>> {
-        let mut reports = Vec::with_capacity(planned.len());
+    ) -> Result<PreparedChunk> {
+        let mut failed = Vec::new();
         let mut desired = Desired {
             entries: self.cas.entries.clone(),
             modes: self.cas.modes,
@@ -511,7 +510,7 @@ impl NodeIssuer {
         let mut kept: Vec<Planned> = Vec::new();
         for (line, name, p) in planned {
             match p {
-                Err(m) => reports.push(NodeReport {
+                Err(m) => failed.push(NodeReport {
                     line,
                     name,
                     result: Err(NodeError(m)),
@@ -532,8 +531,8 @@ impl NodeIssuer {
             regenerating: true,
             steps,
         };
-        let written = if plan.is_noop() {
-            Vec::new()
+        let files = if plan.is_noop() {
+            None
         } else {
             let ctx = crate::apply::Context {
                 now: run.now,
@@ -545,10 +544,41 @@ impl NodeIssuer {
             let mut policy =
                 crate::apply::write::WritePolicy::for_tree(&desired, self.allow_insecure_dir);
             policy.roots = vec![self.out_root.clone()];
-            pool.install(|| {
-                crate::apply::apply_with_policy(&desired, &disk, &plan, &ctx, false, policy)
-            })?
+            Some(crate::apply::prepare(
+                &desired, &disk, &plan, &ctx, false, policy,
+            )?)
         };
+        Ok(PreparedChunk {
+            failed,
+            kept,
+            files,
+        })
+    }
+}
+
+/// A chunk built and checked, waiting to be written.
+struct PreparedChunk {
+    /// Reports of the lines that failed before the write.
+    failed: Vec<NodeReport>,
+    /// The nodes in the batch.
+    kept: Vec<Planned>,
+    /// Their files (none when every node is up to date).
+    files: Option<crate::apply::Prepared>,
+}
+
+impl PreparedChunk {
+    /// Writes the chunk in one batch and reports each line.
+    fn write(self) -> Result<Vec<NodeReport>> {
+        let PreparedChunk {
+            mut failed,
+            kept,
+            files,
+        } = self;
+        let written = match files {
+            Some(f) => f.write()?,
+            None => Vec::new(),
+        };
+        let mut reports = std::mem::take(&mut failed);
         let mut by_entry: HashMap<&str, Vec<PathBuf>> = HashMap::new();
         for w in &written {
             // The staged certificate of a pair replacement is renamed into place: count the file once.
