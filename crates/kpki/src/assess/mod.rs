@@ -264,7 +264,7 @@ pub fn assess(desired: &Desired, disk: &Disk, now: OffsetDateTime, opts: &Option
 }
 
 /// An entry the disk was not observed for (a caller's mistake, never a panic).
-fn unobserved(e: &Entry) -> EntryAssessment {
+pub(crate) fn unobserved(e: &Entry) -> EntryAssessment {
     let mut s = Sink {
         entry: e.name(),
         kind: Kind::Leaf,

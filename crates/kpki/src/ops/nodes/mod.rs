@@ -299,22 +299,26 @@ impl NodeIssuer {
             }
         }
         let disk = disk::observe_entries(&entries);
-        let mut judge = judge.clone();
-        let mut assessed: Vec<EntryAssessment> = cas.to_vec();
+        // A node's entries are signed by the CAs judged once for the run (`judge_cas`), never
+        // CAs themselves: each is judged against them without copying the judge.
+        let mut assessed: Vec<EntryAssessment> = Vec::with_capacity(cas.len() + entries.len());
+        assessed.extend_from_slice(cas);
         for e in &entries {
+            if matches!(e, Entry::Ca(_)) {
+                return Err(format!("{}: a node's entry cannot be a CA", e.name()));
+            }
             assessed.push(match disk.entries.get(e.name()) {
-                Some(seen) => judge.entry(e, seen, None),
-                None => judge.unobserved(e),
+                Some(seen) => judge.signed_entry(e, seen, None),
+                None => assess::unobserved(e),
             });
         }
-        let desired = Desired {
-            entries: self
-                .cas
-                .entries
-                .iter()
-                .cloned()
-                .chain(entries.iter().cloned())
-                .collect(),
+        // The node's entries are moved into the plan's model and back out, not copied.
+        let n_cas = self.cas.entries.len();
+        let mut all = Vec::with_capacity(n_cas + entries.len());
+        all.extend(self.cas.entries.iter().cloned());
+        all.extend(entries);
+        let mut desired = Desired {
+            entries: all,
             modes: self.cas.modes,
             inputs: self.inputs.clone(),
             readers: Vec::new(),
@@ -324,8 +328,9 @@ impl NodeIssuer {
             inputs: Vec::new(),
             node: Vec::new(),
         };
-        let p = plan::plan_assessed(&desired, &a, now, &nodes_options());
-        let steps: Vec<Step> = p.steps[self.cas.entries.len()..].to_vec();
+        let mut p = plan::plan_assessed(&desired, &a, now, &nodes_options());
+        let steps: Vec<Step> = p.steps.split_off(n_cas);
+        let entries: Vec<Entry> = desired.entries.split_off(n_cas);
         if let Some(s) = steps.iter().find(|s| s.action == Action::Error) {
             return Err(format!("{}: {}", s.path, s.reason));
         }
