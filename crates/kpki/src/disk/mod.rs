@@ -334,7 +334,12 @@ fn read_entries(list: &[Entry], root: &crate::inputs::root::Root, keys: Keys) ->
         .filter(|d| !d.as_os_str().is_empty() && read::absent_dir(d))
         .collect();
     let absent = &absent;
-    let threads = crate::limits::cores().clamp(1, 2);
+    // Without the keys a read is a few certificate parses: less than a thread costs to start
+    // (its stack, its malloc arena), so it stays on this one.
+    let threads = match keys {
+        Keys::Skip => 1,
+        Keys::Load => crate::limits::cores().clamp(1, 2),
+    };
     let (head, list) = list.split_at(list.len().min(1));
     let head: Vec<Read> = head
         .iter()

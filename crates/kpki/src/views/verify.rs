@@ -382,6 +382,100 @@ mod tests {
         assert_eq!(key_codes(&skipped), only_external);
     }
 
+    /// A judge told to check dates only (check-expiration's) makes no chain finding, and the
+    /// expiration tables it feeds are the same as the full judge's; the full judge still finds
+    /// the certificate whose signature was damaged and the one a foreign CA signed.
+    #[test]
+    fn dates_only_judges_no_signatures() {
+        use crate::views::expiration;
+        let dir = tempfile::tempdir().unwrap();
+        let k = fresh_tree(dir.path());
+        let Some(Entry::Leaf(api)) = k.desired.get("apiserver") else {
+            panic!("no apiserver")
+        };
+        let Some(Entry::Kubeconfig(admin)) = k.desired.get("admin.conf") else {
+            panic!("no admin.conf")
+        };
+        // apiserver.crt: the last byte of its signature changed (the DER still parses).
+        let Observed::Present(cf) = crate::disk::read::read_cert(&api.cert_path) else {
+            panic!("apiserver.crt")
+        };
+        let mut der = cf.der.clone();
+        *der.last_mut().unwrap() ^= 1;
+        std::fs::write(&api.cert_path, crate::x509::issue::cert_pem(&der)).unwrap();
+        // admin.conf: a client certificate for its own key, signed by a foreign CA.
+        let Some(ca) = k.desired.ca("ca") else {
+            panic!("no ca")
+        };
+        let foreign_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let when = Issuance {
+            not_before: T0,
+            not_after: T0 + Duration::days(365),
+            serial: 7,
+        };
+        let foreign = issue(&ca.profile, &foreign_key, None, when).unwrap();
+        let text = std::fs::read_to_string(&admin.path).unwrap();
+        let mut cfg = crate::kubeconfig::Kubeconfig::from_yaml(&text).unwrap();
+        let cur = cfg.current().unwrap();
+        let key = PrivateKey::from_pem(
+            std::str::from_utf8(cur.client_key_pem.as_ref().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let client = issue(
+            &admin.profile,
+            &key,
+            Some(Issuer {
+                cert_der: &foreign,
+                key: &foreign_key,
+            }),
+            when,
+        )
+        .unwrap();
+        let ca_pem = String::from_utf8(cur.ca_pem.clone().unwrap()).unwrap();
+        cfg.set_credentials(
+            Some(&ca_pem),
+            &crate::x509::issue::cert_pem(&client),
+            key.pem(),
+        )
+        .unwrap();
+        std::fs::write(&admin.path, cfg.to_yaml().unwrap()).unwrap();
+
+        let now = T0 + Duration::hours(1);
+        let disk = crate::disk::observe_with(&k.desired, crate::disk::Keys::Skip);
+        let full = crate::assess::assess(&k.desired, &disk, now, &Default::default());
+        let dates = crate::assess::assess(
+            &k.desired,
+            &disk,
+            now,
+            &crate::assess::Options::default().dates_only(),
+        );
+        let chain_codes = |a: &crate::assess::Assessment| -> BTreeSet<(String, String)> {
+            a.entries
+                .iter()
+                .flat_map(|e| &e.findings)
+                .filter(|f| {
+                    matches!(
+                        f.code,
+                        crate::assess::Code::ChainInvalid | crate::assess::Code::TlsRejected
+                    )
+                })
+                .map(|f| (f.code.to_string(), f.entry.clone()))
+                .collect()
+        };
+        let found = chain_codes(&full);
+        assert!(
+            found.contains(&("chain-invalid".into(), "apiserver".into())),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|(_, e)| e == "admin.conf"), "{found:?}");
+        assert_eq!(chain_codes(&dates), BTreeSet::new());
+        let opts = expiration::Options::default();
+        assert_eq!(
+            expiration::expiration(&k.desired, &full, now, &opts).unwrap(),
+            expiration::expiration(&k.desired, &dates, now, &opts).unwrap()
+        );
+    }
+
     #[test]
     fn kubeconfig_context_errors_are_classified() {
         use crate::kubeconfig::Kubeconfig;
