@@ -106,6 +106,12 @@ pub fn blame(
 /// `path` made absolute and with `.`/`..` resolved lexically (no file system access), so two
 /// spellings of one file compare equal.
 pub fn normalize(path: &Path) -> PathBuf {
+    // Already absolute with no `..`: nothing to resolve (paths compare and hash by their
+    // components, so `.` and doubled separators are no difference). Every path of a resolved
+    // tree is like this, and a bulk run asks for hundreds of thousands.
+    if path.is_absolute() && !path.components().any(|c| c == Component::ParentDir) {
+        return path.to_path_buf();
+    }
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for c in abs.components() {

@@ -273,6 +273,40 @@ pub(crate) fn san_extension(profile: &Profile) -> Result<Option<Extension>> {
     Ok(None)
 }
 
+/// A CA certificate's subject (raw DER) and subject key identifier.
+type IssuerFacts = (Vec<u8>, Option<Vec<u8>>);
+
+thread_local! {
+    /// The last CA certificate read by [`issuer_facts`] on this thread, by its exact bytes: a
+    /// bulk run signs thousands of certificates with one CA.
+    static LAST_ISSUER: std::cell::RefCell<Option<(Vec<u8>, IssuerFacts)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// What a certificate signed by `ca_der` takes from it: its subject and its SKI.
+fn issuer_facts(ca_der: &[u8]) -> Result<IssuerFacts> {
+    if let Some(f) = LAST_ISSUER.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(der, _)| der.as_slice() == ca_der)
+            .map(|(_, f)| f.clone())
+    }) {
+        return Ok(f);
+    }
+    let (_, ca) = x509_parser::certificate::X509Certificate::from_der(ca_der)
+        .map_err(|e| Error::crypto("reading the CA certificate", e))?;
+    let ski = ca
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
+    let facts = (ca.tbs_certificate.subject.as_raw().to_vec(), ski);
+    LAST_ISSUER.with(|l| *l.borrow_mut() = Some((ca_der.to_vec(), facts.clone())));
+    Ok(facts)
+}
+
 /// Builds and signs a certificate. `issuer = None` makes it self-signed with `key`.
 pub fn issue(
     profile: &Profile,
@@ -284,23 +318,9 @@ pub fn issue(
     let (issuer_name, signer, aki) = match issuer {
         None => (subject.clone(), key, None),
         Some(is) => {
-            let (_, ca) = x509_parser::certificate::X509Certificate::from_der(is.cert_der)
-                .map_err(|e| Error::crypto("reading the CA certificate", e))?;
-            let ski = ca
-                .extensions()
-                .iter()
-                .find_map(|e| match e.parsed_extension() {
-                    x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
-                        Some(k.0.to_vec())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_else(|| key_identifier(is.key.public_key_bits()));
-            (
-                ca.tbs_certificate.subject.as_raw().to_vec(),
-                is.key,
-                Some(ski),
-            )
+            let (name, ski) = issuer_facts(is.cert_der)?;
+            let ski = ski.unwrap_or_else(|| key_identifier(is.key.public_key_bits()));
+            (name, is.key, Some(ski))
         }
     };
 
