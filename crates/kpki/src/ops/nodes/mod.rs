@@ -636,3 +636,96 @@ fn nodes_options() -> plan::Options {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::entropy::{Entropy, SystemEntropy};
+    use crate::{InputArgs, KeyAlgorithm, Kpki, NodeCredentials};
+
+    /// The system's randomness, but key generation fails after `keys` keys.
+    struct RunsOut {
+        keys: usize,
+        made: AtomicUsize,
+    }
+
+    impl Entropy for RunsOut {
+        fn fill(&self, buf: &mut [u8]) -> Result<()> {
+            SystemEntropy.fill(buf)
+        }
+        fn key(&self, alg: KeyAlgorithm) -> Result<crate::x509::keys::PrivateKey> {
+            if self.made.fetch_add(1, Ordering::SeqCst) >= self.keys {
+                return Err(Error::crypto("key", "the test's randomness ran out"));
+            }
+            SystemEntropy.key(alg)
+        }
+    }
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<(usize, bool)>>);
+
+    impl Progress for Lines {
+        fn report(&self, r: &NodeReport) {
+            let issued = matches!(r.result, Ok(NodeStatus::Issued));
+            self.0.lock().unwrap().push((r.line, issued));
+        }
+    }
+
+    /// The pipeline writes chunk 1 while it builds chunk 2: when chunk 2 cannot be built, chunk
+    /// 1 is still written whole and its lines reported, and nothing of chunk 2 is written.
+    #[test]
+    fn a_chunk_that_cannot_be_built_leaves_the_previous_one_written_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = InputArgs {
+            cert_dir: Some(dir.path().join("pki")),
+            node_name: Some("cp-1".into()),
+            advertise_address: Some("10.0.0.10".parse().unwrap()),
+            control_plane_endpoint: Some("k8s.example.internal:6443".into()),
+            key_algorithm: Some(KeyAlgorithm::EcdsaP256),
+            ..Default::default()
+        };
+        let k = Kpki::new(None, &args).unwrap();
+        k.init(&plan::Options::default(), &Run::now(), crate::Mode::Apply)
+            .unwrap();
+        let n = CHUNK + 40;
+        let list: String = (0..n)
+            .map(|i| format!("node-{i:04},10.1.{}.{}\n", i / 250, i % 250 + 1))
+            .collect();
+        let out = dir.path().join("out");
+        let issuer = k.node_issuer(&out, NodeCredentials::Client).unwrap();
+        let entropy = RunsOut {
+            keys: CHUNK,
+            made: AtomicUsize::new(0),
+        };
+        let run = Run {
+            now: time::OffsetDateTime::now_utc(),
+            entropy: &entropy,
+            jobs: 2,
+        };
+        let lines = Lines::default();
+        let mut reader = NodeReader::new(std::io::Cursor::new(list));
+        let err = issuer.issue_all(&mut reader, &run, &lines).unwrap_err();
+        assert!(err.to_string().contains("ran out"), "{err}");
+        let reported = lines.0.into_inner().unwrap();
+        assert_eq!(reported, (1..=CHUNK).map(|l| (l, true)).collect::<Vec<_>>());
+        for i in 0..n {
+            let d = out.join(format!("node-{i:04}"));
+            let conf = d.join("kubelet.conf");
+            if i < CHUNK {
+                let text = std::fs::read_to_string(&conf).unwrap();
+                crate::kubeconfig::Kubeconfig::from_yaml(&text).unwrap();
+            } else {
+                assert!(!conf.exists(), "{}", conf.display());
+            }
+            if d.exists() {
+                for f in std::fs::read_dir(&d).unwrap() {
+                    let name = f.unwrap().file_name();
+                    assert_eq!(name, "kubelet.conf", "{}", d.display());
+                }
+            }
+        }
+    }
+}
