@@ -15,7 +15,8 @@ pub struct CertsCmd {
 /// The `certs` subcommands.
 #[derive(Subcommand)]
 pub enum CertsCommand {
-    /// When each certificate expires (kubeadm certs check-expiration).
+    /// When each certificate expires, as kubeadm certs check-expiration (dates only: `kpki
+    /// verify` checks keys and signatures)
     CheckExpiration(Box<CheckExpirationCmd>),
     /// Renew leaves and kubeconfig client certs (new key, serial, validity); CAs are never renewed.
     Renew(Box<crate::lifecycle_cmd::RenewCmd>),
