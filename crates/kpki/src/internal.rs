@@ -13,6 +13,8 @@ pub mod entropy;
 pub mod kubeconfig;
 #[path = "limits.rs"]
 pub mod limits;
+#[path = "memo.rs"]
+pub(crate) mod memo;
 #[path = "model/mod.rs"]
 pub mod model;
 #[path = "ops/mod.rs"]

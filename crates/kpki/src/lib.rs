@@ -62,7 +62,7 @@ pub mod plan;
 pub mod rotate;
 pub mod text;
 
-use internal::{apply, assess, disk, entropy, kubeconfig, limits, model, ops, views, x509};
+use internal::{apply, assess, disk, entropy, kubeconfig, limits, memo, model, ops, views, x509};
 
 pub use entropy::FixedEntropy;
 pub use entropy::{Entropy, SystemEntropy};

@@ -34,19 +34,12 @@ fn kubeadm_output() -> String {
 
 fn fixture_args() -> Vec<String> {
     let f = fixture();
-    [
-        "--config",
-        s(&f.join("kubeadm-config.yaml")),
-        "--cert-dir",
-        s(&f.join("pki")),
-        "--kubeconfig-dir",
-        s(&f.join("kubeconfig")),
-        "--now",
-        KUBEADM_RAN_AT,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect()
+    let mut args = vec![
+        "--config".to_string(),
+        s(&f.join("kubeadm-config.yaml")).to_string(),
+    ];
+    args.extend(copy_args(&f));
+    args
 }
 
 /// A private copy of the fixture (files 0600), to damage; the directory goes with the guard.
@@ -57,7 +50,7 @@ fn fixture_copy() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, root)
 }
 
-/// The folders of a [`fixture_copy`] at kubeadm's instant (no cluster config).
+/// The folders of the fixture (or a [`fixture_copy`]) at kubeadm's instant (no cluster config).
 fn copy_args(root: &std::path::Path) -> Vec<String> {
     [
         "--cert-dir",

@@ -108,7 +108,7 @@ fn outs(desired: &Desired, plan: &RotationPlan, ctx: &Context<'_>) -> Result<Vec
             crate::disk::read::Observed::Present(k) => Ok(Arc::new(k.key)),
             crate::disk::read::Observed::Missing => Err(Error::file(p, "is missing")),
             crate::disk::read::Observed::Invalid(m) => Err(Error::file(p, m)),
-            crate::disk::read::Observed::Unread => Err(Error::file(p, "was not read")),
+            crate::disk::read::Observed::Unread => Err(Error::file(p, crate::disk::read::NOT_READ)),
         }
     };
     let mut outs: Vec<Out> = Vec::new();

@@ -160,8 +160,7 @@ type ParsedCerts = std::result::Result<(Vec<u8>, Vec<Vec<u8>>), String>;
 
 thread_local! {
     /// The last `certificate-authority-data` parsed on this thread and its result.
-    static LAST_CA_PEM: std::cell::RefCell<Option<(Vec<u8>, ParsedCerts)>> =
-        const { std::cell::RefCell::new(None) };
+    static LAST_CA_PEM: crate::memo::Last<ParsedCerts> = const { std::cell::RefCell::new(None) };
 }
 
 /// [`read_kubeconfig_in`], loading the client key or not.
@@ -189,19 +188,10 @@ pub fn read_kubeconfig_with(
         };
         // Every kubeconfig of a tree (100,000 of them for `kpki nodes`) embeds the same CA: its
         // parse is remembered per thread, keyed by the exact bytes (the same bytes, the same result).
-        let ca = cur.ca_pem.as_ref().map(|p| {
-            LAST_CA_PEM.with(|last| {
-                let mut last = last.borrow_mut();
-                match &*last {
-                    Some((bytes, parsed)) if bytes == p => parsed.clone(),
-                    _ => {
-                        let parsed = crate::disk::read::parse_cert_pem(p);
-                        *last = Some((p.clone(), parsed.clone()));
-                        parsed
-                    }
-                }
-            })
-        });
+        let ca = cur
+            .ca_pem
+            .as_ref()
+            .map(|p| crate::memo::last(&LAST_CA_PEM, p, || crate::disk::read::parse_cert_pem(p)));
         let (mut ca_der, mut ca_chain) = match ca
             .transpose()
             .map_err(|m| format!("certificate-authority-data: {m}"))?

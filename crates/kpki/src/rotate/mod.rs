@@ -350,7 +350,9 @@ impl Kpki {
             Observed::Present(v) => v,
             Observed::Missing => return Err(Error::file(&ca.cert_path, "is missing")),
             Observed::Invalid(m) => return Err(Error::file(&ca.cert_path, m)),
-            Observed::Unread => return Err(Error::file(&ca.cert_path, "was not read")),
+            Observed::Unread => {
+                return Err(Error::file(&ca.cert_path, crate::disk::read::NOT_READ))
+            }
         };
         let pem: String = certs
             .iter()

@@ -228,6 +228,28 @@ mod tests {
         k
     }
 
+    /// A certificate of `profile` for `key`, signed by a CA with `ca`'s subject but a key of
+    /// its own (so not by the tree's CA).
+    fn signed_by_foreign_ca(
+        ca: &crate::x509::issue::Profile,
+        profile: &crate::x509::issue::Profile,
+        key: &PrivateKey,
+        when: Issuance,
+    ) -> Vec<u8> {
+        let foreign_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let foreign = issue(ca, &foreign_key, None, when).unwrap();
+        issue(
+            profile,
+            key,
+            Some(Issuer {
+                cert_der: &foreign,
+                key: &foreign_key,
+            }),
+            when,
+        )
+        .unwrap()
+    }
+
     fn audit(k: &Kpki, now: OffsetDateTime) -> Report {
         let disk = crate::disk::observe(&k.desired);
         verify(&k.desired, &disk, now, &Options::default())
@@ -278,27 +300,16 @@ mod tests {
             panic!("no ca")
         };
         // A CA with the same subject but another key signs an already expired apiserver cert.
-        let foreign_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let when = Issuance {
             not_before: T0 - Duration::days(30),
             not_after: T0 - Duration::days(1),
             serial: 42,
         };
-        let foreign = issue(&ca.profile, &foreign_key, None, when).unwrap();
         let key = crate::disk::read::read_key(&api.key_path);
         let Observed::Present(kf) = key else {
             panic!("key")
         };
-        let der = issue(
-            &api.profile,
-            &kf.key,
-            Some(Issuer {
-                cert_der: &foreign,
-                key: &foreign_key,
-            }),
-            when,
-        )
-        .unwrap();
+        let der = signed_by_foreign_ca(&ca.profile, &api.profile, &kf.key, when);
         std::fs::write(&api.cert_path, crate::x509::issue::cert_pem(&der)).unwrap();
         let r = audit(&k, T0 + Duration::hours(1));
         let want: BTreeSet<(String, String)> = [
@@ -407,13 +418,11 @@ mod tests {
         let Some(ca) = k.desired.ca("ca") else {
             panic!("no ca")
         };
-        let foreign_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let when = Issuance {
             not_before: T0,
             not_after: T0 + Duration::days(365),
             serial: 7,
         };
-        let foreign = issue(&ca.profile, &foreign_key, None, when).unwrap();
         let text = std::fs::read_to_string(&admin.path).unwrap();
         let mut cfg = crate::kubeconfig::Kubeconfig::from_yaml(&text).unwrap();
         let cur = cfg.current().unwrap();
@@ -421,16 +430,7 @@ mod tests {
             std::str::from_utf8(cur.client_key_pem.as_ref().unwrap()).unwrap(),
         )
         .unwrap();
-        let client = issue(
-            &admin.profile,
-            &key,
-            Some(Issuer {
-                cert_der: &foreign,
-                key: &foreign_key,
-            }),
-            when,
-        )
-        .unwrap();
+        let client = signed_by_foreign_ca(&ca.profile, &admin.profile, &key, when);
         let ca_pem = String::from_utf8(cur.ca_pem.clone().unwrap()).unwrap();
         cfg.set_credentials(
             Some(&ca_pem),

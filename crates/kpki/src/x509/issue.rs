@@ -277,34 +277,29 @@ pub(crate) fn san_extension(profile: &Profile) -> Result<Option<Extension>> {
 type IssuerFacts = (Vec<u8>, Option<Vec<u8>>);
 
 thread_local! {
-    /// The last CA certificate read by [`issuer_facts`] on this thread, by its exact bytes: a
-    /// bulk run signs thousands of certificates with one CA.
-    static LAST_ISSUER: std::cell::RefCell<Option<(Vec<u8>, IssuerFacts)>> =
+    /// The last CA certificate read by [`issuer_facts`] on this thread: a bulk run signs
+    /// thousands of certificates with one CA.
+    static LAST_ISSUER: crate::memo::Last<std::result::Result<IssuerFacts, String>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// What a certificate signed by `ca_der` takes from it: its subject and its SKI.
 fn issuer_facts(ca_der: &[u8]) -> Result<IssuerFacts> {
-    if let Some(f) = LAST_ISSUER.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|(der, _)| der.as_slice() == ca_der)
-            .map(|(_, f)| f.clone())
-    }) {
-        return Ok(f);
-    }
-    let (_, ca) = x509_parser::certificate::X509Certificate::from_der(ca_der)
-        .map_err(|e| Error::crypto("reading the CA certificate", e))?;
-    let ski = ca
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-            _ => None,
-        });
-    let facts = (ca.tbs_certificate.subject.as_raw().to_vec(), ski);
-    LAST_ISSUER.with(|l| *l.borrow_mut() = Some((ca_der.to_vec(), facts.clone())));
-    Ok(facts)
+    crate::memo::last(&LAST_ISSUER, ca_der, || {
+        let (_, ca) = x509_parser::certificate::X509Certificate::from_der(ca_der)
+            .map_err(|e| e.to_string())?;
+        let ski = ca
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            });
+        Ok((ca.tbs_certificate.subject.as_raw().to_vec(), ski))
+    })
+    .map_err(|e| Error::crypto("reading the CA certificate", e))
 }
 
 /// Builds and signs a certificate. `issuer = None` makes it self-signed with `key`.
