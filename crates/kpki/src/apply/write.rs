@@ -466,7 +466,6 @@ impl WritePolicy {
     /// its CA keys.
     pub fn for_tree(desired: &crate::model::resolve::Desired, allow_insecure_dir: bool) -> Self {
         use crate::model::layout::normalize;
-        use crate::model::resolve::Entry;
         let mut p = WritePolicy {
             roots: vec![
                 normalize(&desired.inputs.cert_dir),
@@ -475,26 +474,7 @@ impl WritePolicy {
             allow_insecure_dir,
             ..Default::default()
         };
-        for e in &desired.entries {
-            let mut files: Vec<PathBuf> = e.csr_path().into_iter().collect();
-            match e {
-                Entry::Ca(c) => {
-                    p.ca_keys
-                        .push((normalize(&c.key_path), format!("CA {}", c.name)));
-                    files.extend([c.cert_path.clone(), c.key_path.clone()]);
-                }
-                Entry::Leaf(c) => files.extend([c.cert_path.clone(), c.key_path.clone()]),
-                Entry::KeyPair(k) => files.extend([k.key_path.clone(), k.pub_path.clone()]),
-                Entry::Kubeconfig(k) => {
-                    let mut signed = k.path.as_os_str().to_owned();
-                    signed.push(".crt");
-                    files.extend([k.path.clone(), PathBuf::from(signed)]);
-                }
-            }
-            for f in files {
-                p.claims.insert(normalize(&f), e.name().to_string());
-            }
-        }
+        p.claim_all(desired);
         // An entry outside both (an `--out` file, a node's files) has its own directory as root.
         let mut outside: Vec<PathBuf> = p
             .claims
@@ -509,6 +489,61 @@ impl WritePolicy {
         outside.retain(|r| !p.roots.contains(r));
         p.roots.extend(outside);
         p
+    }
+
+    /// The policy for a resolved set of entries that must all lie below one directory (a bulk
+    /// run's output directory): the same claims and CA keys as [`WritePolicy::for_tree`], `root`
+    /// the only root.
+    pub fn under(
+        desired: &crate::model::resolve::Desired,
+        root: PathBuf,
+        allow_insecure_dir: bool,
+    ) -> Self {
+        let mut p = WritePolicy {
+            roots: vec![root],
+            allow_insecure_dir,
+            ..Default::default()
+        };
+        p.claim_all(desired);
+        p
+    }
+
+    /// Records every file of every entry as that entry's, and every CA key.
+    fn claim_all(&mut self, desired: &crate::model::resolve::Desired) {
+        use crate::model::layout::normalize;
+        use crate::model::resolve::Entry;
+        self.claims.reserve(2 * desired.entries.len());
+        for e in &desired.entries {
+            let name = e.name();
+            let mut claim = |f: &Path| {
+                self.claims.insert(normalize(f), name.to_string());
+            };
+            if let Some(csr) = e.csr_path() {
+                claim(&csr);
+            }
+            match e {
+                Entry::Ca(c) => {
+                    self.ca_keys
+                        .push((normalize(&c.key_path), format!("CA {}", c.name)));
+                    claim(&c.cert_path);
+                    claim(&c.key_path);
+                }
+                Entry::Leaf(c) => {
+                    claim(&c.cert_path);
+                    claim(&c.key_path);
+                }
+                Entry::KeyPair(k) => {
+                    claim(&k.key_path);
+                    claim(&k.pub_path);
+                }
+                Entry::Kubeconfig(k) => {
+                    let mut signed = k.path.as_os_str().to_owned();
+                    signed.push(".crt");
+                    claim(&k.path);
+                    claim(Path::new(&signed));
+                }
+            }
+        }
     }
 
     /// Adds the entries of `outside` (credentials issued outside the tree: `kubeconfig user`,

@@ -298,25 +298,19 @@ impl Vars {
     fn one(&self, entry: &str, field: &str, t: &str) -> Result<String> {
         let tpl = Template::parse(t, &self.all_scalars(), &[])
             .map_err(|m| spec_err(entry, format!("{field}: {m}")))?;
-        let scal: HashMap<&str, String> =
-            self.scalars.iter().map(|(k, v)| (*k, v.clone())).collect();
         Ok(tpl
-            .expand(&scal, &HashMap::new())
+            .expand(&self.scalars, &HashMap::new())
             .into_iter()
             .next()
             .unwrap_or_default())
     }
 
     fn many(&self, entry: &str, field: &str, ts: &[String]) -> Result<Vec<String>> {
-        let scal: HashMap<&str, String> =
-            self.scalars.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let lists: HashMap<&str, Vec<String>> =
-            self.lists.iter().map(|(k, v)| (*k, v.clone())).collect();
         let mut out = Vec::new();
         for t in ts {
             let tpl = Template::parse(t, &self.all_scalars(), &self.all_lists())
                 .map_err(|m| spec_err(entry, format!("{field}: {m}")))?;
-            out.extend(tpl.expand(&scal, &lists));
+            out.extend(tpl.expand(&self.scalars, &self.lists));
         }
         Ok(out)
     }

@@ -49,17 +49,31 @@ pub fn node_entries(
     node: &Node,
     serving: bool,
 ) -> Result<Vec<Entry>> {
-    let ns = node_spec(spec)?;
     let mut vars = Vars::from_inputs(inputs);
+    node_entries_with(spec, &mut vars, inputs, out_dir, node, serving)
+}
+
+/// [`node_entries`] with the cluster's variables made once (`vars`, from
+/// [`Vars::from_inputs`]): only the node's own are set here, so a bulk run does not derive the
+/// cluster's again for every node.
+fn node_entries_with(
+    spec: &Spec,
+    vars: &mut Vars,
+    inputs: &Inputs,
+    out_dir: &Path,
+    node: &Node,
+    serving: bool,
+) -> Result<Vec<Entry>> {
+    let ns = node_spec(spec)?;
     vars.set("node_name", node.name.clone());
     vars.set_list("node_ips", node.ips.iter().map(|i| i.to_string()).collect());
     let mut out = Vec::new();
     if let (true, Some(s)) = (serving, &ns.serving) {
-        let mut c = resolve_cert(spec, s, false, &vars, inputs, out_dir)?;
+        let mut c = resolve_cert(spec, s, false, vars, inputs, out_dir)?;
         c.name = format!("{}/{}", node.name, c.name);
         out.push(Entry::Leaf(c));
     }
-    let mut k = resolve_kubeconfig(spec, &ns.kubeconfig, &vars, inputs, out_dir)?;
+    let mut k = resolve_kubeconfig(spec, &ns.kubeconfig, vars, inputs, out_dir)?;
     k.name = format!("{}/{}", node.name, k.name);
     out.push(Entry::Kubeconfig(k));
     Ok(out)
@@ -165,6 +179,16 @@ impl std::fmt::Debug for NodeIssuer {
             .field("serving", &self.serving)
             .finish_non_exhaustive()
     }
+}
+
+/// What one worker keeps from node to node while it plans them: the plan's model with the
+/// run's CAs and inputs, the CAs' assessments (cloned once per worker, not per node), and the
+/// cluster's template variables.
+#[derive(Default)]
+struct Scratch {
+    vars: Option<Vars>,
+    desired: Option<Desired>,
+    assessed: Vec<EntryAssessment>,
 }
 
 /// A line of the nodes file: its number, the node's name, and the node planned (or why not).
@@ -275,14 +299,25 @@ impl NodeIssuer {
     /// Observes, judges and plans one node (no writes).
     fn plan_node(
         &self,
+        scratch: &mut Scratch,
         judge: &Assessor,
         cas: &[EntryAssessment],
         line: usize,
         node: Node,
         now: time::OffsetDateTime,
     ) -> std::result::Result<Planned, String> {
-        let entries = node_entries(&self.spec, &self.inputs, &self.out_dir, &node, self.serving)
-            .map_err(|e| e.to_string())?;
+        let vars = scratch
+            .vars
+            .get_or_insert_with(|| Vars::from_inputs(&self.inputs));
+        let entries = node_entries_with(
+            &self.spec,
+            vars,
+            &self.inputs,
+            &self.out_dir,
+            &node,
+            self.serving,
+        )
+        .map_err(|e| e.to_string())?;
         // A run killed mid-way left temporary files or `<crt>.kpki-new`: drop them, or finish
         // or undo the pair replacement, first (under the output directory's lock).
         let mut dirs: Vec<&Path> = entries
@@ -299,10 +334,23 @@ impl NodeIssuer {
             }
         }
         let disk = disk::observe_entries(&entries);
+        // The plan's model: the CAs (kept in `scratch` from node to node) then this node's
+        // entries, moved in and back out, not copied.
+        let n_cas = self.cas.entries.len();
+        let desired = scratch.desired.get_or_insert_with(|| Desired {
+            entries: self.cas.entries.clone(),
+            modes: self.cas.modes,
+            inputs: self.inputs.clone(),
+            readers: Vec::new(),
+        });
+        desired.entries.truncate(n_cas);
+        let mut assessed = std::mem::take(&mut scratch.assessed);
+        if assessed.len() < cas.len() {
+            assessed = cas.to_vec();
+        }
+        assessed.truncate(cas.len());
         // A node's entries are signed by the CAs judged once for the run (`judge_cas`), never
         // CAs themselves: each is judged against them without copying the judge.
-        let mut assessed: Vec<EntryAssessment> = Vec::with_capacity(cas.len() + entries.len());
-        assessed.extend_from_slice(cas);
         for e in &entries {
             if matches!(e, Entry::Ca(_)) {
                 return Err(format!("{}: a node's entry cannot be a CA", e.name()));
@@ -312,23 +360,14 @@ impl NodeIssuer {
                 None => assess::unobserved(e),
             });
         }
-        // The node's entries are moved into the plan's model and back out, not copied.
-        let n_cas = self.cas.entries.len();
-        let mut all = Vec::with_capacity(n_cas + entries.len());
-        all.extend(self.cas.entries.iter().cloned());
-        all.extend(entries);
-        let mut desired = Desired {
-            entries: all,
-            modes: self.cas.modes,
-            inputs: self.inputs.clone(),
-            readers: Vec::new(),
-        };
+        desired.entries.extend(entries);
         let a = Assessment {
             entries: assessed,
             inputs: Vec::new(),
             node: Vec::new(),
         };
-        let mut p = plan::plan_assessed(&desired, &a, now, &nodes_options());
+        let mut p = plan::plan_assessed(desired, &a, now, &nodes_options());
+        scratch.assessed = a.entries;
         let steps: Vec<Step> = p.steps.split_off(n_cas);
         let entries: Vec<Entry> = desired.entries.split_off(n_cas);
         if let Some(s) = steps.iter().find(|s| s.action == Action::Error) {
@@ -440,15 +479,12 @@ impl NodeIssuer {
             let prepare = || -> Result<PreparedChunk> {
                 let planned: Vec<PlannedLine> = chunk
                     .into_par_iter()
-                    .map(|(line, node)| match node {
+                    .map_init(Scratch::default, |scratch, (line, node)| match node {
                         Err(m) => (line, None, Err(m)),
                         Ok(n) => {
                             let name = Some(n.name.clone());
-                            (
-                                line,
-                                name,
-                                self.plan_node(&judge, &ca_assessed, line, n, run.now),
-                            )
+                            let p = self.plan_node(scratch, &judge, &ca_assessed, line, n, run.now);
+                            (line, name, p)
                         }
                     })
                     .collect();
@@ -546,9 +582,11 @@ impl NodeIssuer {
             };
             // The one path check with the output directory as the only root: a node's files
             // stay inside it, never through a link, never onto a CA key or another's file.
-            let mut policy =
-                crate::apply::write::WritePolicy::for_tree(&desired, self.allow_insecure_dir);
-            policy.roots = vec![self.out_root.clone()];
+            let policy = crate::apply::write::WritePolicy::under(
+                &desired,
+                self.out_root.clone(),
+                self.allow_insecure_dir,
+            );
             Some(crate::apply::prepare(
                 &desired, &disk, &plan, &ctx, false, policy,
             )?)
