@@ -184,6 +184,28 @@ pub struct AuthInfo {
     pub extra: Extra,
 }
 
+/// Whether serde-saphyr writes `s` as a plain scalar, character for character: base64 only
+/// (no character that YAML treats specially), a letter first (not a number, nor `.inf`, `-`
+/// or `+` forms), and longer than any YAML 1.1 keyword (`false`, `null`, `yes`, `off`, ...).
+fn plain_base64(s: &str) -> bool {
+    // Branch-free over the bytes (a fold, not `all`), so the compiler can use vector code: a
+    // kubelet's kubeconfig has about 2.7 KB of it.
+    let base64 = |b: u8| {
+        (b | 0x20).wrapping_sub(b'a') < 26
+            || b.wrapping_sub(b'0') < 10
+            || b == b'+'
+            || b == b'/'
+            || b == b'='
+    };
+    s.len() > 5
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && s.bytes().fold(true, |ok, b| ok & base64(b))
+}
+
+/// The start of a stand-in for embedded data while serde-saphyr writes a kubeconfig
+/// (`to_yaml_typed`); `-` is not base64.
+const STAND_IN: &str = "kpki-data-";
+
 /// The pieces of a kubeconfig that its current context points at, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
@@ -286,9 +308,70 @@ impl Kubeconfig {
             // Without kept fields the typed form is already in client-go's order (every struct
             // declares its fields sorted, as `fields_are_declared_in_sorted_order` checks), and
             // skips the JSON copy: a bulk `kpki nodes` run writes 100,000 of these.
-            serde_saphyr::to_fmt_writer_with_options(&mut out, self, opts)
+            return self.to_yaml_typed(opts);
         }
         .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// The typed form, with the embedded data handed to serde-saphyr as short stand-ins and put
+    /// back in its output. The base64 is nine tenths of a kubelet's kubeconfig, and serde-saphyr
+    /// examines each of its characters to choose a scalar style; base64 that [`plain_base64`]
+    /// accepts is always written plain and as is, so the bytes are the same either way
+    /// (`stand_ins_change_no_byte`). A stand-in has a `-`, which base64 lacks, so no data can
+    /// hold one; one found anywhere but once (a name that spells it) means no stand-ins.
+    fn to_yaml_typed(&self, opts: serde_saphyr::SerializerOptions) -> Result<String, String> {
+        let mut bare = self.clone();
+        let mut data: Vec<(String, String)> = Vec::new();
+        let fields = bare
+            .clusters
+            .iter_mut()
+            .map(|c| &mut c.cluster.certificate_authority_data)
+            .chain(bare.users.iter_mut().flat_map(|u| {
+                [
+                    &mut u.user.client_certificate_data,
+                    &mut u.user.client_key_data,
+                ]
+            }));
+        for field in fields {
+            if field.as_deref().is_some_and(plain_base64) {
+                let token = format!("{STAND_IN}{}", data.len());
+                let value = field.replace(token.clone()).unwrap_or_default();
+                data.push((token, value));
+            }
+        }
+        let mut text = String::with_capacity(1024);
+        serde_saphyr::to_fmt_writer_with_options(&mut text, &bare, opts.clone())
+            .map_err(|e| e.to_string())?;
+        // Each stand-in where serde-saphyr put it, in the order they appear.
+        let mut found: Vec<(usize, usize)> = Vec::with_capacity(data.len());
+        for (at, _) in text.match_indices(STAND_IN) {
+            let digits = text[at + STAND_IN.len()..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let end = at + STAND_IN.len() + digits;
+            match data.iter().position(|(t, _)| *t == text[at..end]) {
+                Some(i) if !found.iter().any(|(_, j)| *j == i) => found.push((at, i)),
+                _ => found.push((at, usize::MAX)),
+            }
+        }
+        if found.len() != data.len() || found.iter().any(|(_, i)| *i == usize::MAX) {
+            text.clear();
+            serde_saphyr::to_fmt_writer_with_options(&mut text, self, opts)
+                .map_err(|e| e.to_string())?;
+            return Ok(text);
+        }
+        let size = text.len() + data.iter().map(|(_, v)| v.len()).sum::<usize>();
+        let mut out = String::with_capacity(size);
+        let mut from = 0;
+        for (at, i) in found {
+            let (token, value) = &data[i];
+            out.push_str(&text[from..at]);
+            out.push_str(value);
+            from = at + token.len();
+        }
+        out.push_str(&text[from..]);
         Ok(out)
     }
 
@@ -614,6 +697,84 @@ mod tests {
             .insert("as".into(), serde_json::Value::String("x".into()));
         assert!(k.has_extra());
         assert_eq!(k.to_yaml().unwrap(), sorted_yaml(&k));
+    }
+
+    #[test]
+    fn stand_ins_change_no_byte() {
+        // serde-saphyr on the whole document, data included: what `to_yaml_typed` must equal.
+        let whole = |k: &Kubeconfig| {
+            let mut opts = serde_saphyr::SerializerOptions::default();
+            opts.prefer_block_scalars = false;
+            opts.indent_step = 2;
+            let mut out = String::new();
+            serde_saphyr::to_fmt_writer_with_options(&mut out, k, opts).unwrap();
+            out
+        };
+        // Base64 of every length up to 64 bytes and some long ones, from a fixed sequence.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values: Vec<String> = (0..64usize)
+            .chain([700, 1200, 1700, 3000])
+            .map(|n| {
+                let bytes: Vec<u8> = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                B64.encode(bytes)
+            })
+            .collect();
+        // Strings YAML reads as something else, or that need quotes, and the stand-in itself.
+        for v in [
+            "",
+            "abcde",
+            "Falsey",
+            "123456",
+            "+12345",
+            "/abcdef",
+            "=abcde",
+            "1e1000",
+            "0b1010",
+            "a b c d",
+            "abc:def",
+            "abc: d",
+            "abc #d",
+            "kpki-data-0",
+            "true",
+            "NULL",
+            "y",
+        ] {
+            values.push(v.to_string());
+        }
+        let mut checked = 0;
+        for (i, v) in values.iter().enumerate() {
+            let other = &values[(i * 7 + 3) % values.len()];
+            for user in ["system:node:a", "kpki-data-0", "kpki-data-1 kpki-data-1"] {
+                let k = Kubeconfig::single(Single {
+                    cluster_name: "kubernetes",
+                    server: "https://10.0.0.1:6443",
+                    ca_pem: None,
+                    user,
+                    auth: AuthInfo {
+                        client_certificate_data: Some(v.clone()),
+                        client_key_data: Some(other.clone()),
+                        ..AuthInfo::default()
+                    },
+                });
+                let mut k = k;
+                k.clusters[0].cluster.certificate_authority_data = Some(values[i / 2].clone());
+                assert_eq!(k.to_yaml().unwrap(), whole(&k), "data {v:?}, user {user:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 200);
+        // The rule the stand-ins rest on, on its own.
+        assert!(plain_base64("LS0tLS1CRUdJTiBDRVJU"));
+        for v in ["abcde", "1abcdef", "+abcdef", "abc-def", "abc def", "abcdé"] {
+            assert!(!plain_base64(v), "{v}");
+        }
     }
 
     #[test]
