@@ -988,18 +988,24 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
     let mut devices: Vec<(u64, PathBuf)> = Vec::new();
     // Directory -> its file system, looked up once per directory.
     let mut dev_of: HashMap<PathBuf, u64> = HashMap::new();
-    for o in outs.iter().filter(|o| !o.chmod_only) {
-        use std::os::unix::fs::MetadataExt;
+    for (o, p) in outs.iter().zip(&pending).filter(|(o, _)| !o.chmod_only) {
         let Some(dir) = o.path.parent() else { continue };
         if dev_of.contains_key(dir) {
             continue;
         }
-        let Ok(m) = std::fs::metadata(dir) else {
-            continue;
+        // A staged file's own file system, from its open descriptor (no path to walk); the
+        // directory's for a rename.
+        let dev = match p {
+            Some(p) => p.device(),
+            None => {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(dir).ok().map(|m| m.dev())
+            }
         };
-        dev_of.insert(dir.to_path_buf(), m.dev());
-        if !devices.iter().any(|(d, _)| *d == m.dev()) {
-            devices.push((m.dev(), dir.to_path_buf()));
+        let Some(dev) = dev else { continue };
+        dev_of.insert(dir.to_path_buf(), dev);
+        if !devices.iter().any(|(d, _)| *d == dev) {
+            devices.push((dev, dir.to_path_buf()));
             crate::apply::write::sync_filesystem(dir)?;
         }
     }

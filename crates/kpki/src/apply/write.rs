@@ -36,9 +36,11 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
 /// [`ensure_dir`], telling whether it made `dir` (then `dir` is empty but for what the caller
 /// puts there). A missing parent is looked for only when `dir` cannot be made.
 fn make_dir(dir: &Path, mode: u32) -> Result<bool> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
+    if dir.as_os_str().is_empty() {
         return Ok(false);
     }
+    // Made first, looked at only when it is there already: a bulk run makes a new directory
+    // per node, and a stat before each would find nothing.
     let mkdir = || fs::DirBuilder::new().mode(mode).create(dir);
     let mut made = mkdir();
     if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
@@ -163,6 +165,12 @@ pub fn verify_archive(archive: &Path, live: &Path) -> Result<()> {
 }
 
 impl Pending {
+    /// The file system the staged file is on (its descriptor's device), if it can be read.
+    pub fn device(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        self.tmp.as_file().metadata().ok().map(|m| m.dev())
+    }
+
     /// Flushes this one file's data (for single writes; batches use [`sync_filesystem`]).
     pub fn sync(&self) -> Result<()> {
         self.tmp
