@@ -518,8 +518,9 @@ impl WritePolicy {
 
     /// Records every file of every entry as that entry's, and every CA key.
     fn claim_all(&mut self, desired: &crate::model::resolve::Desired) {
-        use crate::model::layout::normalize;
         use crate::model::resolve::Entry;
+        let paths = crate::model::layout::Normalizer::default();
+        let normalize = |p: &Path| paths.normalize(p);
         self.claims.reserve(2 * desired.entries.len());
         for e in &desired.entries {
             let name = e.name();
@@ -648,7 +649,8 @@ impl WritePolicy {
 
     /// Checks every planned write (see [`WritePolicy`]); the first problem is the error.
     pub fn check(&self, writes: &[PlannedWrite<'_>]) -> Result<()> {
-        use crate::model::layout::normalize;
+        let paths = crate::model::layout::Normalizer::default();
+        let normalize = |p: &Path| paths.normalize(p);
         let mut seen = std::collections::HashSet::new();
         for (i, w) in writes.iter().enumerate() {
             if w.path

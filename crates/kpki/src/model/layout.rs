@@ -106,13 +106,40 @@ pub fn blame(
 /// `path` made absolute and with `.`/`..` resolved lexically (no file system access), so two
 /// spellings of one file compare equal.
 pub fn normalize(path: &Path) -> PathBuf {
-    // Already absolute with no `..`: nothing to resolve (paths compare and hash by their
-    // components, so `.` and doubled separators are no difference). Every path of a resolved
-    // tree is like this, and a bulk run asks for hundreds of thousands.
-    if path.is_absolute() && !path.components().any(|c| c == Component::ParentDir) {
-        return path.to_path_buf();
+    Normalizer::default().normalize(path)
+}
+
+/// [`normalize`] for many paths, reading the current directory once: `std::path::absolute` asks
+/// the kernel for it (getcwd) on every relative path, and a bulk run with a relative
+/// `--out-dir` has several per node.
+#[derive(Debug, Default)]
+pub struct Normalizer {
+    cwd: std::cell::OnceCell<Option<PathBuf>>,
+}
+
+impl Normalizer {
+    /// See [`normalize`].
+    pub fn normalize(&self, path: &Path) -> PathBuf {
+        // Already absolute with no `..`: nothing to resolve (paths compare and hash by their
+        // components, so `.` and doubled separators are no difference). Every path of a
+        // resolved tree is like this when its directories were given absolute.
+        if path.is_absolute() && !path.components().any(|c| c == Component::ParentDir) {
+            return path.to_path_buf();
+        }
+        let abs = if path.is_absolute() || path.as_os_str().is_empty() {
+            path.to_path_buf()
+        } else {
+            match self.cwd.get_or_init(|| std::env::current_dir().ok()) {
+                Some(cwd) => cwd.join(path),
+                None => path.to_path_buf(),
+            }
+        };
+        resolve_dots(&abs)
     }
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+}
+
+/// Drops `.` components and resolves `..` against the components before it.
+fn resolve_dots(abs: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in abs.components() {
         match c {
@@ -277,4 +304,40 @@ pub fn check(desired: &Desired, spec: &Spec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizer_reads_the_current_directory_once_and_agrees_with_absolute() {
+        // What `normalize` did before the current directory was read once: std's `absolute`
+        // (getcwd per call), then `.` and `..` resolved.
+        let before = |p: &Path| {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            resolve_dots(&abs)
+        };
+        let paths = Normalizer::default();
+        for p in [
+            "",
+            ".",
+            "..",
+            "a",
+            "a/b",
+            "./a//b/",
+            "a/../b",
+            "../../x",
+            "/",
+            "/a/./b//c/",
+            "/a/../../b",
+            "/etc/kubernetes/pki/ca.key",
+            "nodes/n-1/kubelet.conf",
+        ] {
+            let p = Path::new(p);
+            assert_eq!(paths.normalize(p), before(p), "{}", p.display());
+            assert_eq!(normalize(p), before(p), "{}", p.display());
+        }
+        assert!(paths.normalize(Path::new("a")).is_absolute());
+    }
 }
