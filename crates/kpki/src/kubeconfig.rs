@@ -713,7 +713,7 @@ mod tests {
         // Base64 of every length up to 64 bytes and some long ones, from a fixed sequence.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut values: Vec<String> = (0..64usize)
-            .chain([700, 1200, 1700, 3000])
+            .chain([700, 1200, 1700, 3000, 6000, 12000])
             .map(|n| {
                 let bytes: Vec<u8> = (0..n)
                     .map(|_| {

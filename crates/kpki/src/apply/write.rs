@@ -36,11 +36,11 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
 /// [`ensure_dir`], telling whether it made `dir` (then `dir` is empty but for what the caller
 /// puts there). A missing parent is looked for only when `dir` cannot be made.
 fn make_dir(dir: &Path, mode: u32) -> Result<bool> {
-    if dir.as_os_str().is_empty() {
+    // Looked at first: most calls are for a directory that is there (every file of a tree is
+    // staged into one of a few), and a failed `mkdir` would cost a second call for each.
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(false);
     }
-    // Made first, looked at only when it is there already: a bulk run makes a new directory
-    // per node, and a stat before each would find nothing.
     let mkdir = || fs::DirBuilder::new().mode(mode).create(dir);
     let mut made = mkdir();
     if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
