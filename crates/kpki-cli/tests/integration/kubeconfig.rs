@@ -864,3 +864,53 @@ fn kubeconfig_user_fails_cleanly_without_the_ca() {
     ]));
     assert!(err.contains("--control-plane-endpoint"), "{err}");
 }
+
+/// `--out` with a bare file name writes into the current directory, flushed like any other
+/// (its directory is `.`; the empty path a bare name's parent is made a run fail after staging
+/// once the flush read the staged file's file system from its descriptor).
+#[test]
+fn user_kubeconfig_out_as_a_bare_file_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = init_tree(&tmp.path().join("t"), &[]);
+    let cwd = tmp.path().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    let out = Command::new(crate::util::KPKI)
+        .args([
+            "kubeconfig",
+            "user",
+            "--cert-dir",
+            s(&pki),
+            "--client-name",
+            "alice",
+            "--apiserver-advertise-address",
+            "10.0.0.10",
+            "--out",
+            "alice.conf",
+        ])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kpki kubeconfig user --out alice.conf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = cwd.join("alice.conf");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // kubectl reads it: the user is alice, with a client certificate embedded.
+    let v = kubeconfig_json(&file);
+    assert_eq!(v["users"][0]["name"], "alice", "{v}");
+    assert!(
+        v["users"][0]["user"]["client-certificate-data"].is_string(),
+        "{v}"
+    );
+    // Nothing staged is left behind.
+    let left: Vec<_> = fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("alice.conf")]);
+}

@@ -989,7 +989,9 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
     // Directory -> its file system, looked up once per directory.
     let mut dev_of: HashMap<PathBuf, u64> = HashMap::new();
     for (o, p) in outs.iter().zip(&pending).filter(|(o, _)| !o.chmod_only) {
-        let Some(dir) = o.path.parent() else { continue };
+        // A bare file name's directory is `.` (not the empty path, which opens nothing).
+        let dir = crate::apply::write::parent_dir(&o.path);
+        let dir = dir.as_path();
         if dev_of.contains_key(dir) {
             continue;
         }
@@ -1025,10 +1027,9 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
                     crate::apply::write::ensure_dir(d, o.dir_mode)?;
                 }
                 std::fs::rename(from, &o.path).map_err(|e| Error::io(&o.path, e))?;
-                if let Some(d) = from.parent() {
-                    if dir_seen.insert(d.to_path_buf()) {
-                        dirs.push(d.to_path_buf());
-                    }
+                let d = crate::apply::write::parent_dir(from);
+                if dir_seen.insert(d.clone()) {
+                    dirs.push(d);
                 }
             }
             (None, None) if o.chmod_only => crate::apply::write::set_mode(&o.path, o.mode)?,
@@ -1038,10 +1039,9 @@ fn write_all(outs: Vec<Out>) -> Result<Vec<Written>> {
                 }
             }
         }
-        if let Some(d) = o.path.parent() {
-            if dir_seen.insert(d.to_path_buf()) {
-                dirs.push(d.to_path_buf());
-            }
+        let d = crate::apply::write::parent_dir(&o.path);
+        if dir_seen.insert(d.clone()) {
+            dirs.push(d);
         }
         written.push(Written {
             entry: o.entry,
