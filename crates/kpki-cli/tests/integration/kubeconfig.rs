@@ -874,27 +874,20 @@ fn user_kubeconfig_out_as_a_bare_file_name() {
     let pki = init_tree(&tmp.path().join("t"), &[]);
     let cwd = tmp.path().join("cwd");
     fs::create_dir(&cwd).unwrap();
-    let out = Command::new(crate::util::KPKI)
-        .args([
-            "kubeconfig",
-            "user",
-            "--cert-dir",
-            s(&pki),
-            "--client-name",
-            "alice",
-            "--apiserver-advertise-address",
-            "10.0.0.10",
-            "--out",
-            "alice.conf",
-        ])
-        .current_dir(&cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kpki kubeconfig user --out alice.conf: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Kpki::new([
+        "kubeconfig",
+        "user",
+        "--cert-dir",
+        s(&pki),
+        "--client-name",
+        "alice",
+        "--apiserver-advertise-address",
+        "10.0.0.10",
+        "--out",
+        "alice.conf",
+    ])
+    .in_dir(&cwd)
+    .ok();
     let file = cwd.join("alice.conf");
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,

@@ -546,10 +546,8 @@ impl WritePolicy {
                     claim(&k.pub_path);
                 }
                 Entry::Kubeconfig(k) => {
-                    let mut signed = k.path.as_os_str().to_owned();
-                    signed.push(".crt");
                     claim(&k.path);
-                    claim(Path::new(&signed));
+                    claim(&k.signed_path());
                 }
             }
         }

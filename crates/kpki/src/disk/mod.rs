@@ -403,17 +403,10 @@ fn entry_paths(e: &Entry) -> Vec<PathBuf> {
     let mut v = match e {
         Entry::Ca(c) | Entry::Leaf(c) => vec![c.cert_path.clone(), c.key_path.clone()],
         Entry::KeyPair(k) => vec![k.key_path.clone(), k.pub_path.clone()],
-        Entry::Kubeconfig(k) => vec![signed_path(&k.path), k.path.clone()],
+        Entry::Kubeconfig(k) => vec![k.signed_path(), k.path.clone()],
     };
     v.extend(e.csr_path());
     v
-}
-
-/// `<kubeconfig>.crt`: a client certificate signed by an external CA.
-fn signed_path(kubeconfig: &Path) -> PathBuf {
-    let mut crt = kubeconfig.as_os_str().to_owned();
-    crt.push(".crt");
-    PathBuf::from(crt)
 }
 
 fn read_entry(
@@ -448,7 +441,7 @@ fn read_entry(
         }
     };
     let signed = match e {
-        Entry::Kubeconfig(k) => Some(cert(&signed_path(&k.path))),
+        Entry::Kubeconfig(k) => Some(cert(&k.signed_path())),
         _ => None,
     };
     let seen = match e {

@@ -227,10 +227,8 @@ fn claims(desired: &Desired, spec: &Spec) -> Vec<Claim> {
                         format!("{t}.csr"),
                     );
                 }
-                let mut signed = k.path.as_os_str().to_owned();
-                signed.push(".crt");
                 push(
-                    Path::new(&signed),
+                    &k.signed_path(),
                     "externally signed certificate",
                     false,
                     "file",

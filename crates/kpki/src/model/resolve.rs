@@ -146,6 +146,16 @@ pub struct KubeconfigEntry {
     pub renew_all: bool,
 }
 
+impl KubeconfigEntry {
+    /// `<kubeconfig>.crt`: where an externally signed client certificate for it is placed
+    /// (kubeadm's external-CA layout).
+    pub fn signed_path(&self) -> PathBuf {
+        let mut crt = self.path.as_os_str().to_owned();
+        crt.push(".crt");
+        PathBuf::from(crt)
+    }
+}
+
 /// One resolved entry.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

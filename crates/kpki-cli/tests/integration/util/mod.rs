@@ -246,6 +246,8 @@ pub fn ok(out: Output, what: &str) -> Output {
 #[derive(Clone, Debug, Default)]
 pub struct Kpki {
     args: Vec<OsString>,
+    /// The working directory, when not the test's.
+    dir: Option<PathBuf>,
 }
 
 impl Kpki {
@@ -327,6 +329,12 @@ impl Kpki {
         self.args(rest)
     }
 
+    /// Runs it in `dir` (relative paths in its arguments are then relative to `dir`).
+    pub fn in_dir(mut self, dir: &Path) -> Kpki {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Drops `flag` and the value after it.
     pub fn without(mut self, flag: &str) -> Kpki {
         if let Some(i) = self.args.iter().position(|a| a == flag) {
@@ -347,6 +355,9 @@ impl Kpki {
     pub fn command(&self) -> Command {
         let mut c = Command::new(KPKI);
         c.args(&self.args).stdin(Stdio::null());
+        if let Some(d) = &self.dir {
+            c.current_dir(d);
+        }
         c
     }
 
