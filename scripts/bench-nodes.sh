@@ -45,6 +45,8 @@ fi
 
 cargo build --release -q -p kpki-cli
 cargo build --release -q -p kpki --example nodes_floor
+cargo build --release -q -p kpki --example resume_floor
+RESUME_FLOOR=$PWD/target/release/examples/resume_floor
 K=$PWD/target/release/kpki
 FLOOR=$PWD/target/release/examples/nodes_floor
 
@@ -113,6 +115,9 @@ for r in $(seq "$RUNS"); do
 done
 
 echo "== resume: the complete set again (last kpki run's tree)"
+# The resume check's CPU floor: one ECDSA verify and one validated key load per node, on every
+# core, no I/O (crates/kpki/examples/resume_floor.rs).
+"$RESUME_FLOOR" "$NODES" | tee "$J/resume-floor.txt"
 for r in $(seq "$RUNS"); do
   # shellcheck disable=SC2046
   timed resume $(nodes "$W/ca")
@@ -208,6 +213,14 @@ if "kpki-serving" in runs:
 pk = max(peak("kpki"), peak("kpki-serving") if "kpki-serving" in runs else 0)
 p(f"| peak RSS ≤ 64 MiB | {peak('kpki'):.1f} MiB (--serving: {peak('kpki-serving') if 'kpki-serving' in runs else float('nan'):.1f} MiB) | {met(pk <= 64)} |")
 p(f"| resume check of the complete set ≤ 3 s | {med('resume'):.2f} s median | {met(med('resume') <= 3)} |")
+rf = dict(x.split("=", 1) for x in open(os.path.join(j, "resume-floor.txt")).read().split())
+p(f"| (feasibility) resume check's CPU floor: an ECDSA verify ({float(rf['verify_us']):.1f} µs) and a validated key load "
+  f"({float(rf['key_load_us']):.1f} µs) per node on {rf['cores']} cores, no I/O | {float(rf['floor_s']):.2f} s; kpki "
+  f"{med('resume') / float(rf['floor_s']):.2f}× it; target 3 s | "
+  f"{'below the target' if float(rf['floor_s']) <= 3 else '**the target is below this floor**'} |")
+fc = med("floor-crypto") / med("floor")
+p(f"| (feasibility) the keys and signatures alone, written by the floor (`--crypto`) | {fc:.2f}× the write floor; target for kpki 1.2× | "
+  f"{'below the target' if fc <= 1.2 else '**the target is below this floor**'} |")
 rr = med("reissue") / med("floor-overwrite")
 p(f"| re-issue, bounded memory (vs overwrite floor) | {med('reissue'):.2f} s / {med('floor-overwrite'):.2f} s = {rr:.2f}×, peak RSS {peak('reissue'):.1f} MiB | {met(peak('reissue') <= 64)} |")
 def hf(name):
