@@ -206,6 +206,63 @@ fn plain_base64(s: &str) -> bool {
 /// (`to_yaml_typed`); `-` is not base64.
 const STAND_IN: &str = "kpki-data-";
 
+/// Whether serde-saphyr writes the name `s` as a plain scalar, character for character: a
+/// letter first, a letter or digit last, and between them only letters, digits and `-._:@/`
+/// (no space, so no `: ` or ` #`), longer than any YAML 1.1 keyword. Kubernetes names
+/// (`system:node:<node>`, `<user>@<cluster>`, `kubernetes`) are; `stand_ins_change_no_byte`
+/// checks the rule against serde-saphyr itself.
+fn plain_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() > 5
+        && b[0].is_ascii_alphabetic()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._:@/".contains(c))
+}
+
+/// A kubeconfig with its values replaced by stand-ins, what serde-saphyr wrote for it, and
+/// where each stand-in is in that text (offset, value index), in text order.
+struct Template {
+    bare: Kubeconfig,
+    text: String,
+    spots: Vec<(usize, usize)>,
+}
+
+thread_local! {
+    /// The last [`Template`] made on this thread (see `to_yaml_typed`).
+    static TEMPLATE: std::cell::RefCell<Option<Template>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many documents were written from a kept template on this thread (tests).
+    static TEMPLATE_USED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `text` with each stand-in at `spots` replaced by its value in `data`.
+fn splice(text: &str, spots: &[(usize, usize)], data: &[String]) -> String {
+    let size = text.len() + data.iter().map(String::len).sum::<usize>();
+    let mut out = String::with_capacity(size);
+    let mut from = 0;
+    for &(at, i) in spots {
+        out.push_str(&text[from..at]);
+        out.push_str(&data[i]);
+        from = at + STAND_IN.len() + count_digits(i);
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// How many decimal digits `i` has.
+fn count_digits(mut i: usize) -> usize {
+    let mut n = 1;
+    while i >= 10 {
+        i /= 10;
+        n += 1;
+    }
+    n
+}
+
 /// The pieces of a kubeconfig that its current context points at, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
@@ -314,64 +371,90 @@ impl Kubeconfig {
         Ok(out)
     }
 
-    /// The typed form, with the embedded data handed to serde-saphyr as short stand-ins and put
-    /// back in its output. The base64 is nine tenths of a kubelet's kubeconfig, and serde-saphyr
-    /// examines each of its characters to choose a scalar style; base64 that [`plain_base64`]
-    /// accepts is always written plain and as is, so the bytes are the same either way
-    /// (`stand_ins_change_no_byte`). A stand-in has a `-`, which base64 lacks, so no data can
-    /// hold one; one found anywhere but once (a name that spells it) means no stand-ins.
+    /// The typed form, with the embedded data and the names handed to serde-saphyr as short
+    /// stand-ins and put back in its output. The base64 is nine tenths of a kubelet's
+    /// kubeconfig, and serde-saphyr examines each of its characters to choose a scalar style;
+    /// base64 that [`plain_base64`] accepts, and names that [`plain_name`] accepts, are always
+    /// written plain and as is, so the bytes are the same either way (`stand_ins_change_no_byte`).
+    /// A stand-in has a `-`, which base64 lacks; a name may spell one, so each stand-in must be
+    /// found exactly once in serde-saphyr's output, or no stand-ins are used.
+    ///
+    /// With the values taken out, the kubeconfigs of a bulk run are all the same document: its
+    /// output (with stand-ins) is kept per thread, with that document, and reused while the next
+    /// one is equal (serde-saphyr's fixed cost, about 50 k instructions a document, paid once).
+    /// `to_yaml` is the only caller and always passes the same options.
     fn to_yaml_typed(&self, opts: serde_saphyr::SerializerOptions) -> Result<String, String> {
         let mut bare = self.clone();
-        let mut data: Vec<(String, String)> = Vec::new();
-        let fields = bare
-            .clusters
-            .iter_mut()
-            .map(|c| &mut c.cluster.certificate_authority_data)
-            .chain(bare.users.iter_mut().flat_map(|u| {
-                [
-                    &mut u.user.client_certificate_data,
-                    &mut u.user.client_key_data,
-                ]
-            }));
-        for field in fields {
-            if field.as_deref().is_some_and(plain_base64) {
+        let mut data: Vec<String> = Vec::new();
+        let mut swap = |field: &mut String, rule: fn(&str) -> bool| {
+            if rule(field) {
                 let token = format!("{STAND_IN}{}", data.len());
-                let value = field.replace(token.clone()).unwrap_or_default();
-                data.push((token, value));
+                data.push(std::mem::replace(field, token));
             }
+        };
+        for c in &mut bare.clusters {
+            if let Some(d) = c.cluster.certificate_authority_data.as_mut() {
+                swap(d, plain_base64);
+            }
+            swap(&mut c.name, plain_name);
+        }
+        for c in &mut bare.contexts {
+            swap(&mut c.context.cluster, plain_name);
+            swap(&mut c.context.user, plain_name);
+            swap(&mut c.name, plain_name);
+        }
+        swap(&mut bare.current_context, plain_name);
+        for u in &mut bare.users {
+            swap(&mut u.name, plain_name);
+            for d in [
+                &mut u.user.client_certificate_data,
+                &mut u.user.client_key_data,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                swap(d, plain_base64);
+            }
+        }
+        let kept = TEMPLATE.with(|t| {
+            t.borrow()
+                .as_ref()
+                .filter(|t| t.bare == bare)
+                .map(|t| splice(&t.text, &t.spots, &data))
+        });
+        if let Some(out) = kept {
+            #[cfg(test)]
+            TEMPLATE_USED.with(|n| n.set(n.get() + 1));
+            return Ok(out);
         }
         let mut text = String::with_capacity(1024);
         serde_saphyr::to_fmt_writer_with_options(&mut text, &bare, opts.clone())
             .map_err(|e| e.to_string())?;
         // Each stand-in where serde-saphyr put it, in the order they appear.
-        let mut found: Vec<(usize, usize)> = Vec::with_capacity(data.len());
+        let mut spots: Vec<(usize, usize)> = Vec::with_capacity(data.len());
         for (at, _) in text.match_indices(STAND_IN) {
             let digits = text[at + STAND_IN.len()..]
                 .bytes()
                 .take_while(u8::is_ascii_digit)
                 .count();
             let end = at + STAND_IN.len() + digits;
-            match data.iter().position(|(t, _)| *t == text[at..end]) {
-                Some(i) if !found.iter().any(|(_, j)| *j == i) => found.push((at, i)),
-                _ => found.push((at, usize::MAX)),
+            let index = text[at + STAND_IN.len()..end]
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < data.len() && format!("{STAND_IN}{i}") == text[at..end]);
+            match index {
+                Some(i) if !spots.iter().any(|(_, j)| *j == i) => spots.push((at, i)),
+                _ => spots.push((at, usize::MAX)),
             }
         }
-        if found.len() != data.len() || found.iter().any(|(_, i)| *i == usize::MAX) {
+        if spots.len() != data.len() || spots.iter().any(|(_, i)| *i == usize::MAX) {
             text.clear();
             serde_saphyr::to_fmt_writer_with_options(&mut text, self, opts)
                 .map_err(|e| e.to_string())?;
             return Ok(text);
         }
-        let size = text.len() + data.iter().map(|(_, v)| v.len()).sum::<usize>();
-        let mut out = String::with_capacity(size);
-        let mut from = 0;
-        for (at, i) in found {
-            let (token, value) = &data[i];
-            out.push_str(&text[from..at]);
-            out.push_str(value);
-            from = at + token.len();
-        }
-        out.push_str(&text[from..]);
+        let out = splice(&text, &spots, &data);
+        TEMPLATE.with(|t| *t.borrow_mut() = Some(Template { bare, text, spots }));
         Ok(out)
     }
 
@@ -770,6 +853,115 @@ mod tests {
             }
         }
         assert!(checked > 200);
+        // Names: every one after a kubelet's, so the kept template is used for each name the
+        // rule accepts, and compared with serde-saphyr on the whole document.
+        let long = format!("system:node:{}", "n".repeat(300));
+        let colons = format!("a:{}", "b".repeat(100));
+        let names = [
+            "system:node:node-00001",
+            "system:node:a",
+            "kubernetes",
+            "kubernetes-admin",
+            "system:kube-scheduler",
+            "system:kube-controller-manager",
+            "default-auth",
+            "kubernetes-super-admin@kubernetes",
+            "a",
+            "ab",
+            "yes",
+            "true",
+            "null",
+            "NULL",
+            "~",
+            "on",
+            "Off",
+            "y",
+            "n",
+            "123456",
+            "1e10",
+            "0x1f",
+            "-abcdef",
+            ".inf",
+            "abcdef:",
+            "abc: def",
+            "a bcdef",
+            "a#bcdef",
+            "abc #def",
+            "abcdef-",
+            "ABCdef",
+            "Infinity",
+            "infinity",
+            "NaN",
+            "nan_xy",
+            "xyzzy@y",
+            "@abcdef",
+            "a/b/c/d",
+            "a//bcd",
+            "http://x.y:80",
+            "https://k8s.example.internal:6443",
+            "kpki-data-0",
+            "kpki-data-12",
+            "système-1",
+            "a\tbcdef",
+            "\"quoted\"",
+            "'single'",
+            "a,bcdef",
+            "[abcdef]",
+            "{abcdef}",
+            "a*bcdef",
+            "&anchor",
+            "!tagged",
+            "%abcdef",
+            "|abcdef",
+            ">abcdef",
+            "ab|cdef",
+            "0o17777",
+            "1_000_000",
+            "_abcdef",
+            "abcdef_",
+            "a.b.c.d",
+            "a..bcd",
+            "a::bcd",
+            "a:b:c:d:e",
+            "abc:-def",
+            "abc?def",
+            "abc-:-def",
+            &long,
+            &colons,
+        ];
+        let kubelet = |user: &str, cluster: &str| {
+            Kubeconfig::single(Single {
+                cluster_name: cluster,
+                server: "https://10.0.0.1:6443",
+                ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+                user,
+                auth: Kubeconfig::cert_auth("cert", "key"),
+            })
+        };
+        let before = TEMPLATE_USED.with(|n| n.get());
+        let mut plain = 0;
+        for name in names {
+            for (user, cluster) in [(name, "kubernetes"), ("system:node:x1", name), (name, name)] {
+                let first = kubelet("system:node:node-00000", "kubernetes");
+                assert_eq!(first.to_yaml().unwrap(), whole(&first));
+                let k = kubelet(user, cluster);
+                assert_eq!(
+                    k.to_yaml().unwrap(),
+                    whole(&k),
+                    "user {user:?}, cluster {cluster:?}"
+                );
+            }
+            if plain_name(name) {
+                plain += 1;
+            }
+        }
+        let used = TEMPLATE_USED.with(|n| n.get()) - before;
+        // Every accepted name was written from the template in its three places.
+        assert!(plain >= 20, "{plain}");
+        assert!(
+            used >= plain * 3,
+            "{used} documents from the template, {plain} plain names"
+        );
         // The rule the stand-ins rest on, on its own.
         assert!(plain_base64("LS0tLS1CRUdJTiBDRVJU"));
         for v in ["abcde", "1abcdef", "+abcdef", "abc-def", "abc def", "abcdé"] {
