@@ -419,7 +419,10 @@ impl Kubeconfig {
         let kept = TEMPLATE.with(|t| {
             t.borrow()
                 .as_ref()
-                .filter(|t| t.bare == bare)
+                // The same count of stand-ins, then the same document: a data field may hold a
+                // stand-in's text as is (`-` is not base64), which equals the kept document
+                // there but has no value to put back.
+                .filter(|t| t.spots.len() == data.len() && t.bare == bare)
                 .map(|t| splice(&t.text, &t.spots, &data))
         });
         if let Some(out) = kept {
@@ -954,6 +957,23 @@ mod tests {
             if plain_name(name) {
                 plain += 1;
             }
+        }
+        // A data field that holds a stand-in's text as is, after a document whose stand-in
+        // sits there (found by an adversarial review: the kept output was reused with a value
+        // missing, and `splice` indexed past the end).
+        // Stand-ins, in order: the CA data 0, six names 1-6, the certificate 7, the key 8.
+        for (field, i) in [(0, 0), (1, 7), (2, 8)] {
+            let mut a = kubelet("system:node:node-00000", "kubernetes");
+            a.users[0].user.client_key_data = Some(B64.encode("a private key"));
+            assert_eq!(a.to_yaml().unwrap(), whole(&a));
+            let mut b = a.clone();
+            let spelled = Some(format!("{STAND_IN}{i}"));
+            match field {
+                0 => b.clusters[0].cluster.certificate_authority_data = spelled,
+                1 => b.users[0].user.client_certificate_data = spelled,
+                _ => b.users[0].user.client_key_data = spelled,
+            }
+            assert_eq!(b.to_yaml().unwrap(), whole(&b), "stand-in {i} spelled");
         }
         let used = TEMPLATE_USED.with(|n| n.get()) - before;
         // Every accepted name was written from the template in its three places.
