@@ -237,6 +237,38 @@ fn two_hundred_nodes_with_serving_certs_verify() {
     assert_eq!(f.ips, ["10.1.0.99".parse::<IpAddr>().unwrap()]);
 }
 
+/// A batch stages many more files than a process may usually hold open (1,024 by default): 150
+/// nodes with `--serving` are 450 files in one batch, under a limit of 200 open files. Before
+/// the writer closed each staged file, this failed with "Too many open files" midway through
+/// staging.
+#[test]
+fn a_batch_is_not_limited_by_open_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = ecdsa_tree(tmp.path());
+    let list = nodes_file(tmp.path(), 150);
+    let out = tmp.path().join("out");
+    let kpki = kpki_nodes(&pki, &list, &out, &["--serving"]).command();
+    let mut limited = Command::new("sh");
+    limited
+        .arg("-c")
+        .arg("ulimit -n 200 && exec \"$0\" \"$@\"")
+        .arg(kpki.get_program())
+        .args(kpki.get_args());
+    let done = run_cmd(&mut limited);
+    assert!(
+        done.status.success(),
+        "{}",
+        report("kpki nodes under ulimit -n 200", &done)
+    );
+    assert!(
+        stdout(&done)
+            .contains("150 issued, 0 replaced, 0 up to date, 0 failed; 450 file(s) written"),
+        "{}",
+        stdout(&done)
+    );
+    check_nodes(&pki, &out, 150);
+}
+
 /// Spawns `kpki nodes`, kills it (SIGKILL) as soon as 20 node directories exist, re-runs it, and
 /// checks that the set is complete, with every file whole and no leftovers.
 #[test]
