@@ -221,11 +221,11 @@ fn plain_name(s: &str) -> bool {
 }
 
 /// A kubeconfig with its values replaced by stand-ins, what serde-saphyr wrote for it, and
-/// where each stand-in is in that text (offset, value index), in text order.
+/// where each stand-in is in that text (its byte range, the index of its value), in text order.
 struct Template {
     bare: Kubeconfig,
     text: String,
-    spots: Vec<(usize, usize)>,
+    spots: Vec<(std::ops::Range<usize>, usize)>,
 }
 
 thread_local! {
@@ -240,27 +240,17 @@ thread_local! {
 }
 
 /// `text` with each stand-in at `spots` replaced by its value in `data`.
-fn splice(text: &str, spots: &[(usize, usize)], data: &[String]) -> String {
+fn splice(text: &str, spots: &[(std::ops::Range<usize>, usize)], data: &[String]) -> String {
     let size = text.len() + data.iter().map(String::len).sum::<usize>();
     let mut out = String::with_capacity(size);
     let mut from = 0;
-    for &(at, i) in spots {
-        out.push_str(&text[from..at]);
-        out.push_str(&data[i]);
-        from = at + STAND_IN.len() + count_digits(i);
+    for (at, i) in spots {
+        out.push_str(&text[from..at.start]);
+        out.push_str(&data[*i]);
+        from = at.end;
     }
     out.push_str(&text[from..]);
     out
-}
-
-/// How many decimal digits `i` has.
-fn count_digits(mut i: usize) -> usize {
-    let mut n = 1;
-    while i >= 10 {
-        i /= 10;
-        n += 1;
-    }
-    n
 }
 
 /// The pieces of a kubeconfig that its current context points at, decoded.
@@ -434,7 +424,7 @@ impl Kubeconfig {
         serde_saphyr::to_fmt_writer_with_options(&mut text, &bare, opts.clone())
             .map_err(|e| e.to_string())?;
         // Each stand-in where serde-saphyr put it, in the order they appear.
-        let mut spots: Vec<(usize, usize)> = Vec::with_capacity(data.len());
+        let mut spots: Vec<(std::ops::Range<usize>, usize)> = Vec::with_capacity(data.len());
         for (at, _) in text.match_indices(STAND_IN) {
             let digits = text[at + STAND_IN.len()..]
                 .bytes()
@@ -446,8 +436,8 @@ impl Kubeconfig {
                 .ok()
                 .filter(|i| *i < data.len() && format!("{STAND_IN}{i}") == text[at..end]);
             match index {
-                Some(i) if !spots.iter().any(|(_, j)| *j == i) => spots.push((at, i)),
-                _ => spots.push((at, usize::MAX)),
+                Some(i) if !spots.iter().any(|(_, j)| *j == i) => spots.push((at..end, i)),
+                _ => spots.push((at..end, usize::MAX)),
             }
         }
         if spots.len() != data.len() || spots.iter().any(|(_, i)| *i == usize::MAX) {
